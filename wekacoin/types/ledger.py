@@ -1,0 +1,104 @@
+"""Records of the ledger state: accounts, tasks, submissions and chain-wide values.
+
+Each record is stored under a key in the state (see wekacoin.chain.state); the state root
+commits to every (key, canonical encoding) pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from wekacoin.types.primitives import (
+    Address, Amount, Hash, Height, Nonce, PublicKey, Score, SubmissionId, TaskId,
+)
+from wekacoin.types.tx import GroupReveal, PublishTask
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An amount whose stake change takes effect at `height`."""
+
+    height: Height
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    balance: Amount = 0
+    nonce: Nonce = 0
+    stake: Amount = 0
+    """Bonded stake that counts as sortition weight now."""
+    validator_key: PublicKey | None = None
+    bonding: tuple[Pending, ...] = ()
+    """Stake already taken from the balance, counting from its height."""
+    unbonding: tuple[Pending, ...] = ()
+    """Stake still counting (and locked) until its height, then returned to the balance."""
+
+    @property
+    def total(self) -> int:
+        """Everything the account owns: spendable, bonded and in transit."""
+        return (
+            self.balance + self.stake + sum(p.amount for p in self.bonding)
+        )
+
+
+class TaskStatus(IntEnum):
+    PUBLISHED = 0
+    """Waiting for the supplier to reveal the training groups."""
+    ACTIVE = 1
+    """Training revealed; the height decides the phase (see chain.tasks.compute_phase)."""
+    CANCELLED = 2
+    SETTLED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: TaskId
+    supplier: Address
+    spec: PublishTask
+    published_height: Height
+    test_groups: tuple[int, ...]
+    """Indices of the groups that form the test set, drawn from the publishing block's seed."""
+    status: TaskStatus
+    escrow: Amount
+    """Reward + hosting fee + participation fees still held by the task."""
+    training_reveals: tuple[GroupReveal, ...] = ()
+    test_reveals: tuple[GroupReveal, ...] = ()
+    submissions: tuple[SubmissionId, ...] = ()
+    settled_height: Height = 0
+
+    @property
+    def test_revealed(self) -> bool:
+        return bool(self.test_reveals)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    id: SubmissionId
+    task_id: TaskId
+    trainer: Address
+    trainer_key: PublicKey
+    commitment: Hash
+    train_score: Score
+    fee: Amount
+    """Participation fee held in the task's escrow."""
+    height: Height
+    model_cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTip:
+    """Chain-wide values, rewritten by every block."""
+
+    height: Height
+    seed: Hash
+    next_task_id: TaskId
+    next_submission_id: SubmissionId
+    total_stake: Amount
+    minted: Amount
+    """Coins created since genesis (settlement rewards)."""
+    burned: Amount
+    """Coins destroyed since genesis (forfeited hosting fees)."""
+    open_tasks: tuple[TaskId, ...]
+    """Tasks not yet cancelled or settled, ascending."""
