@@ -1,0 +1,346 @@
+"""The task lifecycle: publication, reveals, submissions, windows, cancellation, and the
+attacks of the seed papers."""
+
+import dataclasses
+from collections import Counter
+
+import pytest
+
+from wekacoin.chain.context import BlockContext
+from wekacoin.chain.errors import (
+    CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidField, LimitExceeded,
+    NotSupplier, UnknownTask, WrongPhase,
+)
+from wekacoin.chain.tasks import (
+    Phase, compute_phase, compute_test_groups, evaluation_groups, ready_height, reveal_test_end,
+    upload_end,
+)
+from wekacoin.chain.transactions import apply_tx, sign_tx, verify_tx
+from wekacoin.testing.chain import FAST_PARAMS, LocalChain, fake_cid
+from wekacoin.types.ledger import TaskStatus
+from wekacoin.types.metric import Metric
+from wekacoin.types.metric import TaskKind
+from wekacoin.types.tx import (
+    DataSchema, RevealModel, RevealTest, RevealTraining, SubmitModel, TaskLimits, Transfer,
+)
+
+
+class Competition:
+    """A chain with one task, walked through its lifecycle step by step."""
+
+    def __init__(self, params=FAST_PARAMS, **spec):
+        self.chain = LocalChain(params=params)
+        self.supplier = self.chain.keys[4]
+        self.trainers = self.chain.keys[5:8]
+        self.spec, self.data = self.chain.task_spec(**spec)
+        self.chain.commit([self.chain.tx(self.supplier, self.spec)])
+        self.task_id = 1
+
+    @property
+    def task(self):
+        return self.chain.state.get_task(self.task_id)
+
+    @property
+    def params(self):
+        return self.chain.params
+
+    def training_indices(self):
+        return [i for i in range(len(self.data.cids)) if i not in self.task.test_groups]
+
+    def reveal_training(self):
+        self.commit(self.supplier, RevealTraining(self.task_id, self.data.reveals(self.training_indices())))
+
+    def submit(self, trainer, cid, score=900_000):
+        self.commit(trainer, SubmitModel(self.task_id, self.chain.commitment_for(trainer, cid), score))
+
+    def reveal_test(self):
+        self.commit(self.supplier, RevealTest(self.task_id, self.data.reveals(self.task.test_groups)))
+
+    def commit(self, key, body, fee=1):
+        self.chain.commit([self.chain.tx(key, body, fee=fee)])
+
+    def attempt(self, key, body, height=None):
+        """Apply on a throwaway child of the tip, as the next block would."""
+        chain = self.chain
+        tx = sign_tx(key, chain.genesis.hash, chain.state.get_account(key.address).nonce, 1, body)
+        state = chain.state.child()
+        apply_tx(state, verify_tx(tx, chain.genesis.hash),
+                 BlockContext(height or chain.height + 1, chain.seed_for(chain.height + 1)))
+        return state
+
+
+@pytest.fixture
+def comp():
+    return Competition()
+
+
+# -- publication --
+
+
+def test_publish_escrows_reward_and_hosting_fee(comp):
+    task = comp.task
+    assert task.status is TaskStatus.PUBLISHED
+    assert task.escrow == comp.spec.reward + comp.spec.hosting_fee
+    supplier = comp.chain.state.get_account(comp.supplier.address)
+    assert supplier.balance == comp.chain.balance - task.escrow - 1
+    assert comp.chain.state.tip.open_tasks == (1,)
+    assert len(task.test_groups) == 2  # 20 % of 10 groups
+
+
+def test_test_groups_come_from_the_publishing_block_seed(comp):
+    task = comp.task
+    seed = comp.chain.blocks[-1].header.seed
+    assert task.test_groups == compute_test_groups(seed, task.id, 10, 2)
+
+
+def test_test_group_draw_is_uniform():
+    counts = Counter()
+    for s in range(2000):
+        counts.update(compute_test_groups(s.to_bytes(32, "big"), 1, 10, 2))
+    # Each index is drawn with probability 0.2: 400 expected, sd ~18.
+    assert all(320 < counts[i] < 480 for i in range(10)), counts
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (dict(title=""), InvalidField, "title"),
+    (dict(metric=Metric.RMSE), InvalidField, "does not apply"),
+    (dict(schema=DataSchema(TaskKind.CLASSIFICATION, (), "y")), InvalidField, "feature columns"),
+    (dict(schema=DataSchema(TaskKind.CLASSIFICATION, ("a", "y"), "y")), InvalidField, "distinct"),
+    (dict(schema=DataSchema(TaskKind.CLASSIFICATION, ("a\n",), "y")), InvalidField, "printable"),
+    (dict(group_commitments=(b"x" * 32,) * 3), InvalidField, "data groups"),
+    (dict(tbh=3), InvalidField, "test release height"),
+    (dict(reward=0), InvalidField, "reward"),
+    (dict(limits=TaskLimits(10**12, 1000)), LimitExceeded, "model size"),
+    (dict(limits=TaskLimits(1000, 0)), LimitExceeded, "evaluation time"),
+    (dict(baseline_cid="not-a-cid"), InvalidField, "baseline CID"),
+])
+def test_publish_validation(comp, change, error, message):
+    spec = dataclasses.replace(comp.spec, **{"tbh": _fresh_tbh(comp), **change})
+    with pytest.raises(error, match=message):
+        comp.attempt(comp.supplier, spec)
+
+
+def _fresh_tbh(comp):
+    return comp.chain.height + 1 + comp.params.min_training_period
+
+
+def test_publish_needs_the_escrow(comp):
+    spec = dataclasses.replace(comp.spec, reward=comp.chain.balance, tbh=_fresh_tbh(comp))
+    with pytest.raises(InsufficientFunds):
+        comp.attempt(comp.supplier, spec)
+
+
+# -- training reveal --
+
+
+def test_reveal_training_opens_the_task(comp):
+    comp.reveal_training()
+    assert comp.task.status is TaskStatus.ACTIVE
+    assert [g.index for g in comp.task.training_reveals] == comp.training_indices()
+    assert compute_phase(comp.task, comp.chain.height, comp.params) is Phase.TRAINING
+
+
+def test_reveal_training_only_by_the_supplier(comp):
+    body = RevealTraining(1, comp.data.reveals(comp.training_indices()))
+    with pytest.raises(NotSupplier):
+        comp.attempt(comp.trainers[0], body)
+
+
+def test_reveal_training_that_does_not_match_is_refused(comp):
+    idx = comp.training_indices()
+    reveals = list(comp.data.reveals(idx))
+    reveals[0] = dataclasses.replace(reveals[0], cid=fake_cid("other data"))
+    with pytest.raises(CommitmentMismatch, match=f"group {idx[0]}"):
+        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals)))
+    reveals = list(comp.data.reveals(idx))
+    reveals[1] = dataclasses.replace(reveals[1], nonce=b"\x00" * 32)
+    with pytest.raises(CommitmentMismatch):
+        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals)))
+
+
+def test_reveal_training_must_be_exactly_the_training_groups(comp):
+    with pytest.raises(CommitmentMismatch, match="reveal exactly"):  # the test groups included
+        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(range(10))))
+    with pytest.raises(CommitmentMismatch):
+        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices()[1:])))
+
+
+def test_reveal_for_an_unknown_task(comp):
+    with pytest.raises(UnknownTask):
+        comp.attempt(comp.supplier, RevealTraining(9, ()))
+
+
+def test_unrevealed_training_cancels_the_task_and_burns_the_hosting_fee(comp):
+    deadline = comp.task.published_height + comp.params.training_reveal_window
+    comp.chain.advance_to(deadline)
+    assert comp.task.status is TaskStatus.PUBLISHED
+    with pytest.raises(WrongPhase, match="closed"):
+        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices())),
+                     height=deadline + 1)
+    balance = comp.chain.state.get_account(comp.supplier.address).balance
+    comp.chain.commit()
+    assert comp.task.status is TaskStatus.CANCELLED
+    assert comp.chain.state.get_account(comp.supplier.address).balance == balance + comp.spec.reward
+    assert comp.chain.state.tip.burned == comp.spec.hosting_fee
+    assert comp.chain.state.tip.open_tasks == ()
+
+
+# -- submissions --
+
+
+def test_submission_before_training_reveal_is_refused(comp):
+    with pytest.raises(WrongPhase, match="awaiting training"):
+        comp.attempt(comp.trainers[0], SubmitModel(1, b"c" * 32, 1))
+
+
+def test_submission_pays_the_participation_fee_into_escrow(comp):
+    comp.reveal_training()
+    escrow = comp.task.escrow
+    comp.submit(comp.trainers[0], fake_cid("m0"))
+    assert comp.task.escrow == escrow + comp.spec.participation_fee
+    sub = comp.chain.state.get_submission(comp.task.submissions[0])
+    assert sub.trainer == comp.trainers[0].address and sub.model_cid is None
+
+
+def test_submission_after_tbh_is_refused(comp):
+    """DanKu 4.1 / paper III-B: nobody trains on the released test set."""
+    comp.reveal_training()
+    comp.chain.advance_to(comp.spec.tbh - 1)
+    with pytest.raises(WrongPhase, match="takes no submissions"):
+        comp.attempt(comp.trainers[0], SubmitModel(1, b"c" * 32, 1), height=comp.spec.tbh)
+    comp.attempt(comp.trainers[0], SubmitModel(1, b"c" * 32, 1), height=comp.spec.tbh - 1)
+
+
+def test_duplicate_commitment_by_the_same_trainer(comp):
+    comp.reveal_training()
+    comp.submit(comp.trainers[0], fake_cid("m0"))
+    with pytest.raises(DuplicateSubmission):
+        comp.attempt(comp.trainers[0], SubmitModel(1, comp.chain.commitment_for(comp.trainers[0], fake_cid("m0")), 1))
+
+
+def test_submission_limit():
+    comp = Competition(params=dataclasses.replace(FAST_PARAMS, max_submissions_per_task=1))
+    comp.reveal_training()
+    comp.submit(comp.trainers[0], fake_cid("m0"))
+    with pytest.raises(LimitExceeded):
+        comp.attempt(comp.trainers[1], SubmitModel(1, b"c" * 32, 1))
+
+
+def test_participation_fee_must_be_affordable(comp):
+    comp.reveal_training()
+    poor = comp.chain.keys[7]
+    keep = comp.spec.participation_fee  # after the tx fee, one short of the participation fee
+    comp.commit(poor, Transfer(comp.supplier.address, comp.chain.balance - keep - 1))
+    assert comp.chain.state.get_account(poor.address).balance == keep
+    with pytest.raises(InsufficientFunds, match="participation fee"):
+        comp.attempt(poor, SubmitModel(1, b"y" * 32, 1))
+
+
+# -- test reveal --
+
+
+def _to_tbh(comp):
+    comp.reveal_training()
+    for t, name in zip(comp.trainers, ["a", "b", "c"]):
+        comp.submit(t, fake_cid(f"model-{name}"))
+    comp.chain.advance_to(comp.spec.tbh - 1)
+
+
+def test_reveal_test_window(comp):
+    _to_tbh(comp)
+    body = RevealTest(1, comp.data.reveals(comp.task.test_groups))
+    with pytest.raises(WrongPhase, match="revealed in heights"):
+        comp.attempt(comp.supplier, body, height=comp.spec.tbh - 1)
+    with pytest.raises(WrongPhase):
+        comp.attempt(comp.supplier, body, height=reveal_test_end(comp.task, comp.params))
+    comp.reveal_test()
+    assert comp.task.test_revealed
+    with pytest.raises(WrongPhase):  # only once
+        comp.attempt(comp.supplier, body)
+
+
+def test_reveal_test_that_does_not_match_is_refused(comp):
+    _to_tbh(comp)
+    reveals = list(comp.data.reveals(comp.task.test_groups))
+    reveals[0] = dataclasses.replace(reveals[0], cid=fake_cid("easier test set"))
+    with pytest.raises(CommitmentMismatch):
+        comp.attempt(comp.supplier, RevealTest(1, tuple(reveals)))
+    with pytest.raises(CommitmentMismatch):  # a training group passed off as a test group
+        comp.attempt(comp.supplier, RevealTest(1, comp.data.reveals(comp.training_indices()[:2])))
+    with pytest.raises(NotSupplier):
+        comp.attempt(comp.trainers[0], RevealTest(1, comp.data.reveals(comp.task.test_groups)))
+
+
+# -- model reveal --
+
+
+def test_model_reveal_waits_for_the_test_set(comp):
+    _to_tbh(comp)
+    body = RevealModel(1, fake_cid("model-a"))
+    with pytest.raises(WrongPhase):
+        comp.attempt(comp.trainers[0], body, height=comp.spec.tbh)  # test not yet revealed
+    comp.reveal_test()
+    comp.commit(comp.trainers[0], body)
+    sub = comp.chain.state.get_submission(comp.task.submissions[0])
+    assert sub.model_cid == fake_cid("model-a")
+    with pytest.raises(DuplicateSubmission, match="already revealed"):
+        comp.attempt(comp.trainers[0], body)
+
+
+def test_model_reveal_window_closes(comp):
+    _to_tbh(comp)
+    comp.reveal_test()
+    end = upload_end(comp.task, comp.params)
+    with pytest.raises(WrongPhase):
+        comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("model-a")), height=end)
+
+
+def test_model_reveal_opens_at_the_deadline_without_a_test_reveal(comp):
+    _to_tbh(comp)
+    comp.chain.advance_to(reveal_test_end(comp.task, comp.params) - 1)
+    comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("model-a")))
+
+
+def test_model_reveal_must_match_the_commitment(comp):
+    _to_tbh(comp)
+    comp.reveal_test()
+    with pytest.raises(CommitmentMismatch):
+        comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("a different model")))
+
+
+def test_copied_commitment_gains_nothing(comp):
+    """Paper III-B: a trainer who copies another's commitment can never reveal it, because the
+    commitment binds the original trainer's address; the copier only loses the fee."""
+    comp.reveal_training()
+    honest, copier = comp.trainers[0], comp.trainers[1]
+    cid = fake_cid("honest model")
+    comp.submit(honest, cid)
+    honest_commitment = comp.chain.commitment_for(honest, cid)
+    comp.commit(copier, SubmitModel(1, honest_commitment, 999_999))  # accepted, but useless
+    comp.chain.advance_to(comp.spec.tbh - 1)
+    comp.reveal_test()
+    with pytest.raises(CommitmentMismatch):  # the copier reveals the honest model's CID
+        comp.attempt(copier, RevealModel(1, cid))
+    comp.commit(honest, RevealModel(1, cid))  # the honest trainer is unaffected
+    copied = comp.chain.state.get_submission(comp.task.submissions[1])
+    assert copied.trainer == copier.address and copied.model_cid is None
+
+
+def test_phases_in_order(comp):
+    params = comp.params
+    assert compute_phase(comp.task, comp.chain.height, params) is Phase.AWAITING_TRAINING
+    comp.reveal_training()
+    task = comp.task
+    assert compute_phase(task, task.spec.tbh - 1, params) is Phase.TRAINING
+    assert compute_phase(task, task.spec.tbh, params) is Phase.TEST_REVEAL
+    assert compute_phase(task, reveal_test_end(task, params), params) is Phase.UPLOAD
+    assert compute_phase(task, upload_end(task, params), params) is Phase.EVALUATION
+    assert compute_phase(task, ready_height(task, params), params) is Phase.READY
+
+
+def test_evaluation_falls_back_to_training_groups(comp):
+    comp.reveal_training()
+    assert evaluation_groups(comp.task) == comp.task.training_reveals
+    comp.chain.advance_to(comp.spec.tbh - 1)
+    comp.reveal_test()
+    assert evaluation_groups(comp.task) == comp.task.test_reveals

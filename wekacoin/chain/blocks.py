@@ -1,0 +1,111 @@
+"""Blocks: `apply_block` (validate and apply a block someone proposed) and `build_block` (make
+one from verified transactions). Both run the same `execute_block`, so a block built here
+always applies there."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from wekacoin.chain.accounts import credit, process_stake_agenda
+from wekacoin.chain.context import BlockContext
+from wekacoin.chain.errors import BlockError, InvalidBlockTx, StateRootMismatch, TxError
+from wekacoin.chain.settlement import process_settlement
+from wekacoin.chain.state import State
+from wekacoin.chain.tasks import process_task_deadlines
+from wekacoin.chain.transactions import apply_tx, verify_tx
+from wekacoin.types.block import Block, BlockHeader, BlockMeta, block_hash
+from wekacoin.types.codec import hash_of
+from wekacoin.types.primitives import Hash, Height, Millis, PublicKey
+from wekacoin.types.tx import Tx, VerifiedTx
+
+_TX_ROOT_DOMAIN = b"wekacoin/tx-root/v1"
+
+
+def compute_tx_root(txs: tuple[Tx, ...]) -> Hash:
+    """SHA-256 over the SHA-256 of each transaction's payload and signature, in block order."""
+    h = hashlib.sha256(_TX_ROOT_DOMAIN)
+    for tx in txs:
+        h.update(hashlib.sha256(tx.payload + tx.signature).digest())
+    return Hash(h.digest())
+
+
+def apply_block(state: State, block: Block) -> State:
+    """The state after `block`, or a BlockError; `state` itself is never modified."""
+    header = block.header
+    _check_header(state, block)
+    new = state.child()
+    genesis_hash = state.config.genesis_hash
+    vtxs = []
+    for i, tx in enumerate(block.txs):
+        try:
+            vtxs.append(verify_tx(tx, genesis_hash))
+        except TxError as e:
+            raise InvalidBlockTx(i, e) from None
+    execute_block(new, header.height, header.seed, header.proposer, vtxs, block.meta)
+    root = new.root()
+    if root != header.state_root:
+        raise StateRootMismatch(
+            f"block {header.height} claims state root {header.state_root.hex()}, "
+            f"applying it gives {root.hex()}"
+        )
+    new.block_hash = block_hash(header)
+    return new
+
+
+def build_block(
+    state: State, *, vtxs: list[VerifiedTx], seed: Hash, proposer: PublicKey | None,
+    meta: BlockMeta, time_ms: Millis,
+) -> tuple[Block, State]:
+    """Assemble the next block from transactions that must all be valid, and its state."""
+    height = Height(state.height + 1)
+    new = state.child()
+    execute_block(new, height, seed, proposer, vtxs, meta)
+    txs = tuple(v.tx for v in vtxs)
+    header = BlockHeader(
+        height=height, prev_hash=state.block_hash, time_ms=time_ms, proposer=proposer,
+        seed=seed, tx_root=compute_tx_root(txs), meta_hash=hash_of(meta),
+        state_root=new.root(),
+    )
+    new.block_hash = block_hash(header)
+    return Block(header, txs, meta), new
+
+
+def execute_block(
+    state: State, height: Height, seed: Hash, proposer: PublicKey | None,
+    vtxs: list[VerifiedTx], meta: BlockMeta,
+) -> BlockContext:
+    """Start-of-block events, the transactions, the settlement, then the proposer's fees."""
+    if proposer is None and (vtxs or meta.settlement is not None or meta.seed_proof is not None):
+        raise BlockError("an empty block (no proposer) carries no transactions or settlement")
+    ctx = BlockContext(height, seed)
+    state.put_tip(replace(state.tip, height=height, seed=seed))
+    process_stake_agenda(state, height)
+    process_task_deadlines(state, height)
+    for i, vtx in enumerate(vtxs):
+        try:
+            apply_tx(state, vtx, ctx)
+        except TxError as e:
+            raise InvalidBlockTx(i, e) from None
+    if meta.settlement is not None:
+        process_settlement(state, meta.settlement, height)
+    if ctx.fees:
+        owner = state.get_validator(proposer)
+        if owner is None:
+            raise BlockError("the proposer's key has no stake to receive the fees")
+        credit(state, owner, ctx.fees)
+    return ctx
+
+
+def _check_header(state: State, block: Block) -> None:
+    header = block.header
+    if header.height != state.height + 1:
+        raise BlockError(f"expected a block at height {state.height + 1}, got {header.height}")
+    if header.prev_hash != state.block_hash:
+        raise BlockError(f"block {header.height} does not extend the current tip")
+    if len(block.txs) > state.params.max_block_txs:
+        raise BlockError(f"{len(block.txs)} transactions exceed {state.params.max_block_txs}")
+    if header.tx_root != compute_tx_root(block.txs):
+        raise BlockError("the transaction root does not match the transactions")
+    if header.meta_hash != hash_of(block.meta):
+        raise BlockError("the metadata hash does not match the metadata")

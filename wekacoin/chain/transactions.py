@@ -1,0 +1,75 @@
+"""Transaction verification, and `apply_tx`: the checks every kind shares, then its rule."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+from wekacoin.chain import accounts, tasks
+from wekacoin.chain.context import BlockContext
+from wekacoin.chain.errors import BadNonce, BadSignature, FeeTooLow, InsufficientFunds, TxTooLarge
+from wekacoin.chain.state import State
+from wekacoin.crypto.keys import KeyPair, address_of, verify_signature
+from wekacoin.types.codec import encode
+from wekacoin.types.ledger import Account
+from wekacoin.types.primitives import Amount, Hash, Nonce
+from wekacoin.types.tx import (
+    TX_SIGNING_DOMAIN, PublishTask, RevealModel, RevealTest, RevealTraining, Stake, SubmitModel,
+    Transfer, Tx, TxBody, UnsignedTx, Unstake, VerifiedTx, signing_message,
+)
+
+Handler = Callable[[State, VerifiedTx, Account, BlockContext], None]
+
+HANDLERS: dict[type, Handler] = {
+    Transfer: accounts.process_transfer,
+    Stake: accounts.process_stake,
+    Unstake: accounts.process_unstake,
+    PublishTask: tasks.process_publish_task,
+    RevealTraining: tasks.process_reveal_training,
+    SubmitModel: tasks.process_submit_model,
+    RevealTest: tasks.process_reveal_test,
+    RevealModel: tasks.process_reveal_model,
+}
+
+_FRAMING_BYTES = 67  # the signature (64 + 2) and the outer array header
+
+
+def compute_tx_id(payload: bytes) -> Hash:
+    """A transaction's id: SHA-256 of its payload (the signature cannot change it)."""
+    return Hash(hashlib.sha256(payload).digest())
+
+
+def verify_tx(tx: Tx, genesis_hash: bytes) -> VerifiedTx:
+    """Check the signature of `tx`; the only way to obtain a `VerifiedTx`."""
+    sender_key = tx.unsigned.sender
+    if not verify_signature(sender_key, TX_SIGNING_DOMAIN + genesis_hash + tx.payload, tx.signature):
+        raise BadSignature("the signature does not match the sender's key")
+    return VerifiedTx(
+        tx, compute_tx_id(tx.payload), address_of(sender_key), len(tx.payload) + _FRAMING_BYTES
+    )
+
+
+def apply_tx(state: State, vtx: VerifiedTx, ctx: BlockContext) -> None:
+    """Apply one verified transaction to `state`, or raise a TxError and change nothing."""
+    params = state.params
+    if vtx.size > params.max_tx_bytes:
+        raise TxTooLarge(f"transaction is {vtx.size} bytes, the limit is {params.max_tx_bytes}")
+    if vtx.fee < params.min_tx_fee:
+        raise FeeTooLow(f"fee {vtx.fee} is below the minimum {params.min_tx_fee}")
+    account = state.get_account(vtx.sender)
+    if vtx.nonce != account.nonce:
+        raise BadNonce(f"nonce {vtx.nonce} is not the account's next nonce {account.nonce}")
+    if account.balance < vtx.fee:
+        raise InsufficientFunds(f"balance {account.balance} cannot pay the fee {vtx.fee}")
+    payer = Account(
+        account.balance - vtx.fee, account.nonce + 1, account.stake, account.validator_key,
+        account.bonding, account.unbonding,
+    )
+    HANDLERS[type(vtx.body)](state, vtx, payer, ctx)
+    ctx.fees += vtx.fee
+
+
+def sign_tx(keypair: KeyPair, genesis_hash: bytes, nonce: int, fee: int, body: TxBody) -> Tx:
+    """A transaction signed by `keypair` for the chain with `genesis_hash`."""
+    payload = encode(UnsignedTx(keypair.public_key, Nonce(nonce), Amount(fee), body))
+    return Tx(payload, keypair.sign(signing_message(genesis_hash, payload)))

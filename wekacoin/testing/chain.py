@@ -1,0 +1,176 @@
+"""A chain in a test tube: deterministic keys, a genesis, signed transactions and blocks.
+
+Used by unit tests, property tests and benchmarks to drive the real chain rules without a
+network or consensus: `LocalChain.commit(txs)` builds the next block with the real
+`build_block`, checks it with the real `apply_block`, and moves the tip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from wekacoin.chain.blocks import apply_block, build_block
+from wekacoin.chain.genesis import genesis_state
+from wekacoin.chain.state import State
+from wekacoin.chain.tasks import group_commitment, model_commitment
+from wekacoin.chain.transactions import sign_tx, verify_tx
+from wekacoin.crypto.keys import KeyPair
+from wekacoin.types.block import Block, BlockMeta
+from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
+from wekacoin.types.metric import Metric, TaskKind
+from wekacoin.types.primitives import Hash
+from wekacoin.types.ranking import (
+    CandidateRanking, Outcome, RankEntry, Settlement, SignedRanking, ranking_signing_message,
+)
+from wekacoin.types.tx import (
+    DataSchema, GroupReveal, PublishTask, TaskLimits, Tx, TxBody,
+)
+
+# Local-testnet timing: short windows so a whole task lifecycle fits in a few dozen blocks.
+FAST_PARAMS = Params(
+    min_training_period=5, training_reveal_window=3, test_reveal_window=3, upload_window=3,
+    evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+)
+
+
+def dev_key(i: int) -> KeyPair:
+    return KeyPair.from_seed(hashlib.sha256(b"wekacoin-test-key" + i.to_bytes(4, "big")).digest())
+
+
+def fake_cid(label: str) -> str:
+    """A syntactically valid CIDv1 (raw, sha2-256) string for content named `label`."""
+    import base64
+
+    digest = hashlib.sha256(label.encode()).digest()
+    raw = bytes([0x01, 0x55, 0x12, 0x20]) + digest
+    return "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+@dataclass
+class TaskData:
+    """A supplier's secret side of a published task: group CIDs and nonces."""
+
+    cids: list[str]
+    nonces: list[bytes]
+
+    def reveals(self, indices) -> tuple[GroupReveal, ...]:
+        return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
+
+
+@dataclass
+class LocalChain:
+    n_keys: int = 8
+    balance: int = 10**12
+    stake: int = 10**6
+    validators: int = 4
+    params: Params = FAST_PARAMS
+    keys: list[KeyPair] = field(init=False)
+    genesis: Genesis = field(init=False)
+    state: State = field(init=False)
+    blocks: list[Block] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.keys = [dev_key(i) for i in range(self.n_keys)]
+        self.genesis = Genesis(
+            chain_id="wekacoin-test", time_ms=0,
+            accounts=tuple(GenesisAccount(k.address, self.balance) for k in self.keys),
+            stakes=tuple(
+                GenesisStake(k.address, self.stake, k.public_key)
+                for k in self.keys[: self.validators]
+            ),
+            params=self.params,
+        )
+        self.state = genesis_state(self.genesis)
+        self._nonces: dict[bytes, int] = {}
+
+    @property
+    def height(self) -> int:
+        return self.state.height
+
+    def next_nonce(self, key: KeyPair) -> int:
+        n = max(self._nonces.get(key.address, 0), self.state.get_account(key.address).nonce)
+        self._nonces[key.address] = n + 1
+        return n
+
+    def tx(self, key: KeyPair, body: TxBody, *, fee: int = 1, nonce: int | None = None) -> Tx:
+        if nonce is None:
+            nonce = self.next_nonce(key)
+        return sign_tx(key, self.genesis.hash, nonce, fee, body)
+
+    def seed_for(self, height: int) -> Hash:
+        return Hash(hashlib.sha256(b"test-seed" + height.to_bytes(8, "big")).digest())
+
+    def build(
+        self, txs: list[Tx] = (), settlement: Settlement | None = None, proposer: int = 0
+    ) -> tuple[Block, State]:
+        vtxs = [verify_tx(t, self.genesis.hash) for t in txs]
+        meta = BlockMeta(seed_proof=None, settlement=settlement)
+        return build_block(
+            self.state, vtxs=vtxs, seed=self.seed_for(self.height + 1),
+            proposer=self.keys[proposer].public_key, meta=meta, time_ms=self.height + 1,
+        )
+
+    def commit(self, txs: list[Tx] = (), settlement: Settlement | None = None) -> Block:
+        block, _ = self.build(txs, settlement)
+        self.state = apply_block(self.state, block).flattened()
+        self.blocks.append(block)
+        self._nonces.clear()
+        return block
+
+    def advance_to(self, height: int) -> None:
+        while self.height < height:
+            self.commit()
+
+    # -- task helpers --
+
+    def task_spec(
+        self, *, groups: int = 10, tbh: int | None = None, reward: int = 50_000,
+        hosting_fee: int = 10_000, participation_fee: int = 100, metric: Metric = Metric.ACCURACY,
+        baseline_score: int = 500_000, label: str = "task",
+    ) -> tuple[PublishTask, TaskData]:
+        data = TaskData(
+            cids=[fake_cid(f"{label}/group/{i}") for i in range(groups)],
+            nonces=[hashlib.sha256(f"{label}/nonce/{i}".encode()).digest() for i in range(groups)],
+        )
+        kind = TaskKind.REGRESSION if Metric(metric) in (Metric.RMSE, Metric.MAE, Metric.R2) \
+            else TaskKind.CLASSIFICATION
+        spec = PublishTask(
+            title=f"{label} competition", metric=metric,
+            schema=DataSchema(kind, ("x0", "x1", "x2"), "y"),
+            limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000),
+            tbh=tbh if tbh is not None else self.height + 1 + self.params.min_training_period,
+            reward=reward, hosting_fee=hosting_fee, participation_fee=participation_fee,
+            baseline_cid=fake_cid(f"{label}/baseline"), baseline_score=baseline_score,
+            group_commitments=tuple(group_commitment(n, c) for n, c in zip(data.nonces, data.cids)),
+        )
+        return spec, data
+
+    @staticmethod
+    def commitment_for(key: KeyPair, cid: str) -> Hash:
+        return model_commitment(key.address, cid)
+
+    def settlement(
+        self, task_id: int, results: dict[int, tuple[Outcome, int, int]] | None = None, *,
+        baseline: tuple[Outcome, int] | None = None, evaluators: tuple[int, ...] = (0, 1, 2),
+    ) -> Settlement:
+        """A settlement of `task_id` whose rankings all agree: `results` maps a submission id
+        to (outcome, score, model size); unlisted submissions are INVALID."""
+        task = self.state.get_task(task_id)
+        results = results or {}
+        entries = tuple(
+            RankEntry(sid, *results.get(sid, (Outcome.INVALID, 0, 0))) for sid in task.submissions
+        )
+        b_outcome, b_score = baseline or (Outcome.SCORED, task.spec.baseline_score)
+        signed = []
+        for i in evaluators:
+            key = self.keys[i]
+            ranking = CandidateRanking(task_id, key.public_key, bytes(80), b_outcome, b_score, entries)
+            signed.append(SignedRanking(
+                ranking, key.sign(ranking_signing_message(self.genesis.hash, ranking)),
+            ))
+        signed.sort(key=lambda r: r.ranking.evaluator)
+        return Settlement(
+            task_id, b_outcome, b_score, entries,
+            tuple(r.ranking.evaluator for r in signed), tuple(signed),
+        )

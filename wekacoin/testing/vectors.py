@@ -1,0 +1,95 @@
+"""Conformance vectors for the canonical encoding: object -> bytes -> SHA-256.
+
+`python -m wekacoin.testing.vectors > tests/vectors/encoding.json` regenerates the file; the
+tests check that this code still produces exactly the committed bytes, so any change to the
+encoding is deliberate. Another implementation can check itself against the same file: each
+vector gives the object as JSON (bytes in hex, enums by value), its type, its encoding and
+its hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from typing import Any
+
+from wekacoin.chain.tasks import group_commitment, model_commitment
+from wekacoin.chain.transactions import sign_tx
+from wekacoin.testing.chain import LocalChain, fake_cid, dev_key
+from wekacoin.types.block import Block, BlockHeader, BlockMeta
+from wekacoin.types.codec import encode, hash_of
+from wekacoin.types.ledger import Account, Pending
+from wekacoin.types.metric import Metric, TaskKind
+from wekacoin.types.ranking import Outcome, RankEntry, Settlement
+from wekacoin.types.tx import (
+    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, Stake,
+    SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
+)
+
+GENESIS_HASH = bytes(range(32))
+
+
+def json_view(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        view = {f.name: json_view(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        if hasattr(type(value), "KIND"):
+            view = {"kind": type(value).KIND, **view}
+        return view
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, tuple):
+        return [json_view(v) for v in value]
+    return value
+
+
+def vector_objects() -> list[tuple[str, Any]]:
+    alice, bob = dev_key(0), dev_key(1)
+    cid = fake_cid("vector-model")
+    nonce = bytes(range(32, 64))
+    bodies = [
+        Transfer(bob.address, 1_000),
+        PublishTask(
+            title="iris", metric=Metric.ACCURACY,
+            schema=DataSchema(TaskKind.CLASSIFICATION, ("sepal_length", "sepal_width"), "species"),
+            limits=TaskLimits(1_000_000, 5_000), tbh=120, reward=50_000, hosting_fee=5_000,
+            participation_fee=10, baseline_cid=fake_cid("baseline"), baseline_score=333_333,
+            group_commitments=tuple(group_commitment(nonce, fake_cid(f"g{i}")) for i in range(5)),
+        ),
+        RevealTraining(1, (GroupReveal(0, fake_cid("g0"), nonce),)),
+        SubmitModel(1, model_commitment(bob.address, cid), 960_000),
+        RevealTest(1, (GroupReveal(3, fake_cid("g3"), nonce),)),
+        RevealModel(1, cid),
+        Stake(500, alice.public_key),
+        Unstake(200),
+    ]
+    out: list[tuple[str, Any]] = []
+    for i, body in enumerate(bodies):
+        out.append((f"unsigned-{type(body).__name__}", UnsignedTx(alice.public_key, i, 1, body)))
+    out.append(("signed-Transfer", sign_tx(alice, GENESIS_HASH, 0, 1, bodies[0])))
+    out.append(("account", Account(10, 3, 500, alice.public_key, (Pending(40, 100),), ())))
+    entries = (RankEntry(1, Outcome.SCORED, 960_000, 2_048), RankEntry(2, Outcome.INVALID, 0, 0))
+    out.append(("settlement", Settlement(1, Outcome.SCORED, 333_333, entries, (alice.public_key,), ())))
+    chain = LocalChain(n_keys=2, validators=1)
+    block = chain.commit([chain.tx(chain.keys[0], Transfer(chain.keys[1].address, 5))])
+    out.append(("block", block))
+    out.append(("empty-block-header", BlockHeader(
+        2, block.hash, 0, None, bytes(32), bytes(32), hash_of(BlockMeta(None, None)), bytes(32),
+    )))
+    out.append(("genesis", chain.genesis))
+    return out
+
+
+def vectors() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "type": type(obj).__name__, "object": json_view(obj),
+         "cbor": encode(obj).hex(), "sha256": hash_of(obj).hex()}
+        for name, obj in vector_objects()
+    ]
+
+
+if __name__ == "__main__":
+    print(json.dumps({"hash": "sha256", "encoding": "canonical CBOR, see wekacoin/types/codec.py",
+                      "vectors": vectors()}, indent=1))
