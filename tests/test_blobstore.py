@@ -1,10 +1,11 @@
-"""The embedded BlobStore: round trips, crash safety, corruption, limits, pins and gc,
-untrusted CIDs."""
+"""The BlobStore port's contract on both backends, then the embedded store in depth: round
+trips, crash safety, corruption, limits, pins and gc, untrusted CIDs."""
 
 import logging
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.kubo_fake import FakeKubo
 from wekacoin.content.cid import CHUNK_SIZE, compute_cid
 from wekacoin.content.embedded import EmbeddedBlobStore, GcReport
 from wekacoin.content.errors import (
@@ -21,6 +23,7 @@ from wekacoin.content.errors import (
     InvalidCidError,
     QuotaExceededError,
 )
+from wekacoin.content.kubo import KuboBlobStore
 from wekacoin.errors import WekaError
 from wekacoin.ports import BlobStore
 
@@ -51,6 +54,63 @@ def files_under(root: Path, sub: str) -> list[Path]:
 @pytest.fixture
 def store(tmp_path: Path) -> EmbeddedBlobStore:
     return EmbeddedBlobStore(tmp_path / "content")
+
+
+# --- the port's contract, on every backend --------------------------------------------------
+
+
+@pytest.fixture(params=["embedded", "kubo"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    if request.param == "embedded":
+        yield EmbeddedBlobStore(tmp_path)
+        return
+    kubo = FakeKubo().start()
+    try:
+        yield KuboBlobStore.connect(kubo.multiaddr)
+    finally:
+        kubo.stop()
+
+
+contract = pytest.mark.filterwarnings(  # ipfshttpclient on urllib3 2, see content/kubo.py
+    "ignore:The 'strict' parameter is no longer needed:FutureWarning"
+)
+
+
+@contract
+def test_contract_same_bytes_same_cid_on_every_backend(any_store: BlobStore) -> None:
+    for data in (b"", b"hello world\n", BIG):
+        cid = any_store.put(data)
+        assert cid == compute_cid(data)
+        assert any_store.get(cid) == data
+        assert any_store.has(cid) and any_store.is_pinned(cid)
+
+
+@contract
+def test_contract_pins_are_a_set(any_store: BlobStore) -> None:
+    cid = any_store.put(b"pinned twice", pin=False)
+    assert not any_store.is_pinned(cid)
+    any_store.pin(cid)
+    any_store.pin(cid)
+    any_store.unpin(cid)
+    assert not any_store.is_pinned(cid)
+    any_store.unpin(cid)  # a no-op, not an error
+    assert any_store.get(cid) == b"pinned twice"
+
+
+@contract
+def test_contract_missing_blob(any_store: BlobStore) -> None:
+    cid = compute_cid(b"never stored")
+    assert not any_store.has(cid)
+    with pytest.raises(BlobNotFoundError):
+        any_store.get(cid)
+
+
+@contract
+@pytest.mark.parametrize("text", ["../x", "", "bafkrei/../../x"])
+def test_contract_rejects_untrusted_cids(any_store: BlobStore, text: str) -> None:
+    for call in (any_store.get, any_store.has, any_store.pin, any_store.unpin):
+        with pytest.raises(InvalidCidError):
+            call(text)
 
 
 # --- round trip ------------------------------------------------------------------------------
