@@ -245,3 +245,13 @@ def test_verify_round_trip(data: bytes, version: int) -> None:
     assert verify_cid(cid, data)
     assert str(parse_cid(cid)) == cid
     assert not verify_cid(cid, data + b"\x00")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=80), st.from_regex(r"\A[bBzQkfm][a-zA-Z0-9]{0,70}\Z")))
+def test_parse_never_fails_any_other_way(text: str) -> None:
+    try:
+        parsed = parse_cid(text)
+    except InvalidCidError:
+        return
+    assert str(parsed).isalnum()  # a canonical CID is always a plain file name
