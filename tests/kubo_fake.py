@@ -175,7 +175,7 @@ def _handler_for(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._reject_method()
 
-        do_PUT = do_DELETE = do_HEAD = do_GET
+        do_PUT = do_DELETE = do_GET
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)

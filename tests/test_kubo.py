@@ -6,6 +6,7 @@ import random
 import socket
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.kubo_fake import FakeKubo
@@ -103,6 +104,17 @@ def test_same_cid_as_a_v0_daemon_default_when_asked_by_v0(
     cid_v0 = compute_cid(BIG, version=0)
     kubo.blobs[cid_v0] = BIG
     assert store.get(cid_v0) == BIG
+
+
+def test_the_fake_answers_like_kubo_to_wrong_calls(kubo: FakeKubo) -> None:
+    base = f"http://127.0.0.1:{kubo.port}/api/v0"
+    assert httpx.get(f"{base}/version").status_code == 405  # the RPC API is POST only
+    assert httpx.post(f"{base}/no/such/command").status_code == 404
+    missing_arg = httpx.post(f"{base}/cat")
+    assert missing_arg.status_code == 400
+    assert missing_arg.json() == {
+        "Message": 'argument "ipfs-path" is required', "Code": 0, "Type": "error"
+    }
 
 
 # --- untrusted input and local limits never reach the daemon ---------------------------------

@@ -63,7 +63,7 @@ class KuboBlobStore:
                 addr, timeout=(connect_timeout, timeout), session=False
             )
         except rpc_errors.AddressError as exc:
-            raise KuboError(f"invalid Kubo RPC address {addr!r}: {exc}") from None
+            raise KuboError(f"invalid Kubo RPC address {addr!r}: {exc}") from exc
 
     @classmethod
     def connect(cls, addr: str = DEFAULT_ADDR, **options: Any) -> "KuboBlobStore":
@@ -134,7 +134,7 @@ class KuboBlobStore:
             )
         except BlobNotFoundError:
             return False
-        return not any(isinstance(ref, dict) and ref.get("Err") for ref in _plain(refs))
+        return not any(isinstance(ref, dict) and ref.get("Err") for ref in refs)
 
     def pin(self, cid: str) -> None:
         key = str(parse_cid(cid))
@@ -171,16 +171,16 @@ class KuboBlobStore:
             yield
         except rpc_errors.ErrorResponse as exc:  # the daemon ran the command and refused
             if _is_not_found(str(exc)):
-                raise BlobNotFoundError(f"{where}: {exc}") from None
-            raise KuboError(f"{where} failed: {exc}") from None
+                raise BlobNotFoundError(f"{where}: {exc}") from exc
+            raise KuboError(f"{where} failed: {exc}") from exc
         except (rpc_errors.ConnectionError, rpc_errors.TimeoutError) as exc:
             raise KuboUnavailableError(
                 f"{where} did not answer (is the daemon running?): {exc}"
-            ) from None
+            ) from exc
         except (rpc_errors.Error, AssertionError, KeyError, TypeError) as exc:
             # ipfshttpclient checks response shapes with `assert` and indexes fields
             # directly: all of these mean the daemon answered something else than Kubo would.
-            raise KuboProtocolError(f"{where} answered garbage: {exc!r:.300}") from None
+            raise KuboProtocolError(f"{where} answered garbage: {exc!r:.300}") from exc
 
 
 def _plain(value: Any) -> Any:
