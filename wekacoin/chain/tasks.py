@@ -18,7 +18,6 @@ the supplier cannot pick a test set unlike the training data.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import replace
 from enum import Enum
 
@@ -29,6 +28,8 @@ from wekacoin.chain.errors import (
     NotSupplier, UnknownTask, WrongPhase,
 )
 from wekacoin.chain.state import State
+from wekacoin.content.cid import parse_cid
+from wekacoin.content.errors import InvalidCidError
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Submission, Task, TaskStatus
 from wekacoin.types.primitives import Hash, SubmissionId, TaskId
@@ -39,8 +40,6 @@ from wekacoin.types.tx import (
 _GROUP_DOMAIN = b"wekacoin/data-group/v1"
 _MODEL_DOMAIN = b"wekacoin/model-commitment/v1"
 _TEST_GROUPS_DOMAIN = b"wekacoin/test-groups/v1"
-# CIDv0 (base58btc "Qm...") or a CIDv1 in base32 ("b..."); the content layer checks the rest.
-_CID_SYNTAX = re.compile(r"(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,120})")
 _MAX_COLUMN_CHARS = 256
 
 
@@ -99,7 +98,12 @@ def count_test_groups(groups: int, params: Params) -> int:
 
 
 def is_cid_text(text: str) -> bool:
-    return bool(_CID_SYNTAX.fullmatch(text))
+    """A CID this network can fetch and verify (sha2-256, raw or dag-pb), spelled canonically
+    so that one piece of content has one spelling per CID version."""
+    try:
+        return str(parse_cid(text)) == text
+    except InvalidCidError:
+        return False
 
 
 # -- heights --
