@@ -131,8 +131,8 @@ def test_stake_counts_only_after_the_lookback(chain):
     total = chain.state.tip.total_stake
     chain.commit([chain.tx(k, Stake(500, k.public_key))])
     staked_at = chain.height
-    acct = chain.state.get_account(k.address)
-    assert acct.balance == chain.balance - 501 and acct.stake == 0
+    assert chain.state.get_account(k.address).balance == chain.balance - 501
+    assert chain.state.get_bond(k.address).stake == 0
     assert chain.state.get_weight(k.public_key) == 0
     chain.advance_to(staked_at + lookback - 1)
     assert chain.state.get_weight(k.public_key) == 0

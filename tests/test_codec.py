@@ -9,7 +9,7 @@ from tests.strategies import tx_bodies, unsigned_txs
 from wekacoin.types.block import Block
 from wekacoin.types.codec import DecodeError, decode, encode, hash_of
 from wekacoin.types.genesis import Params
-from wekacoin.types.ledger import Account, Pending, Task
+from wekacoin.types.ledger import Account, Bond, Pending, Task
 from wekacoin.types.metric import Metric
 from wekacoin.types.ranking import Outcome, RankEntry
 from wekacoin.types.tx import Transfer, Tx, UnsignedTx
@@ -108,8 +108,8 @@ def test_mutated_encodings_raise_only_decode_error(tx, data):
 
 
 def test_records_with_defaults_and_nested_tuples():
-    account = Account(5, 1, 3, b"v" * 32, (Pending(9, 2),), ())
-    assert decode(Account, encode(account)) == account
+    bond = Bond(b"v" * 32, 3, (Pending(9, 2),), ())
+    assert decode(Bond, encode(bond)) == bond
     assert decode(Params, encode(Params())) == Params()
 
 

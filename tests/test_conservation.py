@@ -7,7 +7,7 @@ from wekacoin.chain.errors import ChainError
 from wekacoin.chain.tasks import Phase, compute_phase, compute_task_to_settle
 from wekacoin.testing.chain import FAST_PARAMS, LocalChain, fake_cid
 from wekacoin.types.codec import decode
-from wekacoin.types.ledger import Account, Task
+from wekacoin.types.ledger import Account, Bond, Task
 from wekacoin.types.ranking import Outcome
 from wekacoin.types.tx import (
     RevealModel, RevealTest, RevealTraining, Stake, SubmitModel, Transfer, Unstake,
@@ -20,7 +20,9 @@ def total_supply(state) -> int:
     total = 0
     for key, value in state.items():
         if key[:1] == b"A":
-            total += decode(Account, value).total
+            total += decode(Account, value).balance
+        elif key[:1] == b"B":
+            total += decode(Bond, value).total
         elif key[:1] == b"T":
             total += decode(Task, value).escrow
     return total

@@ -62,7 +62,7 @@ def test_genesis_state():
     assert state.height == 0
     assert state.block_hash == chain.genesis.hash
     assert state.get_account(k[0].address).balance == 100
-    assert state.get_account(k[0].address).stake == 7
+    assert state.get_bond(k[0].address).stake == 7
     assert state.get_weight(k[1].public_key) == 7
     assert state.get_weight(k[2].public_key) == 0
     assert state.tip.total_stake == 14

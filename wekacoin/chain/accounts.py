@@ -11,7 +11,7 @@ from dataclasses import replace
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import InsufficientFunds, InvalidField, StakeError
 from wekacoin.chain.state import State
-from wekacoin.types.ledger import Account, Pending
+from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.primitives import Address, Height
 from wekacoin.types.tx import Stake, Transfer, Unstake, VerifiedTx
 
@@ -35,16 +35,15 @@ def process_stake(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockConte
         raise StakeError(f"stake at least {params.min_stake}")
     if payer.balance < body.amount:
         raise InsufficientFunds(f"balance {payer.balance} cannot bond {body.amount}")
-    if payer.validator_key is not None and payer.validator_key != body.validator_key:
+    bond = state.get_bond(vtx.sender) or Bond(body.validator_key)
+    if bond.validator_key != body.validator_key:
         raise StakeError("this account already bonds under another validator key")
     owner = state.get_validator(body.validator_key)
     if owner is not None and owner != vtx.sender:
         raise StakeError("that validator key already belongs to another account")
     matures = Height(ctx.height + params.stake_lookback)
-    state.put_account(vtx.sender, replace(
-        payer, balance=payer.balance - body.amount, validator_key=body.validator_key,
-        bonding=payer.bonding + (Pending(matures, body.amount),),
-    ))
+    state.put_account(vtx.sender, debit(payer, body.amount))
+    state.put_bond(vtx.sender, replace(bond, bonding=bond.bonding + (Pending(matures, body.amount),)))
     if owner is None:
         state.put_validator(body.validator_key, vtx.sender)
     schedule_stake_change(state, matures, vtx.sender)
@@ -54,13 +53,13 @@ def process_unstake(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockCon
     body: Unstake = vtx.body  # type: ignore[assignment]
     if body.amount == 0:
         raise InvalidField("unstake a positive amount")
-    free = payer.stake - sum(p.amount for p in payer.unbonding)
+    bond = state.get_bond(vtx.sender)
+    free = 0 if bond is None else bond.stake - sum(p.amount for p in bond.unbonding)
     if free < body.amount:
         raise StakeError(f"only {free} of the bonded stake can be unbonded")
     matures = Height(ctx.height + state.params.stake_lookback)
-    state.put_account(vtx.sender, replace(
-        payer, unbonding=payer.unbonding + (Pending(matures, body.amount),),
-    ))
+    state.put_account(vtx.sender, payer)
+    state.put_bond(vtx.sender, replace(bond, unbonding=bond.unbonding + (Pending(matures, body.amount),)))
     schedule_stake_change(state, matures, vtx.sender)
 
 
@@ -71,34 +70,35 @@ def schedule_stake_change(state: State, height: int, address: Address) -> None:
 
 
 def process_stake_agenda(state: State, height: int) -> None:
-    """At the start of block `height`: bonded stake starts counting, unbonded stake returns."""
+    """At the start of block `height`: bonded stake starts counting, unbonded stake returns.
+
+    A validator key stays registered to its account even when its stake reaches zero, so a
+    key can never move to another account.
+    """
     addresses = state.get_agenda(height)
     if not addresses:
         return
     delta = 0
     for address in sorted(addresses):
-        a = state.get_account(address)
-        joining = sum(p.amount for p in a.bonding if p.height <= height)
-        leaving = sum(p.amount for p in a.unbonding if p.height <= height)
-        state.put_account(address, replace(
-            a, balance=a.balance + leaving, stake=a.stake + joining - leaving,
-            bonding=tuple(p for p in a.bonding if p.height > height),
-            unbonding=tuple(p for p in a.unbonding if p.height > height),
+        bond = state.get_bond(address)
+        joining = sum(p.amount for p in bond.bonding if p.height <= height)
+        leaving = sum(p.amount for p in bond.unbonding if p.height <= height)
+        state.put_bond(address, replace(
+            bond, stake=bond.stake + joining - leaving,
+            bonding=tuple(p for p in bond.bonding if p.height > height),
+            unbonding=tuple(p for p in bond.unbonding if p.height > height),
         ))
+        if leaving:
+            credit(state, address, leaving)
         delta += joining - leaving
     state.put_agenda(height, ())
     state.put_tip(replace(state.tip, total_stake=state.tip.total_stake + delta))
 
 
 def debit(account: Account, amount: int) -> Account:
-    return Account(
-        account.balance - amount, account.nonce, account.stake, account.validator_key,
-        account.bonding, account.unbonding,
-    )
+    return Account(account.balance - amount, account.nonce)
 
 
 def credit(state: State, address: bytes, amount: int) -> None:
     a = state.get_account(address)
-    state.put_account(address, Account(
-        a.balance + amount, a.nonce, a.stake, a.validator_key, a.bonding, a.unbonding,
-    ))
+    state.put_account(address, Account(a.balance + amount, a.nonce))

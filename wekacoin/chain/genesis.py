@@ -25,7 +25,7 @@ from wekacoin.chain.state import ChainConfig, State
 from wekacoin.crypto.keys import AddressError, format_address, parse_address
 from wekacoin.types.codec import MAX_INT
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
-from wekacoin.types.ledger import Account, ChainTip
+from wekacoin.types.ledger import Account, Bond, ChainTip
 from wekacoin.types.primitives import Hash, Height, PublicKey, SubmissionId, TaskId
 
 FIRST_ID = 1
@@ -154,10 +154,7 @@ def genesis_state(genesis: Genesis) -> State:
     for a in genesis.accounts:
         state.put_account(a.address, Account(balance=a.balance))
     for s in genesis.stakes:
-        account = state.get_account(s.address)
-        state.put_account(s.address, dataclasses.replace(
-            account, stake=s.amount, validator_key=PublicKey(s.validator_key),
-        ))
+        state.put_bond(s.address, Bond(PublicKey(s.validator_key), stake=s.amount))
         state.put_validator(s.validator_key, s.address)
     state.put_tip(ChainTip(
         height=Height(0),

@@ -3,6 +3,7 @@
 Keys (one byte of namespace, then a fixed-width id):
 
     A + address(20)               Account
+    B + address(20)               Bond (validator stake)
     T + task id(8, big endian)    Task
     S + submission id(8)          Submission
     C + trainer(20) + task id(8) + commitment   that trainer's SubmissionId (duplicates refused)
@@ -30,9 +31,9 @@ from typing import Any, Iterable, Iterator, Protocol
 import blake3
 import numpy as np
 
-from wekacoin.types.codec import decode, encode
+from wekacoin.types.codec import decode_trusted, encode
 from wekacoin.types.genesis import Params
-from wekacoin.types.ledger import Account, ChainTip, Submission, Task
+from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
 from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId, TaskId
 
 _LANES = 1024
@@ -40,7 +41,10 @@ _ROOT_DOMAIN = b"wekacoin/state-root/v1"
 
 
 class StateSource(Protocol):
-    """Read access to encoded state entries (a dict, or a snapshot of the chain store)."""
+    """Read access to encoded state entries (a dict, or a snapshot of the chain store).
+
+    A source holds entries this node wrote itself, so they are decoded without the
+    canonical-form check untrusted bytes get."""
 
     def get(self, key: bytes, default: None = None) -> bytes | None: ...
 
@@ -56,6 +60,10 @@ class StakeAgenda:
 
 def account_key(address: bytes) -> bytes:
     return b"A" + address
+
+
+def bond_key(address: bytes) -> bytes:
+    return b"B" + address
 
 
 def task_key(task_id: int) -> bytes:
@@ -82,6 +90,7 @@ TIP_KEY = b"G"
 
 _RECORD_TYPES: dict[int, type] = {
     ord("A"): Account,
+    ord("B"): Bond,
     ord("T"): Task,
     ord("S"): Submission,
     ord("Q"): StakeAgenda,
@@ -94,7 +103,7 @@ def _decode_value(key: bytes, raw: bytes) -> Any:
     ns = key[0]
     if ns in _RAW_NAMESPACES:
         return raw
-    return decode(_RECORD_TYPES[ns], raw)
+    return decode_trusted(_RECORD_TYPES[ns], raw)
 
 
 def _encode_value(key: bytes, value: Any) -> bytes:
@@ -209,7 +218,14 @@ class State:
         return self._get(account_key(address)) or _EMPTY_ACCOUNT
 
     def put_account(self, address: bytes, account: Account) -> None:
-        self._put(account_key(address), None if account == _EMPTY_ACCOUNT else account)
+        empty = account.balance == 0 and account.nonce == 0
+        self._put(account_key(address), None if empty else account)
+
+    def get_bond(self, address: bytes) -> Bond | None:
+        return self._get(bond_key(address))
+
+    def put_bond(self, address: bytes, bond: Bond | None) -> None:
+        self._put(bond_key(address), bond)
 
     def get_task(self, task_id: int) -> Task | None:
         return self._get(task_key(task_id))
@@ -257,7 +273,8 @@ class State:
     def get_weight(self, key: PublicKey) -> int:
         """Sortition weight of a validator key: the stake bonded under it (0 if none)."""
         address = self.get_validator(key)
-        return 0 if address is None else self.get_account(address).stake
+        bond = None if address is None else self.get_bond(address)
+        return 0 if bond is None else bond.stake
 
     # -- state root --
 

@@ -61,10 +61,7 @@ def apply_tx(state: State, vtx: VerifiedTx, ctx: BlockContext) -> None:
         raise BadNonce(f"nonce {vtx.nonce} is not the account's next nonce {account.nonce}")
     if account.balance < vtx.fee:
         raise InsufficientFunds(f"balance {account.balance} cannot pay the fee {vtx.fee}")
-    payer = Account(
-        account.balance - vtx.fee, account.nonce + 1, account.stake, account.validator_key,
-        account.bonding, account.unbonding,
-    )
+    payer = Account(account.balance - vtx.fee, account.nonce + 1)
     HANDLERS[type(vtx.body)](state, vtx, payer, ctx)
     ctx.fees += vtx.fee
 

@@ -19,7 +19,7 @@ from wekacoin.chain.transactions import sign_tx
 from wekacoin.testing.chain import LocalChain, fake_cid, dev_key
 from wekacoin.types.block import Block, BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
-from wekacoin.types.ledger import Account, Pending
+from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import Outcome, RankEntry, Settlement
 from wekacoin.types.tx import (
@@ -69,7 +69,8 @@ def vector_objects() -> list[tuple[str, Any]]:
     for i, body in enumerate(bodies):
         out.append((f"unsigned-{type(body).__name__}", UnsignedTx(alice.public_key, i, 1, body)))
     out.append(("signed-Transfer", sign_tx(alice, GENESIS_HASH, 0, 1, bodies[0])))
-    out.append(("account", Account(10, 3, 500, alice.public_key, (Pending(40, 100),), ())))
+    out.append(("account", Account(10, 3)))
+    out.append(("bond", Bond(alice.public_key, 500, (Pending(40, 100),), ())))
     entries = (RankEntry(1, Outcome.SCORED, 960_000, 2_048), RankEntry(2, Outcome.INVALID, 0, 0))
     out.append(("settlement", Settlement(1, Outcome.SCORED, 333_333, entries, (alice.public_key,), ())))
     chain = LocalChain(n_keys=2, validators=1)

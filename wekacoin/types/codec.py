@@ -157,9 +157,10 @@ def _strip_newtype(tp: Any) -> Any:
 
 def decode(cls: type[T], data: bytes) -> T:
     """Parse untrusted bytes as a `cls`; raises DecodeError and nothing else."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError("expected bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise DecodeError("expected bytes")
+        data = bytes(data)
     try:
         value = cbor2.loads(data)
         canonical = cbor2.dumps(value)
@@ -168,6 +169,16 @@ def decode(cls: type[T], data: bytes) -> T:
         raise DecodeError(f"malformed CBOR: {e}") from None
     if canonical != data:
         raise DecodeError("not the canonical encoding")
+    return from_primitive(cls, value)
+
+
+def decode_trusted(cls: type[T], data: bytes) -> T:
+    """Parse bytes this node encoded itself (its own store): the fields are still checked,
+    but the canonical-form round trip that untrusted input needs is skipped."""
+    try:
+        value = cbor2.loads(data)
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
+        raise DecodeError(f"malformed CBOR: {e}") from None
     return from_primitive(cls, value)
 
 
@@ -256,7 +267,7 @@ def _compile_decoder(tp: Any) -> Callable[[Any], Any]:
         def dec_tuple(v: Any) -> tuple:
             if type(v) is not list:
                 _fail("expected an array")
-            return tuple(inner(x) for x in v)
+            return tuple([inner(x) for x in v]) if v else ()
 
         return dec_tuple
     if origin in (typing.Union, types.UnionType):

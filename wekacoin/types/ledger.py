@@ -27,9 +27,17 @@ class Pending:
 class Account:
     balance: Amount = 0
     nonce: Nonce = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Bond:
+    """An account's validator stake. Kept apart from `Account` because most accounts never
+    stake, and a transfer should only rewrite a balance and a nonce."""
+
+    validator_key: PublicKey
+    """The node key whose VRF proofs and votes speak for this stake."""
     stake: Amount = 0
     """Bonded stake that counts as sortition weight now."""
-    validator_key: PublicKey | None = None
     bonding: tuple[Pending, ...] = ()
     """Stake already taken from the balance, counting from its height."""
     unbonding: tuple[Pending, ...] = ()
@@ -37,10 +45,8 @@ class Account:
 
     @property
     def total(self) -> int:
-        """Everything the account owns: spendable, bonded and in transit."""
-        return (
-            self.balance + self.stake + sum(p.amount for p in self.bonding)
-        )
+        """Coins held by the bond: counting now, or on their way in."""
+        return self.stake + sum(p.amount for p in self.bonding)
 
 
 class TaskStatus(IntEnum):
