@@ -116,7 +116,8 @@ def ref_verify(pk: bytes, pi: bytes, alpha: bytes) -> bytes | None:
 
 def small_order_points() -> list[Point]:
     """The eight points of order dividing 8: multiples of an order-8 point."""
-    t = ref_decode(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"))
+    order_8 = "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"
+    t = ref_decode(bytes.fromhex(order_8))
     assert t is not None and not ref_is_identity(ref_mul(4, t))
     return [ref_mul(i, t) for i in range(8)]
 
@@ -232,7 +233,7 @@ def with_sign_bit(p: bytes) -> bytes:
 
 
 def small_order_encodings() -> list[bytes]:
-    """Each small-order point, canonical, with the sign bit forced, and y + p where y + p < 2^255."""
+    """Each small-order point: canonical, with the sign bit set, and as y + p when that fits."""
     out = set()
     for q in SMALL_ORDER:
         e = ref_encode(q)
@@ -293,3 +294,104 @@ def test_bytes_like_inputs_accepted() -> None:
     sk = bytes(range(32))
     pk, pi = vrf.public_key(sk), vrf.prove(bytearray(sk), memoryview(b"m"))
     assert vrf.verify(bytearray(pk), memoryview(pi), bytearray(b"m")) == vrf.proof_to_hash(pi)
+
+
+# --- The shortcuts inside vrf.py, checked against the reference model ------------------------
+
+
+def affine(p: tuple[int, int, int]) -> tuple[int, int]:
+    zi = pow(p[2], -1, P)
+    return p[0] * zi % P, p[1] * zi % P
+
+
+def to_extended(p: tuple[int, int, int]) -> Point:
+    x, y = affine(p)
+    return (x, y, 1, x * y % P)
+
+
+def test_constants() -> None:
+    assert vrf._D == D and vrf._B == ref_encode(B) and (vrf._B_X, vrf._B_Y) == B[:2]
+    assert vrf._SMALL_ORDER_Y == {ref_decode_y(q) for q in SMALL_ORDER}
+    # `_decode` divides by xB * (1 + d*y*yB*y3), zero only if y^2 = -1/(d*yB^2): not a square.
+    assert pow(-pow(D * B[1] * B[1], -1, P) % P, (P - 1) // 2, P) == P - 1
+
+
+def ref_decode_y(q: Point) -> int:
+    return int.from_bytes(ref_encode(q), "little") & ((1 << 255) - 1)
+
+
+@common
+@given(st.binary(min_size=32, max_size=32))
+def test_decode_matches_reference(encoding: bytes) -> None:
+    expected = ref_decode(encoding)
+    got = vrf._decode(encoding) if vrf._is_canonical(encoding) else None
+    assert (got is None) == (expected is None)
+    if got is not None:
+        assert ref_encode(to_extended(got)) == encoding
+        assert ref_encode(to_extended(vrf._times_8(got))) == ref_encode(ref_mul(8, expected))
+
+
+@common
+@given(st.binary(min_size=32, max_size=32), alphas)
+def test_hash_to_curve_matches_reference(salt: bytes, alpha: bytes) -> None:
+    h = vrf._hash_to_curve(salt, alpha)
+    assert h is not None
+    assert ref_encode(to_extended(h)) == ref_encode(ref_h2c(salt, alpha))
+
+
+@common
+@given(st.lists(st.integers(1, P - 1), min_size=1, max_size=5))
+def test_invert_all(values: list[int]) -> None:
+    assert vrf._invert_all(tuple(values)) == [pow(v, -1, P) for v in values]
+
+
+def prime_order_point(seed: bytes) -> vrf._PrimeOrderPoint:
+    h = vrf._hash_to_curve(seed, b"")
+    assert h is not None
+    return vrf._prime_order_point(h, *vrf._invert_all((h[2], h[2] - h[1])))
+
+
+def expected_product(n: int, p: vrf._PrimeOrderPoint) -> bytes:
+    return ref_encode(ref_mul(n, (p.x, p.y, 1, p.x * p.y % P)))
+
+
+@common
+@given(seeds, st.lists(st.integers(0, L - 1), min_size=1, max_size=3))
+def test_ladder_product_matches_libsodium(seed: bytes, scalars: list[int]) -> None:
+    p = prime_order_point(seed)
+    assert p.u == ((1 + p.y) * pow(1 - p.y, -1, P) % P).to_bytes(32, "little")
+    products = vrf._mul_prime_order(tuple(scalars), p)
+    for n, product in zip(scalars, products):
+        assert product == (vrf._mul(n, p.encoding) if n else vrf._IDENTITY)
+
+
+# Scalars X25519 clamping cannot express (n or n + 1 near 0 mod L), which take the fallback.
+EDGE_SCALARS = [0, 1, 2, 7, 8, 40, 2**125, L - 1, L - 2, L - 8, 2**252, 2**252 + 1]
+
+
+@pytest.mark.parametrize("n", EDGE_SCALARS)
+def test_ladder_product_edge_scalars(n: int) -> None:
+    p = prime_order_point(b"edge")
+    expected = [expected_product(n, p), expected_product(12345, p)]
+    assert vrf._mul_prime_order((n, 12345), p) == expected
+
+
+@common
+@given(st.integers(0, L - 1))
+def test_ladder_scalar_is_clamped_and_matches(n: int) -> None:
+    t = vrf._ladder_scalar(n)
+    if t is None:
+        return
+    value = int.from_bytes(t, "little")
+    assert value % 8 == 0 and 2**254 <= value < 2**255
+    assert value % L in (n, (L - n) % L)
+
+
+SPECIAL_POINTS = SMALL_ORDER + [B, ref_neg(B), ref_mul(2, B), ref_add(B, ORDER_8)]
+
+
+@pytest.mark.parametrize("q", SPECIAL_POINTS, ids=lambda q: ref_encode(q).hex()[:8])
+def test_decode_special_points(q: Point) -> None:
+    got = vrf._decode(ref_encode(q))
+    assert got is not None and ref_encode(to_extended(got)) == ref_encode(q)
+    assert ref_encode(to_extended(vrf._times_8(got))) == ref_encode(ref_mul(8, q))
