@@ -395,3 +395,45 @@ def test_decode_special_points(q: Point) -> None:
     got = vrf._decode(ref_encode(q))
     assert got is not None and ref_encode(to_extended(got)) == ref_encode(q)
     assert ref_encode(to_extended(vrf._times_8(got))) == ref_encode(ref_mul(8, q))
+
+
+@common
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=16, max_size=16), st.data())
+def test_proof_to_hash_matches_reference(gamma: bytes, c: bytes, data: st.DataObject) -> None:
+    # Any curve point will do for Gamma here, in or outside the prime-order subgroup.
+    s = data.draw(st.integers(0, L - 1)).to_bytes(32, "little")
+    point = ref_decode(gamma)
+    if point is None:
+        with pytest.raises(ValueError):
+            vrf.proof_to_hash(gamma + c + s)
+    else:
+        expected = hashlib.sha512(b"\x03\x03" + ref_encode(ref_mul(8, point)) + b"\x00").digest()
+        assert vrf.proof_to_hash(gamma + c + s) == expected
+
+
+def test_without_ladders_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every scalar sent to libsodium's fallback, proofs and outputs do not change."""
+    v = VECTORS["valid"][1]
+    sk, pk, alpha, pi, beta = (bytes.fromhex(v[k]) for k in ("sk", "pk", "alpha", "pi", "beta"))
+    monkeypatch.setattr(vrf, "_ladder_scalar", lambda n: None)
+    assert vrf.prove(sk, alpha) == pi
+    assert vrf.verify(pk, pi, alpha) == beta
+
+
+def test_hash_to_curve_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    sk = bytes(32)
+    pk, pi = vrf.public_key(sk), vrf.prove(sk, b"")
+    monkeypatch.setattr(vrf, "_hash_to_curve", lambda salt, alpha: None)
+    assert vrf.verify(pk, pi, b"") is None
+    with pytest.raises(ValueError):
+        vrf.prove(sk, b"")
+
+
+@pytest.mark.parametrize("junk", [None, 5, "text", [1, 2]])
+def test_prove_and_proof_to_hash_refuse_non_bytes(junk: object) -> None:
+    with pytest.raises(TypeError):
+        vrf.prove(bytes(32), junk)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        vrf.prove(junk, b"")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        vrf.proof_to_hash(junk)  # type: ignore[arg-type]

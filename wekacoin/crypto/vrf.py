@@ -15,8 +15,9 @@ public key is x*B, and Gamma = x*H with H cofactor-cleared, so both have prime o
 hand-made key or proof can differ, and another RFC 9381 implementation might accept it, so a
 system mixing implementations must apply the same rule (see the rejection cases in the vectors).
 
-The hash-to-curve point H is, with probability about 2**-250, the identity; `prove` raises and
-`verify` rejects in that case rather than carry a point no one will ever meet.
+Hash-to-curve fails, with probability about 2**-250, when H is the identity or its one-byte
+counter runs out; `prove` raises ValueError and `verify` rejects rather than carry a point no one
+will ever meet.
 
 Speed: libsodium's edwards25519 scalar multiplication re-proves that its input has prime order,
 which costs as much as the multiplication. Untrusted points (Y, Gamma) need that check; H does
@@ -77,12 +78,13 @@ def prove(secret_key: bytes, alpha: bytes) -> bytes:
     Raises ValueError if `secret_key` is not 32 bytes.
     """
     _check_secret_key(secret_key)
+    _check_bytes(alpha)
     digest = hashlib.sha512(secret_key).digest()
     x = _clamp(digest[:32]) % _L
     y = public_key(secret_key)
     h_point = _hash_to_curve(y, bytes(alpha))
     if h_point is None:
-        raise ValueError("hash-to-curve gave the identity")
+        raise ValueError("hash-to-curve failed")
     h = _prime_order_point(h_point, *_invert_all((h_point[2], h_point[2] - h_point[1])))
     # Nonce generation, RFC 9381 section 5.4.2.2 (as RFC 8032 section 5.1.6).
     k = int.from_bytes(hashlib.sha512(digest[32:] + h.encoding).digest(), "little") % _L
@@ -134,6 +136,7 @@ def proof_to_hash(proof: bytes) -> bytes:
     Use it only on proofs that `verify` accepted or that `prove` made: it checks the encoding
     (raising ValueError on a malformed proof) but not the proof itself.
     """
+    _check_bytes(proof)
     pi = bytes(proof)
     if len(pi) != PROOF_BYTES:
         raise ValueError("a proof is 80 bytes")
@@ -150,8 +153,15 @@ def proof_to_hash(proof: bytes) -> bytes:
 
 
 def _check_secret_key(secret_key: bytes) -> None:
+    _check_bytes(secret_key)
     if len(secret_key) != SECRET_KEY_BYTES:
         raise ValueError("an ECVRF secret key is a 32-byte seed")
+
+
+def _check_bytes(value: object) -> None:
+    """bytes(5) would silently give five zero bytes: refuse what is not bytes-like."""
+    if not _is_bytes(value):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
 
 
 def _is_bytes(value: object) -> bool:
@@ -197,7 +207,8 @@ def _decode_proof(pi: bytes) -> tuple[bytes, int, int | None]:
 def _hash_to_curve(salt: bytes, alpha: bytes) -> _Point | None:
     """ECVRF_encode_to_curve_try_and_increment (section 5.4.1.1) with the public key as salt.
 
-    None when the result is the identity (never seen in practice).
+    None when the result is the identity, or when 256 tries find no point (the one-byte counter
+    overflows): each has a probability near 2**-250 and is never seen in practice.
     """
     prefix = _SUITE + b"\x01" + salt + alpha
     for ctr in range(256):
@@ -206,7 +217,7 @@ def _hash_to_curve(salt: bytes, alpha: bytes) -> _Point | None:
         if point is not None:
             h = _times_8(point)
             return None if h[0] == 0 else h  # x = 0: the identity (H cannot have order 2)
-    raise AssertionError("no curve point in 256 tries")  # probability about 2**-256
+    return None
 
 
 def _challenge(y: bytes, h: bytes, gamma: bytes, u: bytes, v: bytes) -> int:
