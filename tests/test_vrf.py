@@ -279,6 +279,13 @@ def test_non_canonical_scalar_rejected(sk: bytes, alpha: bytes, extra: int) -> N
         vrf.proof_to_hash(bad)
 
 
+@pytest.mark.parametrize("s", [L, L + 1, 2**255, 2**256 - 1])
+def test_scalar_at_or_above_order_rejected(s: int) -> None:
+    sk = bytes(range(32))
+    pk, pi = vrf.public_key(sk), vrf.prove(sk, b"")
+    assert vrf.verify(pk, pi[:48] + s.to_bytes(32, "little"), b"") is None
+
+
 @pytest.mark.parametrize(
     "junk", [None, 0, 5, "x" * 32, 1.5, [0] * 32, object(), bytearray(32), memoryview(bytes(80))]
 )

@@ -42,7 +42,6 @@ BETA_BYTES = 64
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493
 _D = 37095705934669439343138083508754565189542113879843219016388785533085940283555  # -121665/121666
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
 _INV8 = pow(8, -1, _L)
 _B = bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666")
 _B_X = 15112221349535400772501151409588531511454012693041857206046113283949847762202
@@ -75,7 +74,7 @@ def public_key(secret_key: bytes) -> bytes:
 def prove(secret_key: bytes, alpha: bytes) -> bytes:
     """The proof pi for input `alpha` under a 32-byte seed (RFC 9381 section 5.1).
 
-    Raises ValueError if `secret_key` is not 32 bytes.
+    Raises ValueError if `secret_key` is not 32 bytes, TypeError if an argument is not bytes-like.
     """
     _check_secret_key(secret_key)
     _check_bytes(alpha)
