@@ -14,6 +14,7 @@ rejecting them costs nothing extra here. Honest proofs never contain such points
 public key is x*B, and Gamma = x*H with H cofactor-cleared, so both have prime order. Only a
 hand-made key or proof can differ, and another RFC 9381 implementation might accept it, so a
 system mixing implementations must apply the same rule (see the rejection cases in the vectors).
+`proof_to_hash` follows the RFC exactly and accepts any curve point as Gamma.
 
 Hash-to-curve fails, with probability about 2**-250, when H is the identity or its one-byte
 counter runs out; `prove` raises ValueError and `verify` rejects rather than carry a point no one
