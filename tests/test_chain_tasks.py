@@ -344,3 +344,15 @@ def test_evaluation_falls_back_to_training_groups(comp):
     comp.chain.advance_to(comp.spec.tbh - 1)
     comp.reveal_test()
     assert evaluation_groups(comp.task) == comp.task.test_reveals
+
+
+def test_evaluation_seed_is_fixed_when_uploads_close(comp):
+    _to_tbh(comp)
+    comp.reveal_test()
+    end = upload_end(comp.task, comp.params)
+    comp.chain.advance_to(end - 1)
+    assert comp.task.evaluation_seed == bytes(32)
+    comp.chain.commit()
+    assert comp.task.evaluation_seed == comp.chain.blocks[-1].header.seed
+    comp.chain.commit()
+    assert comp.task.evaluation_seed == comp.chain.blocks[-2].header.seed

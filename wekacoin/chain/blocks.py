@@ -81,7 +81,7 @@ def execute_block(
     ctx = BlockContext(height, seed)
     state.put_tip(replace(state.tip, height=height, seed=seed))
     process_stake_agenda(state, height)
-    process_task_deadlines(state, height)
+    process_task_deadlines(state, height, seed)
     for i, vtx in enumerate(vtxs):
         try:
             apply_tx(state, vtx, ctx)

@@ -330,17 +330,20 @@ def process_reveal_model(
 # -- block-level task events --
 
 
-def process_task_deadlines(state: State, height: int) -> None:
-    """At the start of block `height`: cancel tasks whose training data never came.
+def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
+    """At the start of block `height`: cancel tasks whose training data never came, and fix
+    the evaluation seed of tasks whose uploads close at this height.
 
-    The reward goes back to the supplier; the hosting fee is burned, so withholding the data
-    earns the supplier nothing.
+    A cancelled task's reward goes back to the supplier; the hosting fee is burned, so
+    withholding the data earns the supplier nothing.
     """
     params = state.params
     tip = state.tip
     cancelled = []
     for task_id in tip.open_tasks:
         task = state.get_task(task_id)
+        if task.status is TaskStatus.ACTIVE and height == upload_end(task, params):
+            state.put_task(replace(task, evaluation_seed=seed))
         if task.status is TaskStatus.PUBLISHED and height > training_reveal_deadline(task, params):
             credit(state, task.supplier, task.spec.reward)
             state.put_task(replace(task, status=TaskStatus.CANCELLED, escrow=0))

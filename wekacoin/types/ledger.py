@@ -72,6 +72,9 @@ class Task:
     training_reveals: tuple[GroupReveal, ...] = ()
     test_reveals: tuple[GroupReveal, ...] = ()
     submissions: tuple[SubmissionId, ...] = ()
+    evaluation_seed: Hash = bytes(32)
+    """Seed of the block at which uploads closed: it draws the task's evaluation committee,
+    so every node can check an evaluator's credential when the task settles."""
     settled_height: Height = 0
 
     @property
