@@ -37,6 +37,7 @@ from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
 from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId, TaskId
 
 _LANES = 1024
+_LANE_BYTES = 2 * _LANES
 _ROOT_DOMAIN = b"wekacoin/state-root/v1"
 
 
@@ -122,12 +123,16 @@ class ChainConfig:
 
 
 _MISSING = object()
+_EMPTY_ACCOUNT = Account()
 
 
 class State:
     """A layer of ledger state over a parent layer or a source of encoded entries."""
 
-    __slots__ = ("config", "block_hash", "_parent", "_source", "_records", "_written", "_lattice")
+    __slots__ = (
+        "config", "block_hash", "_parent", "_source", "_records", "_written", "_encodings",
+        "_lattice",
+    )
 
     def __init__(
         self,
@@ -146,6 +151,7 @@ class State:
         self._source = source if source is not None else {}
         self._records: dict[bytes, Any] = {}
         self._written: set[bytes] = set()
+        self._encodings: dict[bytes, bytes | None] = {}  # of written entries, on demand
         self._lattice = lattice  # None: compute lazily (from the parent, or by a full scan)
 
     @property
@@ -193,8 +199,12 @@ class State:
         return self._source.get(key)
 
     def _encoded(self, key: bytes) -> bytes | None:
-        value = self._records[key]
-        return None if value is None else _encode_value(key, value)
+        raw = self._encodings.get(key, _MISSING)
+        if raw is _MISSING:
+            value = self._records[key]
+            raw = None if value is None else _encode_value(key, value)
+            self._encodings[key] = raw
+        return raw
 
     def _get(self, key: bytes) -> Any:
         value = self._records.get(key, _MISSING)
@@ -210,6 +220,7 @@ class State:
     def _put(self, key: bytes, value: Any) -> None:
         self._records[key] = value
         self._written.add(key)
+        self._encodings.pop(key, None)
         self._lattice = None
 
     # -- typed access --
@@ -293,12 +304,10 @@ class State:
         return compute_root(self.lattice())
 
 
-_EMPTY_ACCOUNT = Account()
-
-
 def entry_lanes(key: bytes, value: bytes) -> bytes:
-    h = blake3.blake3(len(key).to_bytes(1, "big") + key + value)
-    return h.digest(2 * _LANES)
+    """The entry's 1024 lanes. Each namespace has one key length, so key || value is
+    unambiguous without a separator."""
+    return blake3.blake3(key + value).digest(_LANE_BYTES)
 
 
 def lattice_of(entries: Iterable[tuple[bytes, bytes]]) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import operator
 import types
 import typing
 from typing import Any, Callable, TypeVar
@@ -104,10 +105,11 @@ def _compile_record_encoder(cls: type) -> Callable[[Any], Any]:
     field_encoders = [_value_encoder(hints[n]) for n in names]
     kind = getattr(cls, "KIND", None)
     pairs = list(zip(names, field_encoders))
-    if kind is None and all(e is None for e in field_encoders):
-        def enc(obj: Any) -> list:
-            return [getattr(obj, n) for n in names]
-    elif kind is None:
+    if kind is None and len(names) > 1 and all(e is None for e in field_encoders):
+        # All fields are CBOR primitives: one C-level attrgetter builds the array (a tuple
+        # encodes exactly like a list).
+        return operator.attrgetter(*names)
+    if kind is None:
         def enc(obj: Any) -> list:
             return [getattr(obj, n) if e is None else e(getattr(obj, n)) for n, e in pairs]
     else:
