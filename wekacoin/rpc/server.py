@@ -1,0 +1,86 @@
+"""The HTTP side of JSON-RPC: a Starlette app served by Hypercorn under trio.
+
+POST / takes JSON-RPC requests (the body capped at `max_request_bytes`, the token read from
+`Authorization: Bearer <token>`); GET /health answers "ok" for load balancers and scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from wekacoin.rpc.protocol import INVALID_REQUEST, Dispatcher, _dump, _error
+
+log = logging.getLogger("wekacoin.rpc")
+
+
+def load_or_create_token(path: Path) -> str:
+    """The node's RPC token, created (0600) on first use."""
+    path = Path(path)
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def make_app(dispatcher: Dispatcher, max_request_bytes: int) -> Starlette:
+    async def rpc(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_request_bytes):
+            return _too_large(max_request_bytes)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_request_bytes:
+                return _too_large(max_request_bytes)
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        out = await dispatcher.handle(bytes(body), token)
+        if out is None:
+            return Response(status_code=204)
+        return Response(out, media_type="application/json")
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[
+        Route("/", rpc, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+
+
+def _too_large(limit: int) -> Response:
+    body = _dump(_error(None, INVALID_REQUEST, f"request larger than {limit} bytes"))
+    return Response(body, status_code=413, media_type="application/json")
+
+
+async def serve_http(
+    app: Starlette, bind: str, port: int, shutdown: trio.Event, *,
+    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` until `shutdown` is set; `task_status.started` receives the bound URLs
+    (port 0 picks a free port)."""
+    config = HypercornConfig()
+    config.bind = [f"{bind}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("wekacoin.rpc.http")
+    config.graceful_timeout = 2
+    await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
