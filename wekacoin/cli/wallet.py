@@ -1,0 +1,84 @@
+"""`wekacoin wallet`: keys, balances and transfers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from wekacoin.cli.common import CliError, console, format_amount, print_json, read_password, settings
+from wekacoin.crypto.keys import KeyPair, format_address, parse_address
+from wekacoin.keyfile import save_keystore
+
+app = typer.Typer(help="Keys, balances and transfers.", no_args_is_help=True)
+
+
+@app.command()
+def new(
+    ctx: typer.Context,
+    cost: str = typer.Option("moderate", help="Argon2id cost: moderate, or interactive for tests."),
+) -> None:
+    """Create a new key in the wallet keystore file (--key)."""
+    s = settings(ctx)
+    if s.key.exists():
+        raise CliError(f"{s.key} already exists; use --key to choose another file")
+    if cost not in ("moderate", "interactive"):
+        raise CliError("--cost is moderate or interactive")
+    keypair = KeyPair.generate()
+    s.key.parent.mkdir(parents=True, exist_ok=True)
+    save_keystore(s.key, keypair, read_password(s.password_file, confirm=True), cost=cost)
+    console.print(f"new key in {s.key}")
+    console.print(f"address [bold]{format_address(keypair.address)}[/]")
+
+
+@app.command()
+def address(ctx: typer.Context) -> None:
+    """Print the wallet's address (no password needed)."""
+    s = settings(ctx)
+    try:
+        console.print(json.loads(Path(s.key).read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        raise CliError(f"no readable keystore at {s.key}") from None
+
+
+@app.command()
+def balance(
+    ctx: typer.Context,
+    who: str = typer.Argument(None, help="An address; default: the wallet's own."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show an account's balance, nonce and stake."""
+    s = settings(ctx)
+    if who is None:
+        try:
+            who = json.loads(Path(s.key).read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            raise CliError(f"give an address, or a readable keystore with --key ({s.key})") from None
+    parse_address(who)
+    with s.client() as client:
+        account = client.call("chain.account", address=who)
+    if json_out:
+        print_json(account)
+        return
+    console.print(f"{who}")
+    console.print(f"  balance  {format_amount(account['balance'])}")
+    console.print(f"  nonce    {account['nonce']}")
+    if account.get("stake"):
+        console.print(f"  stake    {format_amount(account['stake'])}")
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    to: str = typer.Argument(..., help="Recipient address."),
+    amount: int = typer.Argument(..., min=1, help="Amount in base units."),
+    fee: int = typer.Option(None, help="Fee; default: the chain's minimum."),
+    wait: bool = typer.Option(True, help="Wait until the transfer is final."),
+) -> None:
+    """Sign a transfer locally and submit it."""
+    from wekacoin.cli.transactions import submit
+    from wekacoin.types.tx import Transfer
+
+    result = submit(ctx, Transfer(parse_address(to), amount), fee=fee, wait=wait)
+    console.print(f"transfer {result['id']} {'final at height ' + str(result['height']) if wait else 'submitted'}")
