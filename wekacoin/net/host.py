@@ -1,0 +1,108 @@
+"""Building the libp2p host: Ed25519 identity from the node's seed, Noise only, yamux only,
+and stream handlers that a misbehaving peer cannot use to stop the node.
+
+`new_host`'s default security list also offers TLS, SECIO and *plaintext*, so a peer could
+negotiate an unencrypted, unauthenticated connection; here Noise is the only choice and a
+dialer that cannot speak it fails negotiation. Mplex, the default fallback muxer, is left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import multiaddr
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from wekacoin.net.errors import NetConfigError
+
+logger = logging.getLogger("wekacoin.net.host")
+
+
+def key_pair_from_seed(seed: bytes) -> KeyPair:
+    """libp2p's Ed25519 key pair for the node's 32-byte seed (the same key as
+    `wekacoin.crypto.keys.KeyPair.from_seed`)."""
+    if type(seed) is not bytes or len(seed) != 32:
+        raise NetConfigError("seed must be 32 bytes")
+    return create_new_key_pair(seed)
+
+
+def peer_id_from_seed(seed: bytes) -> str:
+    """The peer id (`12D3KooW...`) a node with this seed has on the network."""
+    return ID.from_pubkey(key_pair_from_seed(seed).public_key).to_base58()
+
+
+def build_host(seed: bytes, *, dial_timeout: float) -> IHost:
+    key_pair = key_pair_from_seed(seed)
+    # The Noise static key only lives for this process: the handshake signs it with the
+    # identity key, which is what peers authenticate.
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        connection_config=ConnectionConfig(dial_timeout=dial_timeout),
+        enable_mDNS=False,
+        bootstrap=None,  # dialled by `Network`, which also re-dials them when they drop
+    )
+
+
+def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
+    try:
+        return multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
+    except Exception as e:
+        raise NetConfigError(f"cannot listen on {host}:{port}: {e}") from None
+
+
+def parse_peer_addr(text: str) -> PeerInfo:
+    """A bootstrap address `/ip4/<ip>/tcp/<port>/p2p/<peer id>`; NetConfigError if not."""
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(text))
+    except Exception as e:
+        raise NetConfigError(f"bad peer address {text!r}: {e}") from None
+
+
+def guard_stream_handlers(host: IHost, on_error: Callable[[str, str, Exception], None]) -> None:
+    """Wrap every stream handler registered so far so that an exception ends only its stream.
+
+    In libp2p 0.8.1 an exception escaping a stream handler tears down the whole swarm (the
+    node stops): pubsub, for one, lets protobuf's DecodeError out when a peer sends garbage.
+    `on_error(peer_id, protocol, error)` hears about each such stream.
+    """
+    mux = host.get_mux()
+    for protocol in mux.get_protocols():
+        handler = mux.handlers.get(protocol) if protocol is not None else None
+        if handler is None or getattr(handler, "guarded", False):
+            continue
+        host.set_stream_handler(protocol, _guarded(protocol, handler, on_error))
+
+
+def _guarded(protocol: TProtocol, handler: Callable[[INetStream], Awaitable[None]],
+             on_error: Callable[[str, str, Exception], None]) -> Any:
+    async def guarded(stream: INetStream) -> None:
+        try:
+            await handler(stream)
+        except Exception as e:
+            peer_id = stream.muxed_conn.peer_id.to_base58()
+            logger.info("peer %s broke %s (%r); stream reset", peer_id, protocol, e)
+            on_error(peer_id, str(protocol), e)
+            try:
+                await stream.reset()
+            except Exception:
+                logger.debug("resetting a broken stream failed", exc_info=True)
+
+    guarded.guarded = True  # type: ignore[attr-defined]
+    return guarded

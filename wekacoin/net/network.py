@@ -1,0 +1,441 @@
+"""The `Network` facade: the one object the node driver uses to talk to peers.
+
+Contract (trio only; every method must be called from the trio thread that runs the network):
+- Lifecycle: `await nursery.start(net.run)` then `net.stop()`, or `async with net.running():`.
+  `run` returns only after topics are unsubscribed, peers disconnected and every libp2p
+  service has stopped. A `Network` runs once.
+- Identity: `peer_id` is derived from `NetConfig.seed` (the node's Ed25519 key).
+- Peers: a connection becomes a peer once the hello handshake shows the same chain id and
+  genesis; until then its gossip is ignored and it is not in `peers()`. A peer on another
+  chain is disconnected and never re-dialled; a peer whose messages or responses are rejected
+  often enough is banned for `ban_seconds`. Bootstrap peers are re-dialled with backoff.
+- Gossip: `publish` relays to peers (own messages are not validated nor echoed back);
+  received messages reach `messages(topic)` only after the topic's validator accepted them,
+  and only accepted messages are relayed.
+- Requests: `request_blocks` and `fetch_blob` raise `wekacoin.net.errors` exceptions, never
+  libp2p ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from wekacoin.net import blobs, blocks
+from wekacoin.net.api import GossipMessage, PeerConnected, PeerDisconnected, PeerEvent
+from wekacoin.net.api import PeerStatus, Topic, Validator
+from wekacoin.net.config import NetConfig
+from wekacoin.net.errors import NetError, NotRunningError
+from wekacoin.net.gossip import Gossip
+from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, exchange_hello, hello_handler
+from wekacoin.net.host import (
+    build_host,
+    guard_stream_handlers,
+    listen_multiaddr,
+    parse_peer_addr,
+)
+from wekacoin.net.messages import Hello, SyncedBlock
+from wekacoin.net.peers import FOREVER, PeerBook, check_hello
+from wekacoin.net.reqresp import Responder
+from wekacoin.types.primitives import ZERO_HASH
+
+logger = logging.getLogger("wekacoin.net")
+
+_REFUSAL_GRACE = 0.5  # let our hello answer reach a refused peer before hanging up
+_TEARDOWN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class NetStats:
+    """Messages this node lost; all stay 0 when the tuning matches the load."""
+
+    dropped_outbound: int
+    dropped_deliveries: int
+    dropped_events: int
+
+
+class Network:
+    """A WekaCoin node's libp2p host, gossip topics and stream protocols."""
+
+    def __init__(self, config: NetConfig, *, block_provider: blocks.BlockProvider | None = None,
+                 blob_provider: blobs.BlobProvider | None = None) -> None:
+        self.config = config
+        self._host = build_host(config.seed, dial_timeout=config.dial_timeout)
+        self.peer_id = self._host.get_id().to_base58()
+        self._listen = listen_multiaddr(config.listen_host, config.listen_port)
+        self._bootstrap = [p for p in map(parse_peer_addr, config.bootstrap)
+                           if p.peer_id.to_base58() != self.peer_id]
+        self._book = PeerBook(threshold=config.penalty_threshold,
+                              half_life=config.penalty_half_life)
+        self._tip = (0, ZERO_HASH)
+        self.block_provider = block_provider
+        self.blob_provider = blob_provider
+        self._gossip = Gossip(self._host, chain_id=config.chain_id, limits=config.topic_limits,
+                              tuning=config.gossip, accepts_from=self._accepts_gossip_from,
+                              on_reject=lambda peer, why: self.penalize(peer, why))
+        self._events_send, self._events_recv = trio.open_memory_channel[PeerEvent](
+            config.events_buffer)
+        self._dropped_events = 0
+        self._changed = trio.Event()
+        self._greeting: set[str] = set()
+        self._nursery: trio.Nursery | None = None
+        self._started = False
+        self._stop = trio.Event()
+        self._host.get_network().register_notifee(_Notifee(self))
+        self._serve(HELLO_PROTOCOL, hello_handler(self._hello, self._on_hello), MAX_HELLO_BYTES)
+        self._serve(blocks.BLOCKS_PROTOCOL, blocks.blocks_handler(
+            lambda: self.block_provider, max_blocks=config.max_blocks_per_request,
+            max_bytes=config.max_block_response_bytes), blocks.MAX_BLOCK_REQUEST_BYTES)
+        self._serve(blobs.BLOB_PROTOCOL, blobs.blob_handler(
+            lambda: self.blob_provider, max_bytes=config.max_served_blob_bytes),
+            blobs.MAX_BLOB_REQUEST_BYTES)
+        guard_stream_handlers(self._host, lambda peer, protocol, error: self.penalize(
+            peer, f"malformed {protocol} stream: {error!r}"))
+
+    def _serve(self, protocol: str, handler: Any, max_request: int) -> None:
+        responder = Responder(protocol, handler, max_request=max_request,
+                              timeout=self.config.serve_timeout,
+                              max_concurrent=self.config.max_concurrent_requests,
+                              on_bad_request=lambda peer, why: self.penalize(peer, why))
+
+        async def handle(stream: INetStream) -> None:
+            if self._refused(stream.muxed_conn.peer_id.to_base58()):
+                await stream.reset()
+                return
+            await responder.handle(stream)
+
+        self._host.set_stream_handler(TProtocol(protocol), handle)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, join the topics, dial the bootstrap peers; return after `stop()` (or on
+        cancellation) once everything is shut down."""
+        if self._started:
+            raise NetError("a Network runs only once")
+        self._started = True
+        async with self._host.run([self._listen]):
+            try:
+                async with background_trio_service(self._gossip.pubsub):
+                    async with background_trio_service(self._gossip.router):
+                        try:
+                            await self._serve_until_stopped(task_status)
+                        finally:
+                            with trio.CancelScope(shield=True):
+                                with trio.move_on_after(_TEARDOWN_TIMEOUT):
+                                    await self._teardown()
+            finally:
+                # The swarm's own stop path skips closing its listeners when cancelled,
+                # which leaves the port accepting connections; close the host explicitly.
+                with trio.CancelScope(shield=True), trio.move_on_after(_TEARDOWN_TIMEOUT):
+                    await self._host.close()
+        logger.info("network stopped")
+
+    async def _serve_until_stopped(self, task_status: Any) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._gossip.subscribe_all()
+                for info in self._bootstrap:
+                    nursery.start_soon(self._keep_connected, info)
+                nursery.start_soon(self._refresh_status)
+                logger.info("network up as %s on %s", self.peer_id, ", ".join(self.listen_addrs()))
+                task_status.started()
+                await self._stop.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._nursery = None
+
+    def stop(self) -> None:
+        """Ask `run` to shut down (idempotent)."""
+        self._stop.set()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Network]:
+        """Run the network for the duration of the block."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.run)
+            try:
+                yield self
+            finally:
+                self.stop()
+
+    async def _teardown(self) -> None:
+        # Unsubscribe and hang up while pubsub and the swarm still run: leaving their
+        # service contexts with live peers makes their tasks spawn into closed nurseries.
+        await self._gossip.unsubscribe_all()
+        network = self._host.get_network()
+        for peer in list(network.connections):
+            try:
+                await self._host.disconnect(peer)
+            except Exception:
+                logger.debug("disconnecting %s failed", peer, exc_info=True)
+        self._events_send.close()
+
+    def listen_addrs(self) -> list[str]:
+        """Where peers can dial us, each ending in /p2p/<our peer id>."""
+        return [f"{a}/p2p/{self.peer_id}" for a in self._host.get_transport_addrs()]
+
+    # -- peers -----------------------------------------------------------------------------
+
+    def peers(self) -> list[PeerStatus]:
+        """Handshaken peers with the tip each last announced."""
+        return self._book.verified()
+
+    def events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
+        """PeerConnected / PeerDisconnected, in order (one consumer; closed on shutdown)."""
+        return self._events_recv
+
+    def set_tip(self, height: int, tip_hash: bytes) -> None:
+        """What our hellos announce from now on."""
+        if height < 0 or len(tip_hash) != 32:
+            raise ValueError("tip height must be >= 0 and the hash 32 bytes")
+        self._tip = (height, bytes(tip_hash))
+
+    async def connect(self, addr: str) -> None:
+        """Dial a peer address (`.../p2p/<id>`) once; the hello follows on its own."""
+        info = parse_peer_addr(addr)
+        self._require_running()
+        with trio.fail_after(self.config.dial_timeout):
+            await self._host.connect(info)
+
+    def penalize(self, peer_id: str, reason: str, weight: float = 1.0) -> None:
+        """Count misbehaviour against a peer; past the threshold it is banned."""
+        logger.debug("penalty %.1f for %s: %s", weight, peer_id, reason)
+        if self._book.penalize(peer_id, weight, trio.current_time()):
+            self._refuse(peer_id, f"penalty threshold reached (last: {reason})",
+                         trio.current_time() + self.config.ban_seconds)
+
+    def stats(self) -> NetStats:
+        return NetStats(self._gossip.dropped_outbound, self._gossip.dropped_deliveries,
+                        self._dropped_events)
+
+    # -- gossip ----------------------------------------------------------------------------
+
+    def set_validator(self, topic: Topic, fn: Validator | None) -> None:
+        """The topic's validator, run before delivery and relay (None: accept all)."""
+        self._gossip.set_validator(topic, fn)
+
+    async def publish(self, topic: Topic, data: bytes) -> None:
+        """Gossip `data`; raises MessageTooLargeError over the topic's cap."""
+        self._require_running()
+        await self._gossip.publish(topic, data)
+
+    def messages(self, topic: Topic) -> trio.MemoryReceiveChannel[GossipMessage]:
+        """Accepted messages of `topic` (one consumer per topic; closed on shutdown)."""
+        return self._gossip.messages(topic)
+
+    def topic_name(self, topic: Topic) -> str:
+        return self._gossip.names[topic]
+
+    def mesh_peers(self, topic: Topic) -> list[str]:
+        """Peers we exchange full messages with on `topic` (the rest only get gossip)."""
+        return self._gossip.mesh_peers(topic)
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def request_blocks(self, peer_id: str, from_height: int, count: int, *,
+                             batch_size: int = 32, request_timeout: float = 10.0,
+                             total_timeout: float = 60.0) -> list[SyncedBlock]:
+        """Up to `count` (unverified) blocks from `from_height`, fetched from one peer in
+        batches; fewer if the peer has fewer. Raises `SyncError` with the partial result."""
+        self._require_running()
+        return await blocks.fetch_block_range(
+            self._host, peer_id, from_height, count, batch_size=batch_size,
+            request_timeout=request_timeout, total_timeout=total_timeout,
+            max_response=self.config.max_block_response_bytes)
+
+    async def fetch_blob(self, cid: str, verify: blobs.Verifier, max_size: int, *,
+                         peers: Sequence[str] | None = None, per_peer_timeout: float = 30.0,
+                         total_timeout: float = 120.0) -> bytes:
+        """Bytes of `cid` that `verify` accepted, asking `peers` (default: every handshaken
+        peer, shuffled) one after another. Raises `BlobUnavailableError`."""
+        self._require_running()
+        if peers is None:
+            peers = [p.peer_id for p in self._book.verified()]
+            random.shuffle(peers)
+        return await blobs.fetch_blob(
+            self._host, peers, cid, verify, max_size, per_peer_timeout=per_peer_timeout,
+            total_timeout=total_timeout,
+            on_bad_peer=lambda peer, why: self.penalize(peer, why, weight=5.0))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if self._nursery is None:
+            raise NotRunningError("the network is not running")
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        if self._nursery is not None and not self._stop.is_set():
+            self._nursery.start_soon(fn, *args)
+
+    def _signal_change(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _emit(self, event: PeerEvent) -> None:
+        try:
+            self._events_send.send_nowait(event)
+        except trio.WouldBlock:
+            self._dropped_events += 1
+            logger.warning("node is not reading peer events: dropped %r", event)
+        except trio.ClosedResourceError:
+            pass
+
+    def _refused(self, peer_id: str) -> bool:
+        return self._book.is_refused(peer_id, trio.current_time())
+
+    def _accepts_gossip_from(self, peer_id: str) -> bool:
+        return self._book.is_verified(peer_id) and not self._refused(peer_id)
+
+    def _connected(self, peer: ID) -> bool:
+        return any(not getattr(c.muxed_conn, "is_closed", False)
+                   for c in self._host.get_network().get_connections(peer))
+
+    def _hello(self) -> Hello:
+        height, tip_hash = self._tip
+        c = self.config
+        return Hello(c.chain_id, c.genesis_hash, height, tip_hash, c.node_version)
+
+    def _on_hello(self, peer_id: str, theirs: Hello) -> None:
+        """A hello from a peer, by either side's exchange: admit it, refresh it, or refuse."""
+        reason = check_hello(self._hello(), theirs)
+        if reason is not None:
+            self._refuse(peer_id, f"on another chain: {reason}", FOREVER)
+            return
+        if self._refused(peer_id) or not self._connected(ID.from_base58(peer_id)):
+            return
+        if self._book.on_hello(peer_id, theirs):
+            status = self._book.status(peer_id)
+            assert status is not None
+            logger.info("peer %s joined (tip %d, %s)", peer_id, theirs.tip_height,
+                        theirs.node_version)
+            self._emit(PeerConnected(status))
+            self._signal_change()
+
+    def _refuse(self, peer_id: str, reason: str, until: float) -> None:
+        was_peer = self._book.is_verified(peer_id)
+        self._book.refuse(peer_id, until, reason)
+        how = "for good" if until == FOREVER else f"for {self.config.ban_seconds:.0f} s"
+        logger.warning("refusing peer %s %s: %s", peer_id, how, reason)
+        if was_peer:
+            self._emit(PeerDisconnected(peer_id))
+        if until == FOREVER:  # keep libp2p's own dialers from finding it again
+            self._host.get_peerstore().clear_addrs(ID.from_base58(peer_id))
+        self._spawn(self._hang_up, peer_id, _REFUSAL_GRACE)
+        self._signal_change()
+
+    async def _hang_up(self, peer_id: str, delay: float = 0.0) -> None:
+        await trio.sleep(delay)
+        with trio.move_on_after(5.0):
+            try:
+                await self._host.disconnect(ID.from_base58(peer_id))
+            except Exception:
+                logger.debug("disconnecting %s failed", peer_id, exc_info=True)
+
+    async def _greet(self, peer_id: str) -> None:
+        """Our side of the hello on a new connection; hang up if it fails."""
+        if peer_id in self._greeting:
+            return
+        self._greeting.add(peer_id)
+        try:
+            theirs = await exchange_hello(self._host, peer_id, self._hello(),
+                                          timeout=self.config.hello_timeout)
+        except NetError as e:
+            if not self._book.is_verified(peer_id):
+                logger.info("hello with %s failed (%s); disconnecting", peer_id, e)
+                await self._hang_up(peer_id)
+            return
+        finally:
+            self._greeting.discard(peer_id)
+        self._on_hello(peer_id, theirs)
+
+    async def _refresh_status(self) -> None:
+        """Re-run the hello with every peer now and then, to learn their new tips."""
+        while True:
+            await trio.sleep(self.config.status_interval)
+            for status in self._book.verified():
+                self._spawn(self._greet, status.peer_id)
+
+    async def _keep_connected(self, info: PeerInfo) -> None:
+        """Keep a bootstrap peer connected, re-dialling with capped exponential backoff."""
+        peer_id = info.peer_id.to_base58()
+        delay = 0.0
+        while True:
+            refusal = self._book.refusal(peer_id, trio.current_time())
+            if refusal is not None:
+                if refusal[0] == FOREVER:
+                    logger.info("not dialling bootstrap peer %s again: %s", peer_id, refusal[1])
+                    return
+                await trio.sleep_until(refusal[0])
+                continue
+            if self._connected(info.peer_id):
+                if self._book.is_verified(peer_id):
+                    delay = 0.0
+                with trio.move_on_after(5.0):
+                    await self._changed.wait()
+                continue
+            if delay:
+                await trio.sleep(delay * random.uniform(0.75, 1.25))
+            delay = min(max(2 * delay, self.config.reconnect_min_delay),
+                        self.config.reconnect_max_delay)
+            try:
+                with trio.fail_after(self.config.dial_timeout):
+                    await self._host.connect(info)
+            except Exception as e:  # noqa: BLE001 - libp2p dial errors are many types
+                logger.info("dialling bootstrap peer %s failed (%r); retry in ~%.1f s",
+                            peer_id, e, delay)
+
+    def _on_connected(self, peer: ID) -> None:
+        peer_id = peer.to_base58()
+        if self._refused(peer_id):
+            self._spawn(self._hang_up, peer_id)
+        elif not self._book.is_verified(peer_id):
+            self._spawn(self._greet, peer_id)
+
+    def _on_disconnected(self, peer: ID) -> None:
+        if self._connected(peer):
+            return  # another connection to the same peer remains
+        peer_id = peer.to_base58()
+        if self._book.on_disconnected(peer_id):
+            logger.info("peer %s left", peer_id)
+            self._emit(PeerDisconnected(peer_id))
+        self._signal_change()
+
+
+class _Notifee(INotifee):
+    """Connection events from the swarm, handed to the `Network` (never raises, never
+    blocks: work is spawned into the network's nursery)."""
+
+    def __init__(self, net: Network) -> None:
+        self._net = net
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._net._on_connected(conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._net._on_disconnected(conn.muxed_conn.peer_id)
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
