@@ -194,6 +194,15 @@ class Network:
         """Handshaken peers with the tip each last announced."""
         return self._book.verified()
 
+    def is_connected(self, peer_id: str) -> bool:
+        """Whether a transport connection to the peer is open (handshaken or not)."""
+        return self._connected(ID.from_base58(peer_id))
+
+    def refusal(self, peer_id: str) -> str | None:
+        """Why the peer is refused (another chain, a ban), or None if it is not."""
+        r = self._book.refusal(peer_id, trio.current_time())
+        return None if r is None else r[1]
+
     def events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         """PeerConnected / PeerDisconnected, in order (one consumer; closed on shutdown)."""
         return self._events_recv
@@ -327,7 +336,8 @@ class Network:
 
     def _refuse(self, peer_id: str, reason: str, until: float) -> None:
         was_peer = self._book.is_verified(peer_id)
-        self._book.refuse(peer_id, until, reason)
+        if not self._book.refuse(peer_id, until, reason, trio.current_time()):
+            return  # already refused (both hello exchanges report the same mismatch)
         how = "for good" if until == FOREVER else f"for {self.config.ban_seconds:.0f} s"
         logger.warning("refusing peer %s %s: %s", peer_id, how, reason)
         if was_peer:

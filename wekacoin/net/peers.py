@@ -86,12 +86,15 @@ class PeerBook:
         p = self._penalties.get(peer_id)
         return 0.0 if p is None else p.score * 0.5 ** ((now - p.at) / self._half_life)
 
-    def refuse(self, peer_id: str, until: float, reason: str) -> None:
-        """Refuse the peer until `until` (FOREVER for this process); a longer refusal wins."""
-        current = self._refused.get(peer_id)
-        if current is None or current[0] < until:
-            self._refused[peer_id] = (until, reason)
+    def refuse(self, peer_id: str, until: float, reason: str, now: float) -> bool:
+        """Refuse the peer until `until` (FOREVER for this process); True unless it was
+        already refused at least that long (a longer refusal wins)."""
+        current = self.refusal(peer_id, now)
         self._verified.pop(peer_id, None)
+        if current is not None and current[0] >= until:
+            return False
+        self._refused[peer_id] = (until, reason)
+        return True
 
     def refusal(self, peer_id: str, now: float) -> tuple[float, str] | None:
         """(until, reason) while the peer is refused, else None (expired bans are dropped)."""
