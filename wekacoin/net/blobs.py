@@ -15,9 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 from libp2p.abc import IHost
 
+from wekacoin.content.errors import BlobNotFoundError, InvalidCidError
 from wekacoin.errors import WekaError
 from wekacoin.net import reqresp
-from wekacoin.net.errors import BlobUnavailableError, RemoteStatusError, RequestError
+from wekacoin.net.errors import (
+    BadRequestError,
+    BlobUnavailableError,
+    RemoteStatusError,
+    RequestError,
+)
 from wekacoin.net.messages import BlobRequest
 from wekacoin.net.reqresp import Handler, Reply, Status
 from wekacoin.types.codec import decode, encode
@@ -29,9 +35,10 @@ MAX_BLOB_REQUEST_BYTES = 256
 
 BlobProvider = Callable[[str], "bytes | None | Awaitable[bytes | None]"]
 """CID -> the blob's bytes, or None when the node does not hold it. The CID is untrusted
-text; a provider that finds it malformed raises a `WekaError` (answered BAD_REQUEST). A plain
-function runs on the event loop: use an async provider around `trio.to_thread.run_sync` for
-disk reads (the `BlobStore` port asks for that)."""
+text: `InvalidCidError` from the provider answers BAD_REQUEST (and counts against the peer),
+`BlobNotFoundError` answers NOT_FOUND, so `BlobStore.get` fits as it is. A plain function
+runs on the event loop: use an async provider around `trio.to_thread.run_sync` for disk
+reads (the `BlobStore` port asks for that)."""
 
 Verifier = Callable[[bytes], bool]
 """True iff the bytes are the blob asked for (e.g. they hash to the CID). A `WekaError` it
@@ -44,9 +51,14 @@ def blob_handler(provider: Callable[[], BlobProvider | None], *, max_bytes: int)
         fn = provider()
         if fn is None:
             return Reply(Status.NOT_FOUND)
-        data = fn(cid)
-        if inspect.isawaitable(data):
-            data = await data
+        try:
+            data = fn(cid)
+            if inspect.isawaitable(data):
+                data = await data
+        except InvalidCidError as e:
+            raise BadRequestError(f"bad CID {cid!r}: {e}") from None
+        except BlobNotFoundError:
+            data = None
         if data is None:
             return Reply(Status.NOT_FOUND)
         if len(data) > max_bytes:

@@ -28,12 +28,20 @@ class MessageTooLargeError(NetError):
     """A message to publish exceeds its topic's size cap."""
 
 
+class BadRequestError(NetError):
+    """A peer's request is malformed (raised by protocol handlers; counted against it)."""
+
+
 class RequestError(NetError):
     """A request to one peer failed; `peer_id` says which."""
 
     def __init__(self, peer_id: str, message: str) -> None:
         super().__init__(f"{message} (peer {peer_id})")
         self.peer_id = peer_id
+
+
+class NotAPeerError(RequestError):
+    """Requests go only to handshaken peers (same chain); this one is not, or not yet."""
 
 
 class RequestTimeoutError(RequestError):

@@ -37,7 +37,7 @@ from wekacoin.net import blobs, blocks
 from wekacoin.net.api import GossipMessage, PeerConnected, PeerDisconnected, PeerEvent
 from wekacoin.net.api import PeerStatus, Topic, Validator
 from wekacoin.net.config import NetConfig
-from wekacoin.net.errors import NetError, NotRunningError
+from wekacoin.net.errors import NetError, NotAPeerError, NotRunningError
 from wekacoin.net.gossip import Gossip
 from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, exchange_hello, hello_handler
 from wekacoin.net.host import (
@@ -227,6 +227,10 @@ class Network:
             self._refuse(peer_id, f"penalty threshold reached (last: {reason})",
                          trio.current_time() + self.config.ban_seconds)
 
+    def penalty(self, peer_id: str) -> float:
+        """The peer's current (decaying) penalty score."""
+        return self._book.penalty(peer_id, trio.current_time())
+
     def stats(self) -> NetStats:
         return NetStats(self._gossip.dropped_outbound, self._gossip.dropped_deliveries,
                         self._dropped_events)
@@ -261,6 +265,8 @@ class Network:
         """Up to `count` (unverified) blocks from `from_height`, fetched from one peer in
         batches; fewer if the peer has fewer. Raises `SyncError` with the partial result."""
         self._require_running()
+        if not self._book.is_verified(peer_id):
+            raise NotAPeerError(peer_id, "not a handshaken peer")
         return await blocks.fetch_block_range(
             self._host, peer_id, from_height, count, batch_size=batch_size,
             request_timeout=request_timeout, total_timeout=total_timeout,
@@ -275,6 +281,8 @@ class Network:
         if peers is None:
             peers = [p.peer_id for p in self._book.verified()]
             random.shuffle(peers)
+        else:
+            peers = [p for p in peers if self._book.is_verified(p)]
         return await blobs.fetch_blob(
             self._host, peers, cid, verify, max_size, per_peer_timeout=per_peer_timeout,
             total_timeout=total_timeout,

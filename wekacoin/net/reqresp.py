@@ -23,12 +23,14 @@ from libp2p.peer.id import ID
 
 from wekacoin.errors import WekaError
 from wekacoin.net.errors import (
+    BadRequestError,
     ProtocolViolationError,
     RemoteStatusError,
     RequestError,
     RequestTimeoutError,
     ResponseTooLargeError,
 )
+from wekacoin.types.codec import DecodeError
 
 logger = logging.getLogger("wekacoin.net.reqresp")
 
@@ -53,8 +55,9 @@ class Reply:
 
 
 Handler = Callable[[str, bytes], Awaitable[Reply]]
-"""Server side of a protocol: (peer id, request payload) -> reply. It may raise `WekaError`
-for a bad request (answered BAD_REQUEST); anything else is a bug (logged, SERVER_ERROR)."""
+"""Server side of a protocol: (peer id, request payload) -> reply. It raises
+`BadRequestError` (or the codec's `DecodeError`) for a malformed request: answered
+BAD_REQUEST and reported. Any other exception is this node's failure: SERVER_ERROR, logged."""
 
 
 class _Truncated(Exception):
@@ -204,9 +207,12 @@ class Responder:
     async def _call(self, peer_id: str, payload: bytes) -> Reply:
         try:
             return await self._handler(peer_id, payload)
-        except WekaError as e:
+        except (BadRequestError, DecodeError) as e:
             self._on_bad_request(peer_id, f"{self.protocol}: {e}")
             return Reply(Status.BAD_REQUEST)
+        except WekaError as e:  # a provider's own failure (disk, store): not the peer's
+            logger.info("%s: could not serve %s: %s", self.protocol, peer_id, e)
+            return Reply(Status.SERVER_ERROR)
         except Exception:
             logger.exception("%s: handler failed on a request from %s", self.protocol, peer_id)
             return Reply(Status.SERVER_ERROR)
