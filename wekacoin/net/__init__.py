@@ -28,5 +28,6 @@ __all__ = [
     "Accept", "BlobProvider", "BlockProvider", "GossipMessage", "GossipTuning", "Ignore",
     "NetConfig", "NetStats", "Network", "PeerConnected", "PeerDisconnected", "PeerEvent",
     "PeerStatus", "Reject", "SyncedBlock", "Topic", "TopicLimits", "Validator", "Verdict",
+    "Verifier",
     "peer_id_from_seed", "topic_name",
 ]

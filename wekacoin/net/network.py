@@ -26,20 +26,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo
 from libp2p.tools.anyio_service import background_trio_service
-from multiaddr import Multiaddr
 
 from wekacoin.net import blobs, blocks
-from wekacoin.net.api import GossipMessage, PeerConnected, PeerDisconnected, PeerEvent
-from wekacoin.net.api import PeerStatus, Topic, Validator
+from wekacoin.net.api import GossipMessage, PeerEvent, PeerStatus, Topic, Validator
 from wekacoin.net.config import NetConfig
 from wekacoin.net.errors import NetError, NotAPeerError, NotRunningError
 from wekacoin.net.gossip import Gossip
-from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, exchange_hello, hello_handler
+from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, hello_handler
 from wekacoin.net.host import (
     build_host,
     guard_stream_handlers,
@@ -47,13 +44,12 @@ from wekacoin.net.host import (
     parse_peer_addr,
 )
 from wekacoin.net.messages import Hello, SyncedBlock
-from wekacoin.net.peers import FOREVER, PeerBook, check_hello
+from wekacoin.net.peering import Peering
 from wekacoin.net.reqresp import Responder
 from wekacoin.types.primitives import ZERO_HASH
 
 logger = logging.getLogger("wekacoin.net")
 
-_REFUSAL_GRACE = 0.5  # let our hello answer reach a refused peer before hanging up
 _TEARDOWN_TIMEOUT = 10.0
 
 
@@ -77,24 +73,20 @@ class Network:
         self._listen = listen_multiaddr(config.listen_host, config.listen_port)
         self._bootstrap = [p for p in map(parse_peer_addr, config.bootstrap)
                            if p.peer_id.to_base58() != self.peer_id]
-        self._book = PeerBook(threshold=config.penalty_threshold,
-                              half_life=config.penalty_half_life)
         self._tip = (0, ZERO_HASH)
         self.block_provider = block_provider
         self.blob_provider = blob_provider
+        self._peering = Peering(self._host, config, self._hello)
+        self._book = self._peering.book
         self._gossip = Gossip(self._host, chain_id=config.chain_id, limits=config.topic_limits,
-                              tuning=config.gossip, accepts_from=self._accepts_gossip_from,
+                              tuning=config.gossip,
+                              accepts_from=self._peering.accepts_gossip_from,
                               on_reject=lambda peer, why: self.penalize(peer, why))
-        self._events_send, self._events_recv = trio.open_memory_channel[PeerEvent](
-            config.events_buffer)
-        self._dropped_events = 0
-        self._changed = trio.Event()
-        self._greeting: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._stop = trio.Event()
-        self._host.get_network().register_notifee(_Notifee(self))
-        self._serve(HELLO_PROTOCOL, hello_handler(self._hello, self._on_hello), MAX_HELLO_BYTES)
+        self._serve(HELLO_PROTOCOL, hello_handler(self._hello, self._peering.on_hello),
+                    MAX_HELLO_BYTES)
         self._serve(blocks.BLOCKS_PROTOCOL, blocks.blocks_handler(
             lambda: self.block_provider, max_blocks=config.max_blocks_per_request,
             max_bytes=config.max_block_response_bytes), blocks.MAX_BLOCK_REQUEST_BYTES)
@@ -111,7 +103,7 @@ class Network:
                               on_bad_request=lambda peer, why: self.penalize(peer, why))
 
         async def handle(stream: INetStream) -> None:
-            if self._refused(stream.muxed_conn.peer_id.to_base58()):
+            if self._peering.is_refused(stream.muxed_conn.peer_id.to_base58()):
                 await stream.reset()
                 return
             await responder.handle(stream)
@@ -147,16 +139,15 @@ class Network:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._peering.start(nursery, self._bootstrap)
                 await self._gossip.subscribe_all()
-                for info in self._bootstrap:
-                    nursery.start_soon(self._keep_connected, info)
-                nursery.start_soon(self._refresh_status)
                 logger.info("network up as %s on %s", self.peer_id, ", ".join(self.listen_addrs()))
                 task_status.started()
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
+            self._peering.stop()
 
     def stop(self) -> None:
         """Ask `run` to shut down (idempotent)."""
@@ -182,7 +173,6 @@ class Network:
                 await self._host.disconnect(peer)
             except Exception:
                 logger.debug("disconnecting %s failed", peer, exc_info=True)
-        self._events_send.close()
 
     def listen_addrs(self) -> list[str]:
         """Where peers can dial us, each ending in /p2p/<our peer id>."""
@@ -196,7 +186,7 @@ class Network:
 
     def is_connected(self, peer_id: str) -> bool:
         """Whether a transport connection to the peer is open (handshaken or not)."""
-        return self._connected(ID.from_base58(peer_id))
+        return self._peering.is_connected(ID.from_base58(peer_id))
 
     def refusal(self, peer_id: str) -> str | None:
         """Why the peer is refused (another chain, a ban), or None if it is not."""
@@ -205,7 +195,7 @@ class Network:
 
     def events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         """PeerConnected / PeerDisconnected, in order (one consumer; closed on shutdown)."""
-        return self._events_recv
+        return self._peering.events
 
     def set_tip(self, height: int, tip_hash: bytes) -> None:
         """What our hellos announce from now on."""
@@ -222,10 +212,7 @@ class Network:
 
     def penalize(self, peer_id: str, reason: str, weight: float = 1.0) -> None:
         """Count misbehaviour against a peer; past the threshold it is banned."""
-        logger.debug("penalty %.1f for %s: %s", weight, peer_id, reason)
-        if self._book.penalize(peer_id, weight, trio.current_time()):
-            self._refuse(peer_id, f"penalty threshold reached (last: {reason})",
-                         trio.current_time() + self.config.ban_seconds)
+        self._peering.penalize(peer_id, reason, weight)
 
     def penalty(self, peer_id: str) -> float:
         """The peer's current (decaying) penalty score."""
@@ -233,7 +220,7 @@ class Network:
 
     def stats(self) -> NetStats:
         return NetStats(self._gossip.dropped_outbound, self._gossip.dropped_deliveries,
-                        self._dropped_events)
+                        self._peering.dropped_events)
 
     # -- gossip ----------------------------------------------------------------------------
 
@@ -294,166 +281,7 @@ class Network:
         if self._nursery is None:
             raise NotRunningError("the network is not running")
 
-    def _spawn(self, fn: Any, *args: Any) -> None:
-        if self._nursery is not None and not self._stop.is_set():
-            self._nursery.start_soon(fn, *args)
-
-    def _signal_change(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    def _emit(self, event: PeerEvent) -> None:
-        try:
-            self._events_send.send_nowait(event)
-        except trio.WouldBlock:
-            self._dropped_events += 1
-            logger.warning("node is not reading peer events: dropped %r", event)
-        except trio.ClosedResourceError:
-            pass
-
-    def _refused(self, peer_id: str) -> bool:
-        return self._book.is_refused(peer_id, trio.current_time())
-
-    def _accepts_gossip_from(self, peer_id: str) -> bool:
-        return self._book.is_verified(peer_id) and not self._refused(peer_id)
-
-    def _connected(self, peer: ID) -> bool:
-        return any(not getattr(c.muxed_conn, "is_closed", False)
-                   for c in self._host.get_network().get_connections(peer))
-
     def _hello(self) -> Hello:
         height, tip_hash = self._tip
         c = self.config
         return Hello(c.chain_id, c.genesis_hash, height, tip_hash, c.node_version)
-
-    def _on_hello(self, peer_id: str, theirs: Hello) -> None:
-        """A hello from a peer, by either side's exchange: admit it, refresh it, or refuse."""
-        reason = check_hello(self._hello(), theirs)
-        if reason is not None:
-            self._refuse(peer_id, f"on another chain: {reason}", FOREVER)
-            return
-        if self._refused(peer_id) or not self._connected(ID.from_base58(peer_id)):
-            return
-        if self._book.on_hello(peer_id, theirs):
-            status = self._book.status(peer_id)
-            assert status is not None
-            logger.info("peer %s joined (tip %d, %s)", peer_id, theirs.tip_height,
-                        theirs.node_version)
-            self._emit(PeerConnected(status))
-            self._signal_change()
-
-    def _refuse(self, peer_id: str, reason: str, until: float) -> None:
-        was_peer = self._book.is_verified(peer_id)
-        if not self._book.refuse(peer_id, until, reason, trio.current_time()):
-            return  # already refused (both hello exchanges report the same mismatch)
-        how = "for good" if until == FOREVER else f"for {self.config.ban_seconds:.0f} s"
-        logger.warning("refusing peer %s %s: %s", peer_id, how, reason)
-        if was_peer:
-            self._emit(PeerDisconnected(peer_id))
-        if until == FOREVER:  # keep libp2p's own dialers from finding it again
-            self._host.get_peerstore().clear_addrs(ID.from_base58(peer_id))
-        self._spawn(self._hang_up, peer_id, _REFUSAL_GRACE)
-        self._signal_change()
-
-    async def _hang_up(self, peer_id: str, delay: float = 0.0) -> None:
-        await trio.sleep(delay)
-        with trio.move_on_after(5.0):
-            try:
-                await self._host.disconnect(ID.from_base58(peer_id))
-            except Exception:
-                logger.debug("disconnecting %s failed", peer_id, exc_info=True)
-
-    async def _greet(self, peer_id: str) -> None:
-        """Our side of the hello on a new connection; hang up if it fails."""
-        if peer_id in self._greeting:
-            return
-        self._greeting.add(peer_id)
-        try:
-            theirs = await exchange_hello(self._host, peer_id, self._hello(),
-                                          timeout=self.config.hello_timeout)
-        except NetError as e:
-            if not self._book.is_verified(peer_id):
-                logger.info("hello with %s failed (%s); disconnecting", peer_id, e)
-                await self._hang_up(peer_id)
-            return
-        finally:
-            self._greeting.discard(peer_id)
-        self._on_hello(peer_id, theirs)
-
-    async def _refresh_status(self) -> None:
-        """Re-run the hello with every peer now and then, to learn their new tips."""
-        while True:
-            await trio.sleep(self.config.status_interval)
-            for status in self._book.verified():
-                self._spawn(self._greet, status.peer_id)
-
-    async def _keep_connected(self, info: PeerInfo) -> None:
-        """Keep a bootstrap peer connected, re-dialling with capped exponential backoff."""
-        peer_id = info.peer_id.to_base58()
-        delay = 0.0
-        while True:
-            refusal = self._book.refusal(peer_id, trio.current_time())
-            if refusal is not None:
-                if refusal[0] == FOREVER:
-                    logger.info("not dialling bootstrap peer %s again: %s", peer_id, refusal[1])
-                    return
-                await trio.sleep_until(refusal[0])
-                continue
-            if self._connected(info.peer_id):
-                if self._book.is_verified(peer_id):
-                    delay = 0.0
-                with trio.move_on_after(5.0):
-                    await self._changed.wait()
-                continue
-            if delay:
-                await trio.sleep(delay * random.uniform(0.75, 1.25))
-            delay = min(max(2 * delay, self.config.reconnect_min_delay),
-                        self.config.reconnect_max_delay)
-            try:
-                with trio.fail_after(self.config.dial_timeout):
-                    await self._host.connect(info)
-            except Exception as e:  # noqa: BLE001 - libp2p dial errors are many types
-                logger.info("dialling bootstrap peer %s failed (%r); retry in ~%.1f s",
-                            peer_id, e, delay)
-
-    def _on_connected(self, peer: ID) -> None:
-        peer_id = peer.to_base58()
-        if self._refused(peer_id):
-            self._spawn(self._hang_up, peer_id)
-        elif not self._book.is_verified(peer_id):
-            self._spawn(self._greet, peer_id)
-
-    def _on_disconnected(self, peer: ID) -> None:
-        if self._connected(peer):
-            return  # another connection to the same peer remains
-        peer_id = peer.to_base58()
-        if self._book.on_disconnected(peer_id):
-            logger.info("peer %s left", peer_id)
-            self._emit(PeerDisconnected(peer_id))
-        self._signal_change()
-
-
-class _Notifee(INotifee):
-    """Connection events from the swarm, handed to the `Network` (never raises, never
-    blocks: work is spawned into the network's nursery)."""
-
-    def __init__(self, net: Network) -> None:
-        self._net = net
-
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._net._on_connected(conn.muxed_conn.peer_id)
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._net._on_disconnected(conn.muxed_conn.peer_id)
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
