@@ -110,3 +110,18 @@ def test_bad_bootstrap_addresses_fail_at_construction() -> None:
         Network(cfg)
     assert isinstance(net_config(0), NetConfig)
     assert "seed" not in repr(net_config(0))  # the secret never reaches logs
+
+
+def test_network_implements_its_port() -> None:
+    import inspect
+
+    from wekacoin.net import ports
+    from wekacoin.net.network import Network as LibP2PNetwork
+
+    for name, member in inspect.getmembers(ports.Network):
+        if name.startswith("_"):
+            continue
+        ours = getattr(LibP2PNetwork, name)
+        if callable(member):
+            assert inspect.signature(ours).parameters.keys() == \
+                inspect.signature(member).parameters.keys(), name
