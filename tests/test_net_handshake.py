@@ -10,7 +10,7 @@ import trio
 from tests.net_helpers import net_config, peer_ids, run_net_test, running, wait_until
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.net import Network, PeerConnected, PeerDisconnected, Topic, peer_id_from_seed
-from wekacoin.net.errors import NotRunningError
+from wekacoin.net.errors import NetConfigError, NotRunningError
 from wekacoin.net.host import key_pair_from_seed
 
 
@@ -66,6 +66,18 @@ def test_a_plaintext_dialer_is_refused() -> None:
                 assert not plain.get_network().get_connections()
                 await plain.close()
             assert not ours.peers()
+
+    run_net_test(scenario)
+
+
+def test_a_port_in_use_is_refused_not_shared() -> None:
+    async def scenario() -> None:
+        first = Network(net_config(55))
+        async with running(first):
+            port = int(first.listen_addrs()[0].split("/tcp/")[1].split("/")[0])
+            with pytest.raises(NetConfigError, match="in use"):
+                async with running(Network(net_config(56, listen_port=port))):
+                    pass
 
     run_net_test(scenario)
 

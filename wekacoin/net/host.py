@@ -8,7 +8,9 @@ dialer that cannot speak it fails negotiation. Mplex, the default fallback muxer
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,6 +67,27 @@ def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
         return multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
     except Exception as e:
         raise NetConfigError(f"cannot listen on {host}:{port}: {e}") from None
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise NetConfigError if another socket listens on (host, port).
+
+    libp2p 0.8.1 listens with SO_REUSEPORT (for hole punching), so a second node on the same
+    port starts without error and the kernel splits incoming connections between the two.
+    A probe bound without SO_REUSEPORT fails while any listener holds the port.
+    """
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
+        probe.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise NetConfigError(f"{host}:{port} is already in use") from None
+        raise NetConfigError(f"cannot listen on {host}:{port}: {e}") from None
+    finally:
+        probe.close()
 
 
 def parse_peer_addr(text: str) -> PeerInfo:

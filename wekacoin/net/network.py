@@ -39,6 +39,7 @@ from wekacoin.net.gossip import Gossip
 from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, hello_handler
 from wekacoin.net.host import (
     build_host,
+    ensure_port_free,
     guard_stream_handlers,
     listen_multiaddr,
     parse_peer_addr,
@@ -118,6 +119,7 @@ class Network:
         if self._started:
             raise NetError("a Network runs only once")
         self._started = True
+        ensure_port_free(self.config.listen_host, self.config.listen_port)
         async with self._host.run([self._listen]):
             try:
                 async with background_trio_service(self._gossip.pubsub):
@@ -155,13 +157,21 @@ class Network:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Network]:
-        """Run the network for the duration of the block."""
+        """Run the network for the duration of the block. A failure to start (port in use,
+        say) is raised as itself, not inside an exception group."""
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.run)
             try:
-                yield self
-            finally:
-                self.stop()
+                await nursery.start(self.run)
+            except Exception as e:
+                failure = e
+            else:
+                try:
+                    yield self
+                finally:
+                    self.stop()
+        if failure is not None:
+            raise failure
 
     async def _teardown(self) -> None:
         # Unsubscribe and hang up while pubsub and the swarm still run: leaving their
