@@ -80,8 +80,12 @@ async def worker(index: int, bootstrap: str | None) -> None:
                                    + time.time_ns().to_bytes(8, "big"))
                         await net.publish(Topic.VOTE, payload.ljust(VOTE_BYTES, b"\0"))
                     say(event="published", seconds=time.perf_counter() - start)
-                elif cmd[0] == "report":
-                    say(event="latencies", tag=cmd[1], values=received.get(cmd[1], []),
+                elif cmd[0] == "report":  # report <tag> <expected> <max wait s>
+                    tag, want = cmd[1], int(cmd[2])
+                    with trio.move_on_after(float(cmd[3])):
+                        while len(received.get(tag, [])) < want:
+                            await trio.sleep(0.05)
+                    say(event="latencies", tag=tag, values=received.get(tag, []),
                         stats=net.stats().__dict__)
                 elif cmd[0] == "fetch":
                     hub, times = cmd[1], []
@@ -135,11 +139,10 @@ def gossip_round(workers: list[Worker], tag: str, n: int, rate: float) -> dict[s
     publisher, hub, leaves = workers[1], workers[0], workers[2:]
     publisher.send(f"publish {tag} {n} {rate}")
     published = publisher.expect("published", timeout=120)
-    time.sleep(2.0)  # stragglers
     one_hop, two_hops, lost, dropped = [], [], 0, 0
     for w, bucket in [(hub, one_hop), *[(leaf, two_hops) for leaf in leaves]]:
-        w.send(f"report {tag}")
-        report = w.expect("latencies")
+        w.send(f"report {tag} {n} 60")  # a message still missing after 60 s counts as lost
+        report = w.expect("latencies", timeout=90)
         bucket.extend(report["values"])
         lost += n - len(report["values"])
         dropped += sum(report["stats"].values())
