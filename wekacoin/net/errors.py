@@ -24,6 +24,10 @@ class NotRunningError(NetError):
     """The network is not started (or already stopped)."""
 
 
+class DialError(NetError):
+    """A peer address could not be dialled (refused, unreachable, wrong key, timeout)."""
+
+
 class MessageTooLargeError(NetError):
     """A message to publish exceeds its topic's size cap."""
 

@@ -62,6 +62,22 @@ def build_host(seed: bytes, *, dial_timeout: float) -> IHost:
     )
 
 
+async def dial(host: IHost, info: PeerInfo) -> None:
+    """Connect to a peer at exactly the given addresses, now.
+
+    Two swarm behaviours get in the way of re-dialling a known peer: a 60 s "negative cache"
+    refuses to dial a peer whose last dial failed (our callers pace their own retries), and
+    only the first TCP address the peerstore holds is tried, so a stale one (an old port, a
+    mistyped address) would shadow the right one until it expires. Both are reset first.
+    """
+    unblock = getattr(host.get_network(), "unblock_peer", None)
+    if unblock is not None:
+        unblock(info.peer_id)
+    if not host.get_network().get_connections(info.peer_id):
+        host.get_peerstore().clear_addrs(info.peer_id)
+    await host.connect(info)
+
+
 def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
     try:
         return multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")

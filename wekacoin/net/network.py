@@ -34,11 +34,12 @@ from libp2p.tools.anyio_service import background_trio_service
 from wekacoin.net import blobs, blocks
 from wekacoin.net.api import GossipMessage, PeerEvent, PeerStatus, Topic, Validator
 from wekacoin.net.config import NetConfig
-from wekacoin.net.errors import NetError, NotAPeerError, NotRunningError
+from wekacoin.net.errors import DialError, NetError, NotAPeerError, NotRunningError
 from wekacoin.net.gossip import Gossip
 from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, hello_handler
 from wekacoin.net.host import (
     build_host,
+    dial,
     ensure_port_free,
     guard_stream_handlers,
     listen_multiaddr,
@@ -214,11 +215,17 @@ class Network:
         self._tip = (height, bytes(tip_hash))
 
     async def connect(self, addr: str) -> None:
-        """Dial a peer address (`.../p2p/<id>`) once; the hello follows on its own."""
+        """Dial a peer address (`.../p2p/<id>`) once; the hello follows on its own.
+        Raises `DialError` (or `NetConfigError` for an address that is not one)."""
         info = parse_peer_addr(addr)
         self._require_running()
-        with trio.fail_after(self.config.dial_timeout):
-            await self._host.connect(info)
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                await dial(self._host, info)
+        except trio.TooSlowError:
+            raise DialError(f"dialling {addr} timed out") from None
+        except Exception as e:  # libp2p dial errors come in many types
+            raise DialError(f"dialling {addr} failed: {e}") from e
 
     def penalize(self, peer_id: str, reason: str, weight: float = 1.0) -> None:
         """Count misbehaviour against a peer; past the threshold it is banned."""
@@ -229,6 +236,7 @@ class Network:
         return self._book.penalty(peer_id, trio.current_time())
 
     def stats(self) -> NetStats:
+        """Counters of messages lost to full buffers since start (see `GossipTuning`)."""
         return NetStats(self._gossip.dropped_outbound, self._gossip.dropped_deliveries,
                         self._peering.dropped_events)
 

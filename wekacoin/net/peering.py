@@ -24,6 +24,7 @@ from wekacoin.net.api import PeerConnected, PeerDisconnected, PeerEvent
 from wekacoin.net.config import NetConfig
 from wekacoin.net.errors import NetError
 from wekacoin.net.handshake import exchange_hello
+from wekacoin.net.host import dial
 from wekacoin.net.messages import Hello
 from wekacoin.net.peers import FOREVER, PeerBook, check_hello
 
@@ -185,7 +186,7 @@ class Peering:
                         self._config.reconnect_max_delay)
             try:
                 with trio.fail_after(self._config.dial_timeout):
-                    await self._host.connect(info)
+                    await dial(self._host, info)
             except Exception as e:  # libp2p dial errors come in many types
                 logger.info("dialling bootstrap peer %s failed (%r); retry in ~%.1f s",
                             peer_id, e, delay)
