@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import trio
@@ -10,8 +11,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from tests.net_helpers import net_config, peer_ids, run_net_test, running, wait_until
-from wekacoin.net import Network
-from wekacoin.net import reqresp
+from wekacoin.net import Network, reqresp
 from wekacoin.net.blobs import BLOB_PROTOCOL
 from wekacoin.net.blocks import BLOCKS_PROTOCOL
 from wekacoin.net.errors import (
@@ -23,9 +23,9 @@ from wekacoin.net.errors import (
     SyncError,
 )
 from wekacoin.net.handshake import HELLO_PROTOCOL
+from wekacoin.net.messages import BlobRequest, BlockRangeRequest
 from wekacoin.net.reqresp import Status
 from wekacoin.types.codec import encode
-from wekacoin.net.messages import BlobRequest, BlockRangeRequest
 
 CHAIN = [(b"block %d" % h, b"cert %d" % h) for h in range(100)]
 
@@ -202,7 +202,7 @@ def test_garbage_on_our_streams_never_crashes_a_server() -> None:
     run_net_test(scenario)
 
 
-def test_embedded_blob_stores_fetch_from_each_other(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_blob_stores_fetch_from_each_other(tmp_path: Path) -> None:
     from wekacoin.content.embedded import EmbeddedBlobStore
     from wekacoin.content.errors import BlobNotFoundError
     from wekacoin.net.blobstore import store_fetcher, store_provider
@@ -215,7 +215,8 @@ def test_embedded_blob_stores_fetch_from_each_other(tmp_path) -> None:  # type: 
         holder = Network(net_config(120), blob_provider=store_provider(holder_store))
         asker = Network(net_config(121))
         async with running(holder, asker):
-            asker_store = EmbeddedBlobStore(tmp_path / "b", fetcher=store_fetcher(asker.fetch_blob))
+            fetcher = store_fetcher(asker.fetch_blob)
+            asker_store = EmbeddedBlobStore(tmp_path / "b", fetcher=fetcher)
             asker.blob_provider = store_provider(asker_store)
             await pair(holder, asker)
             assert await trio.to_thread.run_sync(asker_store.get, cid) == model
