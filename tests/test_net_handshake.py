@@ -10,7 +10,7 @@ import trio
 from tests.net_helpers import net_config, peer_ids, run_net_test, running, wait_until
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.net import Network, PeerConnected, PeerDisconnected, Topic, peer_id_from_seed
-from wekacoin.net.errors import DialError, NetConfigError, NotRunningError
+from wekacoin.net.errors import DialError, NetConfigError, NetError, NotRunningError
 from wekacoin.net.host import key_pair_from_seed
 
 
@@ -139,5 +139,29 @@ def test_bootstrap_peer_is_dialled_until_up_and_again_after_it_restarts() -> Non
             nursery.cancel_scope.cancel()
         kinds = [type(e) for e in events]
         assert kinds == [PeerConnected, PeerDisconnected, PeerConnected, PeerDisconnected]
+
+    run_net_test(scenario)
+
+
+def test_cancelling_the_runner_shuts_down_as_cleanly_as_stop() -> None:
+    async def scenario() -> None:
+        a, b = Network(net_config(130)), Network(net_config(131))
+        async with running(a):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(b.run)
+                await b.connect(a.listen_addrs()[0])
+                await wait_until(lambda: a.peers() and b.peers(), what="handshake")
+                await b.publish(Topic.TX, b"tx")
+                nursery.cancel_scope.cancel()  # no stop(): the runner is cancelled
+            await wait_until(lambda: not a.peers(), what="a notices b left")
+            with pytest.raises(NetError):
+                await b.run()  # a Network runs once
+            c = Network(net_config(132))
+            async with trio.open_nursery() as nursery:
+                with trio.move_on_after(0.001):
+                    await nursery.start(c.run)  # cancelled while starting up
+            assert not c.listen_addrs()
+            with pytest.raises(NotRunningError):
+                await b.publish(Topic.TX, b"late")
 
     run_net_test(scenario)

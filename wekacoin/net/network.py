@@ -52,7 +52,8 @@ from wekacoin.types.primitives import ZERO_HASH
 
 logger = logging.getLogger("wekacoin.net")
 
-_TEARDOWN_TIMEOUT = 10.0
+_TEARDOWN_TIMEOUT = 10.0  # each shutdown step
+_SHUTDOWN_LIMIT = 30.0  # the whole shutdown, after which its tasks are cancelled
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Network:
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._stop = trio.Event()
+        self._shelter: trio.CancelScope | None = None
         self._serve(HELLO_PROTOCOL, hello_handler(self._hello, self._peering.on_hello),
                     MAX_HELLO_BYTES)
         self._serve(blocks.BLOCKS_PROTOCOL, blocks.blocks_handler(
@@ -115,12 +117,42 @@ class Network:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen, join the topics, dial the bootstrap peers; return after `stop()` (or on
-        cancellation) once everything is shut down."""
+        """Listen, join the topics, dial the bootstrap peers; return after `stop()` once
+        everything is shut down. Cancelling the caller's scope also stops the network in
+        order (bounded by `_SHUTDOWN_LIMIT`) before the cancellation goes on."""
         if self._started:
             raise NetError("a Network runs only once")
         self._started = True
         ensure_port_free(self.config.listen_host, self.config.listen_port)
+        finished = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._stop_when_cancelled)
+            await nursery.start(self._run_sheltered, finished)
+            task_status.started()
+            await finished.wait()
+            nursery.cancel_scope.cancel()
+
+    async def _stop_when_cancelled(self) -> None:
+        """Turn a cancellation of `run` (even mid-start) into an orderly `stop()`."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.stop()
+
+    async def _run_sheltered(self, finished: trio.Event, *,
+                             task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # Shielded: an outside cancellation would otherwise hit libp2p's services all at
+        # once, and their cancelled clean-up drops connections without closing the sockets
+        # (peers never see us leave). `stop()` arms the deadline that bounds the shutdown.
+        with trio.CancelScope(shield=True) as self._shelter:
+            if self._stop.is_set():
+                self._arm_shutdown_limit()
+            try:
+                await self._run_host(task_status)
+            finally:
+                finished.set()
+
+    async def _run_host(self, task_status: Any) -> None:
         async with self._host.run([self._listen]):
             try:
                 async with background_trio_service(self._gossip.pubsub):
@@ -128,9 +160,8 @@ class Network:
                         try:
                             await self._serve_until_stopped(task_status)
                         finally:
-                            with trio.CancelScope(shield=True):
-                                with trio.move_on_after(_TEARDOWN_TIMEOUT):
-                                    await self._teardown()
+                            with trio.move_on_after(_TEARDOWN_TIMEOUT):
+                                await self._teardown()
             finally:
                 # The swarm's own stop path skips closing its listeners when cancelled,
                 # which leaves the port accepting connections; close the host explicitly.
@@ -155,6 +186,11 @@ class Network:
     def stop(self) -> None:
         """Ask `run` to shut down (idempotent)."""
         self._stop.set()
+        self._arm_shutdown_limit()
+
+    def _arm_shutdown_limit(self) -> None:
+        if self._shelter is not None and self._shelter.deadline == float("inf"):
+            self._shelter.deadline = trio.current_time() + _SHUTDOWN_LIMIT
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Network]:
