@@ -165,3 +165,25 @@ def test_async_validators_ignore_and_garbage_on_the_pubsub_stream() -> None:
             assert b.peers() and a.peer_id in peer_ids(b)  # ignored is not punished
 
     run_net_test(scenario)
+
+
+def test_overflow_is_counted_and_logged_never_silent() -> None:
+    from wekacoin.net import GossipTuning
+
+    async def scenario() -> None:
+        a = Network(net_config(140))
+        b = Network(net_config(141, gossip=GossipTuning(delivery_buffer=5)))
+        async with running(a, b):
+            await b.connect(a.listen_addrs()[0])
+            await wait_for_mesh([a, b], Topic.TX)
+            queues = a._gossip.pubsub.peer_queues  # the outbound queue really was resized
+            assert [q._queue.max_size for q in queues.values()] == [4096]
+            for i in range(20):
+                await a.publish(Topic.TX, b"tx %d" % i)
+            await wait_until(lambda: b.stats().dropped_deliveries == 15,
+                             what="15 messages beyond b's buffer of 5")
+            got = [b.messages(Topic.TX).receive_nowait().data for _ in range(5)]
+            assert got == [b"tx %d" % i for i in range(5)]
+
+    lines = run_net_test(scenario)
+    assert sum("not reading tx messages" in line for line in lines) == 15
