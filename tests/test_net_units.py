@@ -95,7 +95,8 @@ def test_topic_names_and_content_addressed_message_ids() -> None:
     (dict(chain_id=""), "chain id"),
     (dict(genesis_hash=b"x"), "genesis"),
     (dict(listen_port=70000), "port"),
-    (dict(bootstrap=["/ip4/1.2.3.4/tcp/1"]), "tuple"),
+    (dict(bootstrap="/ip4/1.2.3.4/tcp/1"), "list of multiaddr"),
+    (dict(bootstrap=[1]), "list of multiaddr"),
     (dict(topic_limits=TopicLimits(proposal=2 << 20)), "proposal"),
     (dict(reconnect_min_delay=0.0), "reconnect"),
 ])
@@ -108,6 +109,7 @@ def test_bad_bootstrap_addresses_fail_at_construction() -> None:
     cfg = net_config(0, bootstrap=("/ip4/127.0.0.1/tcp/4001",))  # no /p2p/ id
     with pytest.raises(NetConfigError, match="bad peer address"):
         Network(cfg)
+    assert dataclasses.replace(net_config(0), bootstrap=["/a"]).bootstrap == ("/a",)
     assert isinstance(net_config(0), NetConfig)
     assert "seed" not in repr(net_config(0))  # the secret never reaches logs
 

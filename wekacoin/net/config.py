@@ -102,8 +102,9 @@ class NetConfig:
             raise NetConfigError("genesis hash must be 32 bytes")
         if not 0 <= self.listen_port <= 65535:
             raise NetConfigError(f"listen port {self.listen_port} out of range")
-        if not isinstance(self.bootstrap, tuple):
-            raise NetConfigError("bootstrap must be a tuple of multiaddr strings")
+        if isinstance(self.bootstrap, str) or not all(isinstance(a, str) for a in self.bootstrap):
+            raise NetConfigError("bootstrap must be a list of multiaddr strings")
+        object.__setattr__(self, "bootstrap", tuple(self.bootstrap))  # a TOML list is fine
         for topic in Topic:
             if not 0 < self.topic_limits.of(topic) <= _GOSSIP_CEILING:
                 raise NetConfigError(f"{topic.value} size cap must be in (0, {_GOSSIP_CEILING}]")

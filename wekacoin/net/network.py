@@ -3,7 +3,8 @@
 Contract (trio only; every method must be called from the trio thread that runs the network):
 - Lifecycle: `await nursery.start(net.run)` then `net.stop()`, or `async with net.running():`.
   `run` returns only after topics are unsubscribed, peers disconnected and every libp2p
-  service has stopped. A `Network` runs once.
+  service has stopped; cancelling it shuts down in the same order first. A `Network` runs
+  once. Signals (SIGINT/SIGTERM) are the driver's: it calls `stop()`.
 - Identity: `peer_id` is derived from `NetConfig.seed` (the node's Ed25519 key).
 - Peers: a connection becomes a peer once the hello handshake shows the same chain id and
   genesis; until then its gossip is ignored and it is not in `peers()`. A peer on another
@@ -12,8 +13,10 @@ Contract (trio only; every method must be called from the trio thread that runs 
 - Gossip: `publish` relays to peers (own messages are not validated nor echoed back);
   received messages reach `messages(topic)` only after the topic's validator accepted them,
   and only accepted messages are relayed.
-- Requests: `request_blocks` and `fetch_blob` raise `wekacoin.net.errors` exceptions, never
-  libp2p ones.
+- Requests go to handshaken peers only; `request_blocks`, `fetch_blob` and `connect` raise
+  `wekacoin.net.errors` exceptions (all `WekaError`s), never libp2p ones.
+- Providers: `block_provider` and `blob_provider` (settable attributes) answer peers'
+  requests; see `blocks.BlockProvider` and `blobs.BlobProvider` for their contracts.
 """
 
 from __future__ import annotations
