@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -118,6 +120,8 @@ def run_net_test(test: Callable[[], Awaitable[None]]) -> list[str]:
     finally:
         root.removeHandler(capture)
     lines = capture.messages()
+    if os.environ.get("NET_TEST_SHOW_LOGS"):
+        print("\n".join(lines), file=sys.stderr)
     closed = [line for line in lines if "Nursery is closed" in line]
     assert not closed, f"shutdown errors: {closed}"
     return lines

@@ -34,6 +34,19 @@ from wekacoin.net.errors import NetConfigError
 logger = logging.getLogger("wekacoin.net.host")
 
 
+def _reattach_libp2p_logs() -> None:
+    """Importing libp2p 0.8.1 detaches its loggers (propagate=False, no handlers unless
+    LIBP2P_DEBUG is set), so its warnings skip the node's logging setup and reach stderr
+    through `logging.lastResort`. Let them through to the node's handlers (level stays
+    WARNING); with LIBP2P_DEBUG, libp2p's own handlers stay in charge."""
+    libp2p_logger = logging.getLogger("libp2p")
+    if not libp2p_logger.handlers:
+        libp2p_logger.propagate = True
+
+
+_reattach_libp2p_logs()
+
+
 def key_pair_from_seed(seed: bytes) -> KeyPair:
     """libp2p's Ed25519 key pair for the node's 32-byte seed (the same key as
     `wekacoin.crypto.keys.KeyPair.from_seed`)."""
