@@ -117,7 +117,7 @@ def test_bad_bootstrap_addresses_fail_at_construction() -> None:
 def test_network_implements_its_port() -> None:
     import inspect
 
-    from wekacoin.net import ports
+    from wekacoin import ports
     from wekacoin.net.network import Network as LibP2PNetwork
 
     for name, member in inspect.getmembers(ports.Network):

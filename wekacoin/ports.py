@@ -1,11 +1,19 @@
 """The node's ports: the few boundaries between protocol logic and the outside world.
 
 Each port is a `typing.Protocol` whose docstring is its contract. Adapters implement them
-(`wekacoin.content`, ...); tests and the simulation substitute fakes that keep the same
+(`wekacoin.content`, `wekacoin.net`, ...); tests and the simulation substitute fakes that keep the same
 contract.
 """
 
-from typing import Protocol
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from wekacoin.net.api import GossipMessage, PeerEvent, PeerStatus, Topic, Validator
+    from wekacoin.net.messages import SyncedBlock
 
 
 class BlobStore(Protocol):
@@ -50,3 +58,59 @@ class BlobStore(Protocol):
     def is_pinned(self, cid: str) -> bool:
         """Whether the blob is pinned."""
         ...
+
+
+class Network(Protocol):
+    """How the node talks to its peers. All methods run on the node's trio thread.
+
+    Contract:
+    - Lifecycle: `running()` (or `run` under a nursery, then `stop`) starts the network and,
+      on exit, returns only once peers are disconnected and every task has ended.
+    - Peers are identified by their peer id string. A peer is handshaken (same chain id and
+      genesis) before it appears in `peers()`, in `events()`, or is asked anything; a peer on
+      another chain is refused for good, a misbehaving one is banned for a while.
+    - Gossip: `publish` sends to peers, never back to the node itself. A received message is
+      passed to the topic's validator first; only ACCEPTed messages are delivered by
+      `messages(topic)` and relayed; REJECTed ones count against the peer that sent them.
+      Own publishes skip the validator. `publish` raises `MessageTooLargeError` over the
+      topic's size cap. Each topic's iterator has one consumer, which must keep up (overflow
+      is dropped, logged and counted in `stats()`).
+    - Requests go to handshaken peers only and fail with `wekacoin.net.errors.RequestError`
+      subclasses (timeouts, refusals, malformed answers); `fetch_blob` returns only bytes its
+      `verify` accepted, and raises `BlobUnavailableError` otherwise.
+    - Every error raised is a `WekaError`.
+    """
+
+    peer_id: str
+
+    def running(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def run(self, *, task_status: Any = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def listen_addrs(self) -> list[str]: ...
+
+    async def connect(self, addr: str) -> None: ...
+
+    def set_tip(self, height: int, tip_hash: bytes) -> None: ...
+
+    def peers(self) -> list[PeerStatus]: ...
+
+    def events(self) -> AsyncIterator[PeerEvent]: ...
+
+    def penalize(self, peer_id: str, reason: str, weight: float = 1.0) -> None: ...
+
+    def set_validator(self, topic: Topic, fn: Validator | None) -> None: ...
+
+    async def publish(self, topic: Topic, data: bytes) -> None: ...
+
+    def messages(self, topic: Topic) -> AsyncIterator[GossipMessage]: ...
+
+    async def request_blocks(self, peer_id: str, from_height: int, count: int, *,
+                             batch_size: int = 32, request_timeout: float = 10.0,
+                             total_timeout: float = 60.0) -> list[SyncedBlock]: ...
+
+    async def fetch_blob(self, cid: str, verify: Callable[[bytes], bool], max_size: int, *,
+                         peers: Sequence[str] | None = None, per_peer_timeout: float = 30.0,
+                         total_timeout: float = 120.0) -> bytes: ...
