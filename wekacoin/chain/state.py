@@ -127,7 +127,10 @@ _MISSING = object()
 class State:
     """A layer of ledger state over a parent layer or a source of encoded entries."""
 
-    __slots__ = ("config", "block_hash", "_parent", "_source", "_records", "_written", "_lattice")
+    __slots__ = (
+        "config", "block_hash", "_parent", "_source", "_records", "_written", "_encodings",
+        "_lattice",
+    )
 
     def __init__(
         self,
@@ -146,6 +149,9 @@ class State:
         self._source = source if source is not None else {}
         self._records: dict[bytes, Any] = {}
         self._written: set[bytes] = set()
+        self._encodings: dict[bytes, bytes | None] = {}
+        """Encodings of written records, kept once computed: the root and then the store's
+        commit (changes()) both need them."""
         self._lattice = lattice  # None: compute lazily (from the parent, or by a full scan)
 
     @property
@@ -193,8 +199,12 @@ class State:
         return self._source.get(key)
 
     def _encoded(self, key: bytes) -> bytes | None:
-        value = self._records[key]
-        return None if value is None else _encode_value(key, value)
+        raw = self._encodings.get(key, _MISSING)
+        if raw is _MISSING:
+            value = self._records[key]
+            raw = None if value is None else _encode_value(key, value)
+            self._encodings[key] = raw
+        return raw
 
     def _get(self, key: bytes) -> Any:
         value = self._records.get(key, _MISSING)
@@ -210,6 +220,7 @@ class State:
     def _put(self, key: bytes, value: Any) -> None:
         self._records[key] = value
         self._written.add(key)
+        self._encodings.pop(key, None)
         self._lattice = None
 
     # -- typed access --
