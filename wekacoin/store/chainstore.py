@@ -30,7 +30,7 @@ from wekacoin.store.metafile import (
     DB_DIR, META_FILE, check_compatible, read_meta_file, write_meta_file,
 )
 from wekacoin.store.reader import ChainReader
-from wekacoin.store.writes import Writes, block_writes, genesis_writes
+from wekacoin.store.writes import write_block, write_genesis
 from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis
 
@@ -77,7 +77,9 @@ class ChainStore(ChainReader):
             self.stored_tip()
         except CorruptStoreError:
             recovery.check_empty(self)
-            self._write(genesis_writes(meta, genesis_state(self.genesis)), sync=True)
+            batch = self._leveldb.write_batch(sync=True)
+            write_genesis(batch, meta, genesis_state(self.genesis))
+            batch.write()
         recovery.check_meta_record(self, meta)
         self._tip = recovery.check_tip(self, self.genesis, full=verify_state)
 
@@ -115,9 +117,10 @@ class ChainStore(ChainReader):
         one atomic batch. `state` is what `apply_block(self.state(), block)` (or
         `build_block`) returned. CommitError, with nothing written, if the block does not
         extend the tip or the state is not the block's."""
-        writes = block_writes(self.stored_tip(), block, state, certificate)
-        self._write(writes, sync=self._sync)
-        self._tip = super().stored_tip()
+        batch = self._leveldb.write_batch(sync=self._sync)
+        tip = write_block(batch, self.stored_tip(), block, state, certificate)
+        batch.write()  # a batch that is never written (write_block raised) leaves no trace
+        self._tip = tip
 
     def put_checkpoint(self, data: bytes) -> None:
         """Persist the consensus checkpoint, durably (fsync) before returning: the caller may
@@ -128,14 +131,6 @@ class ChainStore(ChainReader):
     def get_checkpoint(self) -> bytes | None:
         return self._leveldb.get(CHECKPOINT_KEY)
 
-    def _write(self, writes: Writes, *, sync: bool) -> None:
-        batch = self._leveldb.write_batch(sync=sync)
-        for key, value in writes:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.write()
 
 
 def _prepare_root(root: Path, expected: StoreMeta) -> None:
@@ -156,10 +151,19 @@ def _prepare_root(root: Path, expected: StoreMeta) -> None:
     write_meta_file(root, expected)
 
 
+LEVELDB_OPTIONS = {
+    # The block cache: the memory reads keep, whatever the chain's length.
+    "lru_cache_size": 8 * 2**20,
+    # Point reads (ledger entries while a block applies, often of absent keys: new accounts)
+    # skip the tables that cannot hold the key.
+    "bloom_filter_bits": 10,
+}
+
+
 def _open_leveldb(root: Path) -> plyvel.DB:
     path = root / DB_DIR
     try:
-        return plyvel.DB(str(path), create_if_missing=True)
+        return plyvel.DB(str(path), create_if_missing=True, **LEVELDB_OPTIONS)
     except plyvel.IOError as e:
         if "LOCK" in str(e):
             raise StoreInUseError(

@@ -9,26 +9,21 @@ iterators.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
-
-import cbor2
 
 from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store.errors import CorruptStoreError
 from wekacoin.store.layout import (
-    HEIGHT_PREFIX, META_KEY, STATE_PREFIX, TIP_KEY, StoreMeta, StoredTip, TxLocation, block_key, cert_key,
-    height_key, lattice_from_bytes, parse_tx_location, tx_key,
+    HEIGHT_PREFIX, META_KEY, STATE_PREFIX, TIP_KEY, StoreMeta, StoredBlock, StoredTip,
+    TxLocation, block_key, cert_key, height_key, lattice_from_bytes, parse_tx_value, tx_key,
 )
 from wekacoin.types.block import Block, BlockHeader
-from wekacoin.types.codec import DecodeError, decode_trusted, from_primitive
+from wekacoin.types.codec import DecodeError, decode_trusted, encode
 from wekacoin.types.ledger import Account, Submission, Task
 from wekacoin.types.primitives import Hash, Height
 from wekacoin.types.tx import Tx
 
-_BLOCK_FIELDS = [f.name for f in fields(Block)]
-_HEADER_AT = _BLOCK_FIELDS.index("header")
-_TXS_AT = _BLOCK_FIELDS.index("txs")
 _HEIGHTS_END = HEIGHT_PREFIX + b"\xff" * 9
 
 
@@ -73,7 +68,7 @@ class StoredTx:
 
 @dataclass(frozen=True, slots=True)
 class RawBlock:
-    """A block as stored: its wire bytes and certificate, for sync to send without decoding."""
+    """A block's wire bytes and certificate, as sync sends them."""
 
     height: Height
     block_hash: Hash
@@ -157,73 +152,77 @@ class ChainReader:
             return None
         return self._db.get(height_key(height))
 
-    def get_block_bytes(self, block_hash: bytes) -> bytes | None:
-        """The block's canonical encoding, as received or sent on the wire."""
-        return self._db.get(block_key(block_hash))
+    def get_stored_block(self, block_hash: bytes) -> StoredBlock | None:
+        """The block's header, metadata and transaction ids (not its transactions)."""
+        raw = self._db.get(block_key(block_hash))
+        if raw is None:
+            return None
+        try:
+            return decode_trusted(StoredBlock, raw)
+        except DecodeError as e:
+            raise CorruptStoreError(f"block {block_hash.hex()} is unreadable: {e}") from None
 
     def get_block_by_hash(self, block_hash: bytes) -> Block | None:
-        data = self.get_block_bytes(block_hash)
-        return None if data is None else _decode_block(data)
+        stored = self.get_stored_block(block_hash)
+        if stored is None:
+            return None
+        txs = []
+        for tx_id in stored.ids():
+            found = self.get_tx(tx_id)
+            if found is None:
+                raise CorruptStoreError(f"transaction {tx_id.hex()} of block "
+                                        f"{stored.header.height} is missing")
+            txs.append(found.tx)
+        return Block(stored.header, tuple(txs), stored.meta)
 
     def get_block(self, height: int) -> Block | None:
         block_hash = self.get_block_hash(height)
         return None if block_hash is None else self.get_block_by_hash(block_hash)
 
+    def get_block_bytes(self, block_hash: bytes) -> bytes | None:
+        """The block's canonical encoding (its wire bytes), rebuilt from its records."""
+        block = self.get_block_by_hash(block_hash)
+        return None if block is None else encode(block)
+
     def get_header(self, height: int) -> BlockHeader | None:
         block_hash = self.get_block_hash(height)
-        data = None if block_hash is None else self.get_block_bytes(block_hash)
-        if data is None:
-            return None
-        return _decode_part(data, lambda p: from_primitive(BlockHeader, p[_HEADER_AT]))
+        stored = None if block_hash is None else self.get_stored_block(block_hash)
+        return None if stored is None else stored.header
 
     def get_certificate(self, height: int) -> bytes | None:
         block_hash = self.get_block_hash(height)
         return None if block_hash is None else self._db.get(cert_key(block_hash))
 
-    def iter_raw_blocks(self, start: int, stop: int | None = None) -> Iterator[RawBlock]:
+    def iter_blocks(self, start: int, stop: int | None = None) -> Iterator[Block]:
         """Stored blocks with heights in [start, stop), ascending, one at a time."""
         lo = height_key(max(start, 0))
         hi = _HEIGHTS_END if stop is None else height_key(max(stop, 0))
-        with self._db.iterator(start=lo, stop=hi) as it:
-            for key, block_hash in it:
-                data = self._db.get(block_key(block_hash))
-                if data is None:
+        with self._db.iterator(start=lo, stop=hi, include_key=False) as it:
+            for block_hash in it:
+                block = self.get_block_by_hash(block_hash)
+                if block is None:
                     raise CorruptStoreError(f"block {block_hash.hex()} is indexed but missing")
-                yield RawBlock(
-                    Height(int.from_bytes(key[1:], "big")), Hash(block_hash), data,
-                    self._db.get(cert_key(block_hash), b""),
-                )
+                yield block
 
-    def iter_blocks(self, start: int, stop: int | None = None) -> Iterator[Block]:
-        for raw in self.iter_raw_blocks(start, stop):
-            yield _decode_block(raw.data)
+    def iter_raw_blocks(self, start: int, stop: int | None = None) -> Iterator[RawBlock]:
+        """Like `iter_blocks`, as wire bytes with their certificates, for sync to send."""
+        for block in self.iter_blocks(start, stop):
+            block_hash = block.hash
+            yield RawBlock(block.header.height, block_hash, encode(block),
+                           self._db.get(cert_key(block_hash), b""))
 
     # -- transactions --
 
     def get_tx(self, tx_id: bytes) -> StoredTx | None:
-        """A committed transaction and where it sits; decodes only that transaction."""
-        location = self._db.get(tx_key(tx_id))
-        if location is None:
+        """A committed transaction and where it sits."""
+        value = self._db.get(tx_key(tx_id))
+        if value is None:
             return None
-        height, index = parse_tx_location(location)
+        try:
+            height, index, tx = parse_tx_value(value)
+        except DecodeError as e:
+            raise CorruptStoreError(f"transaction {tx_id.hex()} is unreadable: {e}") from None
         block_hash = self.get_block_hash(height)
-        data = None if block_hash is None else self.get_block_bytes(block_hash)
-        if data is None:
+        if block_hash is None:
             raise CorruptStoreError(f"transaction {tx_id.hex()} points at missing block {height}")
-        tx = _decode_part(data, lambda p: from_primitive(Tx, p[_TXS_AT][index]))
         return StoredTx(tx, TxLocation(Height(height), Hash(block_hash), index))
-
-
-def _decode_block(data: bytes) -> Block:
-    try:
-        return decode_trusted(Block, data)
-    except DecodeError as e:
-        raise CorruptStoreError(f"a stored block is unreadable: {e}") from None
-
-
-def _decode_part(data: bytes, pick: Any) -> Any:
-    """Decode one part of a stored block from its CBOR data model, skipping the rest."""
-    try:
-        return pick(cbor2.loads(data))
-    except (cbor2.CBORError, DecodeError, IndexError, TypeError, ValueError) as e:
-        raise CorruptStoreError(f"a stored block is unreadable: {e}") from None
