@@ -96,6 +96,10 @@ class ChainStore(ChainReader):
     def closed(self) -> bool:
         return self._leveldb.closed
 
+    def memory_usage(self) -> int:
+        """Bytes LevelDB holds in memory (block cache and memtables), for metrics."""
+        return int(self._leveldb.get_property(b"leveldb.approximate-memory-usage"))
+
     # -- reads that need one consistent view --
 
     def snapshot(self) -> ChainReader:
