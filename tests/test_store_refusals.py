@@ -172,3 +172,9 @@ def test_a_database_with_data_but_no_tip_is_detected(stored):
     _tamper(stored.path, lambda db: db.delete(TIP_KEY))
     with pytest.raises(CorruptStoreError, match="no tip"):
         ChainStore.open(stored.path, stored.chain.genesis)
+
+
+def test_a_lost_chain_tip_entry_is_detected_even_without_the_full_scan(stored):
+    _tamper(stored.path, lambda db: db.delete(STATE_PREFIX + b"G"))
+    with pytest.raises(CorruptStoreError, match="chain tip entry says None"):
+        ChainStore.open(stored.path, stored.chain.genesis, verify_state=False)

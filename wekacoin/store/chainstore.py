@@ -58,7 +58,9 @@ class ChainStore(ChainReader):
         `recovery.check_tip` (`verify_state=False` skips the O(state) scan of the entries).
 
         `sync_commits`: fsync each committed block. Without it a killed process still loses
-        nothing, but a power cut may lose the last blocks (never leaving a torn one).
+        nothing (LevelDB has handed each batch to the kernel), but after a power cut the store
+        may have lost its last blocks, or (LevelDB does not fsync a log it switches away
+        from) be refused by the open check and need a re-sync.
         """
         root = Path(path)
         expected = StoreMeta(FORMAT_VERSION, genesis.chain_id, genesis.hash)
@@ -73,10 +75,7 @@ class ChainStore(ChainReader):
         return store
 
     def _start(self, meta: StoreMeta, verify_state: bool) -> None:
-        try:
-            self.stored_tip()
-        except CorruptStoreError:
-            recovery.check_empty(self)
+        if self.first_key() is None:  # new, or created by a process killed before genesis
             batch = self._leveldb.write_batch(sync=True)
             write_genesis(batch, meta, genesis_state(self.genesis))
             batch.write()
@@ -128,13 +127,11 @@ class ChainStore(ChainReader):
 
     def put_checkpoint(self, data: bytes) -> None:
         """Persist the consensus checkpoint, durably (fsync) before returning: the caller may
-        send the vote it protects as soon as this returns. Also makes every earlier commit
-        durable, since LevelDB has one log."""
+        send the vote it protects as soon as this returns."""
         self._leveldb.put(CHECKPOINT_KEY, data, sync=True)
 
     def get_checkpoint(self) -> bytes | None:
         return self._leveldb.get(CHECKPOINT_KEY)
-
 
 
 def _prepare_root(root: Path, expected: StoreMeta) -> None:

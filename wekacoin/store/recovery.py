@@ -10,12 +10,14 @@ entries changed or lost outside the store (disk errors, a hand edit, a bug in a 
 from __future__ import annotations
 
 from wekacoin.chain.genesis import genesis_state
-from wekacoin.chain.state import compute_root, lattice_of
+from wekacoin.chain.state import TIP_KEY, compute_root, lattice_of
 from wekacoin.store.errors import CorruptStoreError
 from wekacoin.store.layout import StoreMeta, StoredTip, lattice_from_bytes
 from wekacoin.store.reader import ChainReader
 from wekacoin.types.block import block_hash
+from wekacoin.types.codec import DecodeError, decode_trusted
 from wekacoin.types.genesis import Genesis
+from wekacoin.types.ledger import ChainTip
 
 _LATTICE_BYTES = 2048
 
@@ -24,10 +26,16 @@ def check_meta_record(db: ChainReader, expected: StoreMeta) -> None:
     """The identity kept inside the database must be the one in chainstore.json."""
     found = db.stored_meta()
     if found != expected:
+        what = "missing" if found is None else _describe(found)
         raise CorruptStoreError(
-            f"the database's identity record ({found}) differs from chainstore.json "
-            f"({expected}): the leveldb directory belongs to another data directory"
+            f"the database's identity record ({what}) differs from chainstore.json "
+            f"({_describe(expected)}): the leveldb directory belongs to another data directory"
         )
+
+
+def _describe(meta: StoreMeta) -> str:
+    return (f"format {meta.format_version}, chain {meta.chain_id!r}, genesis "
+            f"{meta.genesis_hash.hex()[:16]}...")
 
 
 def check_tip(db: ChainReader, genesis: Genesis, *, full: bool = True) -> StoredTip:
@@ -61,14 +69,11 @@ def check_tip(db: ChainReader, genesis: Genesis, *, full: bool = True) -> Stored
                 f"commits to {expected.hex()}: entries were changed or lost outside the store; "
                 "restore this data directory from a backup, or sync a new one from peers"
             )
-    state = db.state_of(tip)
-    if state.height != tip.height:
-        raise CorruptStoreError(f"{where}: the ledger's chain tip entry says {state.height}")
+    raw = db.state_entries().get(TIP_KEY)
+    try:
+        height = None if raw is None else decode_trusted(ChainTip, raw).height
+    except DecodeError:
+        height = None
+    if height != tip.height:
+        raise CorruptStoreError(f"{where}: the ledger's chain tip entry says {height}")
     return tip
-
-
-def check_empty(db: ChainReader) -> None:
-    """A database without a tip must hold nothing at all (it is about to get genesis)."""
-    first = db.first_key()
-    if first is not None:
-        raise CorruptStoreError(f"the database has no tip but holds a {first[:1]!r} key")
