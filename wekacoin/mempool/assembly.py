@@ -34,9 +34,7 @@ def select_txs(
             heapq.heappush(candidates, (-entry.fee, entry.seq, nonce, queue))
 
     for queue in queues:
-        if queue.entries:
-            sender = queue.entries[min(queue.entries)].vtx.sender
-            offer(queue, state.get_account(sender).nonce)
+        offer(queue, state.get_account(queue.sender).nonce)
     chosen: list[VerifiedTx] = []
     size = 0
     while candidates and len(chosen) < limits.max_txs:

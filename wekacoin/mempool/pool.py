@@ -119,7 +119,7 @@ class Mempool:
             raise InvalidTransaction(e) from None
         queue = self._senders.get(vtx.sender)
         if queue is None:
-            queue = SenderQueue(self._next, self._account_nonce(vtx.sender))
+            queue = SenderQueue(vtx.sender, self._next, self._account_nonce(vtx.sender))
         self._check_admissible(vtx, queue)
         self._seq += 1
         entry = PoolEntry(vtx, now_ms, self._seq)

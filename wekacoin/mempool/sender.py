@@ -51,9 +51,10 @@ class NextBlock:
 
 
 class SenderQueue:
-    __slots__ = ("entries", "next_nonce", "ready", "_state", "_next")
+    __slots__ = ("sender", "entries", "next_nonce", "ready", "_state", "_next")
 
-    def __init__(self, next_block: NextBlock, next_nonce: int) -> None:
+    def __init__(self, sender: bytes, next_block: NextBlock, next_nonce: int) -> None:
+        self.sender = sender
         self.entries: dict[int, PoolEntry] = {}
         self.next_nonce = next_nonce
         """The account's nonce in the base state: the first nonce a block can include."""
