@@ -273,7 +273,8 @@ def measure_rss(path: str, genesis_file: str) -> None:
         for result["blocks"], _ in enumerate(store.iter_blocks(1), start=1):
             if result["blocks"] % 100 == 0:
                 now = memory_kb()
-                peak_anon, peak_file = max(peak_anon, now["RssAnon"]), max(peak_file, now["RssFile"])
+                peak_anon = max(peak_anon, now["RssAnon"])
+                peak_file = max(peak_file, now["RssFile"])
         result["leveldb"] = store.memory_usage()
         store.close()
     now = memory_kb()

@@ -185,3 +185,14 @@ def test_many_transfer_blocks_match_the_in_memory_chain(tmp_path):
             store.commit(block, apply_block(store.state(), block))
         assert store.tip().state_root == reference.state.root()
         assert dict(store.state().items()) == dict(reference.state.items())
+
+
+def test_a_store_killed_while_being_created_opens(tmp_path):
+    """Killed after writing the temporary identity file, before renaming it."""
+    root = tmp_path / "new"
+    root.mkdir()
+    (root / "chainstore.json.tmp").write_text('{"kind": "wekacoin-chain-')
+    chain = LocalChain()
+    with ChainStore.open(root, chain.genesis) as store:
+        assert store.height == 0
+    assert sorted(p.name for p in root.iterdir()) == ["chainstore.json", "leveldb"]

@@ -156,6 +156,7 @@ def test_a_store_killed_at_random_instants_reopens_on_a_committed_tip(tmp_path):
                 assert int(checkpoint.split()[1]) >= acknowledged
             replay.check(store)
 
-    print(f"{kills} kills ({early} while opening), {spawns} children, {time.monotonic() - start:.1f} s")
+    elapsed = time.monotonic() - start
+    print(f"{kills} kills ({early} while opening), {spawns} children, {elapsed:.1f} s")
     assert acknowledged == BLOCKS == replay.state.height
     assert kills >= MIN_KILLS, f"only {kills} kills (seed {seed})"

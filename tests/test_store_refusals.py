@@ -67,7 +67,8 @@ def test_a_newer_format_is_refused(stored):
 
 def test_an_older_format_is_refused(stored):
     _set_format(stored.path, 0)
-    _refused_untouched(stored.path, stored.chain.genesis, IncompatibleStoreError, "does not migrate")
+    _refused_untouched(stored.path, stored.chain.genesis, IncompatibleStoreError,
+                       "does not migrate")
 
 
 def test_a_directory_that_is_not_a_store_is_refused(tmp_path):

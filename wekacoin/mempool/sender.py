@@ -40,7 +40,8 @@ class PoolEntry:
 @dataclass(frozen=True, slots=True)
 class NextBlock:
     """Where pending transactions are checked: the tip after the next block's opening
-    events (`begin_block`), at the next height. Never written: each sender uses a child."""
+    events (`begin_block`), at the next height. The pool's is never written (each sender
+    applies its run on a child); block assembly makes its own and writes it."""
 
     base: State
     height: int

@@ -27,7 +27,7 @@ from wekacoin.store.errors import (
 )
 from wekacoin.store.layout import CHECKPOINT_KEY, FORMAT_VERSION, StoreMeta, StoredTip
 from wekacoin.store.metafile import (
-    DB_DIR, META_FILE, check_compatible, read_meta_file, write_meta_file,
+    DB_DIR, META_FILE, META_TMP, check_compatible, read_meta_file, write_meta_file,
 )
 from wekacoin.store.reader import ChainReader
 from wekacoin.store.writes import write_block, write_genesis
@@ -136,14 +136,15 @@ class ChainStore(ChainReader):
 
 def _prepare_root(root: Path, expected: StoreMeta) -> None:
     """Refuse a foreign directory before anything is written; create the identity file of a
-    new one."""
+    new one. A leftover temporary identity file (a node killed while creating the store)
+    does not make a directory foreign."""
     if root.exists() and not root.is_dir():
         raise IncompatibleStoreError(f"{root} is not a directory")
     found = read_meta_file(root) if root.exists() else None
     if found is not None:
         check_compatible(found, expected, root)
         return
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and any(p.name != META_TMP for p in root.iterdir()):
         raise IncompatibleStoreError(
             f"{root} is not empty and has no {META_FILE}: it is not a chain store, and the "
             "node will not write into it; choose an empty or missing directory"

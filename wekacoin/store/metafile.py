@@ -17,6 +17,7 @@ from wekacoin.store.layout import FORMAT_VERSION, StoreMeta
 from wekacoin.types.primitives import Hash
 
 META_FILE = "chainstore.json"
+META_TMP = META_FILE + ".tmp"
 DB_DIR = "leveldb"
 _KIND = "wekacoin-chain-store"
 
@@ -56,7 +57,7 @@ def write_meta_file(root: Path, meta: StoreMeta) -> None:
         "chain_id": meta.chain_id,
         "genesis_hash": meta.genesis_hash.hex(),
     }
-    tmp = root / (META_FILE + ".tmp")
+    tmp = root / META_TMP
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(doc, indent=2) + "\n")
         f.flush()
