@@ -109,7 +109,9 @@ class Mempool:
     # -- admission --
 
     def add(self, tx: Tx, now_ms: int) -> Admission:
-        """Admit `tx` or raise a MempoolError saying why (the pool is then unchanged)."""
+        """Admit `tx` or raise a MempoolError saying why, leaving the pool unchanged; except
+        that a PoolFull for a large transaction may come after cheaper ones were evicted to
+        make room under the byte cap (it was then the cheapest left)."""
         tx_id = compute_tx_id(tx.payload)
         if tx_id in self._entries:
             raise AlreadyKnown(f"transaction {tx_id.hex()} is already pending")
