@@ -158,5 +158,7 @@ def test_a_store_killed_at_random_instants_reopens_on_a_committed_tip(tmp_path):
 
     elapsed = time.monotonic() - start
     print(f"{kills} kills ({early} while opening), {spawns} children, {elapsed:.1f} s")
-    assert acknowledged == BLOCKS == replay.state.height
+    # Every block is in; `acknowledged` may end below 200: a child can be killed after a
+    # commit and before saying so (the tip >= acknowledged check after each kill covers it).
+    assert replay.state.height == BLOCKS
     assert kills >= MIN_KILLS, f"only {kills} kills (seed {seed})"
