@@ -149,9 +149,7 @@ class State:
         self._source = source if source is not None else {}
         self._records: dict[bytes, Any] = {}
         self._written: set[bytes] = set()
-        self._encodings: dict[bytes, bytes | None] = {}
-        """Encodings of written records, kept once computed: the root and then the store's
-        commit (changes()) both need them."""
+        self._encodings: dict[bytes, bytes | None] = {}  # of written entries, on demand
         self._lattice = lattice  # None: compute lazily (from the parent, or by a full scan)
 
     @property
