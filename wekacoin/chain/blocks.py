@@ -78,10 +78,7 @@ def execute_block(
     """Start-of-block events, the transactions, the settlement, then the proposer's fees."""
     if proposer is None and (vtxs or meta.settlement is not None or meta.seed_proof is not None):
         raise BlockError("an empty block (no proposer) carries no transactions or settlement")
-    ctx = BlockContext(height, seed)
-    state.put_tip(replace(state.tip, height=height, seed=seed))
-    process_stake_agenda(state, height)
-    process_task_deadlines(state, height, seed)
+    ctx = begin_block(state, height, seed)
     for i, vtx in enumerate(vtxs):
         try:
             apply_tx(state, vtx, ctx)
@@ -95,6 +92,16 @@ def execute_block(
             raise BlockError("the proposer's key has no stake to receive the fees")
         credit(state, owner, ctx.fees)
     return ctx
+
+
+def begin_block(state: State, height: Height, seed: Hash) -> BlockContext:
+    """The start-of-block events, before any transaction: the tip moves to `height`, matured
+    stake changes take effect, task deadlines pass. Block assembly (the mempool) runs this too,
+    so it checks transactions against exactly the state they will meet in the block."""
+    state.put_tip(replace(state.tip, height=height, seed=seed))
+    process_stake_agenda(state, height)
+    process_task_deadlines(state, height, seed)
+    return BlockContext(height, seed)
 
 
 def _check_header(state: State, block: Block) -> None:

@@ -1,0 +1,177 @@
+"""The chain store: final blocks, their certificates, the transaction index and the ledger
+state as of the tip, in one LevelDB database, plus the consensus checkpoint.
+
+A data directory holds `chainstore.json` (its identity, see `metafile`) and `leveldb/`
+(the key layout is in `layout`). One process opens it at a time.
+
+    store = ChainStore.open(path, genesis)        # creates it at height 0 if empty
+    new = apply_block(store.state(), block)       # the chain rules, reading through the store
+    store.commit(block, new, certificate)         # one atomic batch
+    store.put_checkpoint(data)                    # durable before the node votes
+
+Writes come from one thread (the node's driver); reads may come from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import plyvel
+
+from wekacoin.chain.genesis import genesis_state
+from wekacoin.chain.state import ChainConfig, State
+from wekacoin.store import recovery
+from wekacoin.store.errors import (
+    CorruptStoreError, IncompatibleStoreError, StoreError, StoreInUseError,
+)
+from wekacoin.store.layout import CHECKPOINT_KEY, FORMAT_VERSION, StoreMeta, StoredTip
+from wekacoin.store.metafile import (
+    DB_DIR, META_FILE, META_TMP, check_compatible, read_meta_file, write_meta_file,
+)
+from wekacoin.store.reader import ChainReader
+from wekacoin.store.writes import write_block, write_genesis
+from wekacoin.types.block import Block
+from wekacoin.types.genesis import Genesis
+
+
+class ChainStore(ChainReader):
+    """See the module docstring. Build with `ChainStore.open`."""
+
+    def __init__(self, root: Path, db: plyvel.DB, genesis: Genesis, sync_commits: bool) -> None:
+        super().__init__(db, ChainConfig(genesis.chain_id, genesis.hash, genesis.params))
+        self.root = root
+        self.genesis = genesis
+        self._leveldb = db
+        self._sync = sync_commits
+        self._tip: StoredTip | None = None
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], genesis: Genesis, *, sync_commits: bool = True,
+        verify_state: bool = True,
+    ) -> ChainStore:
+        """Open the data directory at `path`, or create it from `genesis` if it is missing or
+        empty. Refuses (IncompatibleStoreError, nothing modified) a directory of another chain
+        or format, or a non-empty directory that is not a chain store; StoreInUseError if
+        another process has it open; CorruptStoreError if its tip fails the checks of
+        `recovery.check_tip` (`verify_state=False` skips the O(state) scan of the entries).
+
+        `sync_commits`: fsync each committed block. Without it a killed process still loses
+        nothing (LevelDB has handed each batch to the kernel), but after a power cut the store
+        may have lost its last blocks, or (LevelDB does not fsync a log it switches away
+        from) be refused by the open check and need a re-sync.
+        """
+        root = Path(path)
+        expected = StoreMeta(FORMAT_VERSION, genesis.chain_id, genesis.hash)
+        _prepare_root(root, expected)
+        db = _open_leveldb(root)
+        try:
+            store = cls(root, db, genesis, sync_commits)
+            store._start(expected, verify_state)
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def _start(self, meta: StoreMeta, verify_state: bool) -> None:
+        if self.first_key() is None:  # new, or created by a process killed before genesis
+            batch = self._leveldb.write_batch(sync=True)
+            write_genesis(batch, meta, genesis_state(self.genesis))
+            batch.write()
+        recovery.check_meta_record(self, meta)
+        self._tip = recovery.check_tip(self, self.genesis, full=verify_state)
+
+    def close(self) -> None:
+        self._leveldb.close()
+
+    def __enter__(self) -> ChainStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._leveldb.closed
+
+    def memory_usage(self) -> int:
+        """Bytes LevelDB holds in memory (block cache and memtables), for metrics."""
+        return int(self._leveldb.get_property(b"leveldb.approximate-memory-usage"))
+
+    # -- reads that need one consistent view --
+
+    def snapshot(self) -> ChainReader:
+        """A reader that keeps seeing the current tip while later blocks are committed."""
+        return ChainReader(self._leveldb.snapshot(), self.config)
+
+    def state(self) -> State:
+        """The ledger as of the tip, read lazily from a snapshot. Apply the next block on it,
+        then commit; take a new one after each commit (it caches what it reads)."""
+        return self.snapshot().state()
+
+    def stored_tip(self) -> StoredTip:
+        return self._tip if self._tip is not None else super().stored_tip()
+
+    # -- writes --
+
+    def commit(self, block: Block, state: State, certificate: bytes = b"") -> None:
+        """Store `block` as the new tip with its certificate and the state it produced, in
+        one atomic batch. `state` is what `apply_block(self.state(), block)` (or
+        `build_block`) returned. CommitError, with nothing written, if the block does not
+        extend the tip or the state is not the block's."""
+        batch = self._leveldb.write_batch(sync=self._sync)
+        tip = write_block(batch, self.stored_tip(), block, state, certificate)
+        batch.write()  # a batch that is never written (write_block raised) leaves no trace
+        self._tip = tip
+
+    def put_checkpoint(self, data: bytes) -> None:
+        """Persist the consensus checkpoint, durably (fsync) before returning: the caller may
+        send the vote it protects as soon as this returns."""
+        self._leveldb.put(CHECKPOINT_KEY, data, sync=True)
+
+    def get_checkpoint(self) -> bytes | None:
+        return self._leveldb.get(CHECKPOINT_KEY)
+
+
+def _prepare_root(root: Path, expected: StoreMeta) -> None:
+    """Refuse a foreign directory before anything is written; create the identity file of a
+    new one. A leftover temporary identity file (a node killed while creating the store)
+    does not make a directory foreign."""
+    if root.exists() and not root.is_dir():
+        raise IncompatibleStoreError(f"{root} is not a directory")
+    found = read_meta_file(root) if root.exists() else None
+    if found is not None:
+        check_compatible(found, expected, root)
+        return
+    if root.exists() and any(p.name != META_TMP for p in root.iterdir()):
+        raise IncompatibleStoreError(
+            f"{root} is not empty and has no {META_FILE}: it is not a chain store, and the "
+            "node will not write into it; choose an empty or missing directory"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    write_meta_file(root, expected)
+
+
+LEVELDB_OPTIONS = {
+    # The block cache: the memory reads keep, whatever the chain's length.
+    "lru_cache_size": 8 * 2**20,
+    # Point reads (ledger entries while a block applies, often of absent keys: new accounts)
+    # skip the tables that cannot hold the key.
+    "bloom_filter_bits": 10,
+}
+
+
+def _open_leveldb(root: Path) -> plyvel.DB:
+    path = root / DB_DIR
+    try:
+        return plyvel.DB(str(path), create_if_missing=True, **LEVELDB_OPTIONS)
+    except plyvel.IOError as e:
+        if "LOCK" in str(e):
+            raise StoreInUseError(
+                f"the chain store {root} is already in use (its LevelDB lock is held): another "
+                "node process has it open; stop it, or give this node another data directory"
+            ) from None
+        raise StoreError(f"cannot open the chain store {root}: {e}") from None
+    except plyvel.CorruptionError as e:
+        raise CorruptStoreError(f"LevelDB reports corruption in {path}: {e}") from None
