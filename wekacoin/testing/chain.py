@@ -82,6 +82,7 @@ class LocalChain:
             params=self.params,
         )
         self.state = genesis_state(self.genesis)
+        self.genesis_hash = self.state.config.genesis_hash  # Genesis.hash re-encodes each time
         self._nonces: dict[bytes, int] = {}
 
     @property
@@ -96,7 +97,7 @@ class LocalChain:
     def tx(self, key: KeyPair, body: TxBody, *, fee: int = 1, nonce: int | None = None) -> Tx:
         if nonce is None:
             nonce = self.next_nonce(key)
-        return sign_tx(key, self.genesis.hash, nonce, fee, body)
+        return sign_tx(key, self.genesis_hash, nonce, fee, body)
 
     def seed_for(self, height: int) -> Hash:
         return Hash(hashlib.sha256(b"test-seed" + height.to_bytes(8, "big")).digest())
@@ -104,7 +105,7 @@ class LocalChain:
     def build(
         self, txs: list[Tx] = (), settlement: Settlement | None = None, proposer: int = 0
     ) -> tuple[Block, State]:
-        vtxs = [verify_tx(t, self.genesis.hash) for t in txs]
+        vtxs = [verify_tx(t, self.genesis_hash) for t in txs]
         meta = BlockMeta(seed_proof=None, settlement=settlement)
         return build_block(
             self.state, vtxs=vtxs, seed=self.seed_for(self.height + 1),
@@ -167,7 +168,7 @@ class LocalChain:
             key = self.keys[i]
             ranking = CandidateRanking(task_id, key.public_key, bytes(80), b_outcome, b_score, entries)
             signed.append(SignedRanking(
-                ranking, key.sign(ranking_signing_message(self.genesis.hash, ranking)),
+                ranking, key.sign(ranking_signing_message(self.genesis_hash, ranking)),
             ))
         signed.sort(key=lambda r: r.ranking.evaluator)
         return Settlement(
