@@ -57,6 +57,20 @@ def compute_ranking_order(
     return sorted((e for e in entries if e.outcome is Outcome.SCORED), key=key)
 
 
+def compute_winner(
+    task: Task, settlement: Settlement, ranked: list[RankEntry], submissions: dict[int, Submission]
+) -> Submission | None:
+    """The best scored submission if it strictly beats the baseline: the baseline's score on
+    the same data, or its claimed training score if the committee could not score it."""
+    baseline = (
+        settlement.baseline_score if settlement.baseline_outcome is Outcome.SCORED
+        else task.spec.baseline_score
+    )
+    if ranked and is_better(task.spec.metric, ranked[0].score, baseline):
+        return submissions[ranked[0].submission_id]
+    return None
+
+
 def compute_payout(
     task: Task, settlement: Settlement, submissions: dict[int, Submission],
     evaluators: list[Address], params: Params,
@@ -68,13 +82,7 @@ def compute_payout(
         if amount:
             credits[address] = credits.get(address, 0) + amount
 
-    baseline = (
-        settlement.baseline_score if settlement.baseline_outcome is Outcome.SCORED
-        else task.spec.baseline_score
-    )
-    winner = None
-    if ranked and is_better(task.spec.metric, ranked[0].score, baseline):
-        winner = submissions[ranked[0].submission_id]
+    winner = compute_winner(task, settlement, ranked, submissions)
     pay(winner.trainer if winner else task.supplier, task.spec.reward)
 
     n = len(submissions)

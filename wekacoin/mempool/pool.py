@@ -96,6 +96,10 @@ class Mempool:
         entry = self._entries.get(tx_id)
         return None if entry is None else entry.vtx
 
+    def all(self) -> list[VerifiedTx]:
+        """Every pending transaction, in arrival order."""
+        return [e.vtx for e in self._entries.values()]
+
     def pending(self, sender: bytes) -> list[VerifiedTx]:
         """The sender's pending transactions in nonce order."""
         queue = self._senders.get(sender)

@@ -1,0 +1,165 @@
+"""The node's ledger service: the chain store, the tip state and the mempool, kept in step.
+
+Everything that changes the tip goes through `commit`, so the mempool, the tip state and the
+listeners (consensus, network, metrics) always agree on where the chain is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from wekacoin.chain.blocks import apply_block
+from wekacoin.chain.settlement import compute_ranking_order, compute_winner
+from wekacoin.chain.state import State
+from wekacoin.chain.tasks import compute_phase
+from wekacoin.mempool import Mempool, MempoolError
+from wekacoin.mempool.pool import Admission, Dropped
+from wekacoin.store import ChainStore
+from wekacoin.store.reader import TaskView
+from wekacoin.types.block import Block
+from wekacoin.types.codec import DecodeError, decode
+from wekacoin.types.genesis import Genesis
+from wekacoin.types.ranking import Outcome, Settlement
+from wekacoin.types.tx import Tx
+from wekacoin.errors import WekaError
+
+log = logging.getLogger("wekacoin.node.chain")
+
+_DROPPED_MEMORY = 10_000  # how many refused/dropped tx ids the node remembers, for RPC
+
+
+class Rejected(WekaError):
+    """A transaction the node refused, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardRow:
+    rank: int | None
+    submission_id: int
+    trainer: bytes
+    outcome: Outcome | None
+    score: int | None
+    model_size: int | None
+    model_cid: str | None
+    winner: bool
+
+
+class ChainService:
+    def __init__(self, store: ChainStore, genesis: Genesis, mempool: Mempool | None = None) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.config = store.config
+        self._tip = store.state()
+        self.mempool = mempool or Mempool(self._tip)
+        self._dropped: OrderedDict[bytes, str] = OrderedDict()
+        self._listeners: list[Callable[[Block, State], None]] = []
+
+    # -- the tip --
+
+    @property
+    def state(self) -> State:
+        return self._tip
+
+    @property
+    def height(self) -> int:
+        return self._tip.height
+
+    def on_commit(self, listener: Callable[[Block, State], None]) -> None:
+        self._listeners.append(listener)
+
+    def commit(self, block: Block, state: State, certificate: bytes) -> None:
+        """Append a block whose state `state` was computed on the current tip."""
+        self.store.commit(block, state, certificate)
+        self._tip = self.store.state()
+        for dropped in self.mempool.on_commit(self._tip, block):
+            self._remember(dropped)
+        log.info("block %d %s txs=%d root=%s", block.height, block.hash.hex()[:12],
+                 len(block.txs), block.header.state_root.hex()[:12])
+        for listener in self._listeners:
+            listener(block, self._tip)
+
+    def apply_and_commit(self, block: Block, certificate: bytes) -> State:
+        """Apply a block from a peer (after its certificate was checked) and commit it."""
+        state = apply_block(self._tip, block)
+        self.commit(block, state, certificate)
+        return state
+
+    # -- transactions --
+
+    def submit(self, raw: bytes | Tx, now_ms: int) -> Admission:
+        """Admit a transaction to the mempool or raise Rejected with the reason."""
+        try:
+            tx = raw if isinstance(raw, Tx) else decode(Tx, raw)
+        except DecodeError as e:
+            raise Rejected(f"not a transaction: {e}") from None
+        try:
+            admission = self.mempool.add(tx, now_ms)
+        except MempoolError as e:
+            raise Rejected(str(e)) from None
+        for dropped in admission.dropped:
+            self._remember(dropped)
+        return admission
+
+    def expire(self, now_ms: int) -> None:
+        for dropped in self.mempool.expire(now_ms):
+            self._remember(dropped)
+
+    def dropped_reason(self, tx_id: bytes) -> str | None:
+        return self._dropped.get(tx_id)
+
+    def _remember(self, dropped: Dropped) -> None:
+        self._dropped[dropped.vtx.id] = dropped.reason
+        while len(self._dropped) > _DROPPED_MEMORY:
+            self._dropped.popitem(last=False)
+
+    # -- queries --
+
+    def blocks(self, start: int, count: int) -> Iterator[tuple[bytes, bytes]]:
+        """(block bytes, certificate) for sync, read lazily."""
+        stop = min(start + count, self.height + 1)
+        for raw in self.store.iter_raw_blocks(start, stop):
+            yield raw.data, raw.certificate
+
+    def task(self, task_id: int) -> TaskView | None:
+        return self.store.get_task(task_id)
+
+    def task_ids(self) -> range:
+        return range(1, self._tip.tip.next_task_id)
+
+    def settlement_of(self, view: TaskView) -> Settlement | None:
+        height = view.task.settled_height
+        if not height:
+            return None
+        block = self.store.get_block(height)
+        return None if block is None else block.meta.settlement
+
+    def leaderboard(self, view: TaskView) -> list[LeaderboardRow]:
+        """Settled: the meta-ranking in settlement order. Otherwise: the submissions so far."""
+        submissions = {s.id: s for s in view.submissions}
+        settlement = self.settlement_of(view)
+        if settlement is None:
+            return [
+                LeaderboardRow(None, s.id, s.trainer, None, None, None, s.model_cid, False)
+                for s in view.submissions
+            ]
+        ranked = compute_ranking_order(view.task, settlement.entries, submissions)
+        rows = []
+        winner = compute_winner(view.task, settlement, ranked, submissions)
+        winner_id = None if winner is None else winner.id
+        for i, e in enumerate(ranked):
+            s = submissions[e.submission_id]
+            rows.append(LeaderboardRow(i + 1, s.id, s.trainer, e.outcome, e.score, e.model_size,
+                                       s.model_cid, s.id == winner_id))
+        for e in settlement.entries:
+            if e.outcome is not Outcome.SCORED:
+                s = submissions[e.submission_id]
+                rows.append(LeaderboardRow(None, s.id, s.trainer, e.outcome, None, None,
+                                           s.model_cid, False))
+        return rows
+
+    def phase(self, view: TaskView) -> str:
+        return compute_phase(view.task, self.height + 1, self.config.params).value
+

@@ -1,0 +1,32 @@
+"""Prometheus metrics of a node (served at /metrics on the metrics port)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.height = Gauge("wekacoin_height", "Height of the chain tip", registry=r)
+        self.peers = Gauge("wekacoin_peers", "Handshaken peers", registry=r)
+        self.round = Gauge("wekacoin_consensus_round", "Current BA* round", registry=r)
+        self.step = Gauge("wekacoin_consensus_step", "Current BA* step", registry=r)
+        self.period = Gauge("wekacoin_consensus_period", "Current BA* period", registry=r)
+        self.votes = Counter("wekacoin_votes_seen_total", "Votes received from peers", registry=r)
+        self.votes_sent = Counter("wekacoin_votes_sent_total", "Own votes broadcast", registry=r)
+        self.blocks = Counter("wekacoin_blocks_committed_total", "Committed blocks", ["final"],
+                              registry=r)
+        self.mempool = Gauge("wekacoin_mempool_txs", "Pending transactions", registry=r)
+        self.tx_rejected = Counter("wekacoin_tx_rejected_total", "Refused transactions",
+                                   registry=r)
+        self.evaluation_seconds = Histogram(
+            "wekacoin_evaluation_seconds", "Time to evaluate every model of a task",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600), registry=r,
+        )
+        self.models_scored = Counter("wekacoin_models_scored_total", "Models evaluated",
+                                     ["outcome"], registry=r)
+
+    def asgi_app(self):
+        return make_asgi_app(registry=self.registry)

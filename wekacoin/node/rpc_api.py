@@ -1,0 +1,247 @@
+"""The node's JSON-RPC namespaces: thin classes over its services (STYLE.md 11).
+
+Every method is documented in docs/rpc.md. Bytes travel as hex, blobs as base64, addresses
+as Base58Check, amounts as integers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Callable
+
+from wekacoin.content.errors import ContentError, InvalidCidError
+from wekacoin.crypto.keys import AddressError, format_address, parse_address
+from wekacoin.node.chain import ChainService, Rejected
+from wekacoin.ports import BlobStore
+from wekacoin.rpc.protocol import REJECTED, InvalidParams, NotFound, RpcError, parse_hex, rpc_method
+from wekacoin.rpc.views import to_json
+from wekacoin.types.block import Block
+
+Clock = Callable[[], int]
+
+
+def _address(text: Any) -> bytes:
+    try:
+        return parse_address(text)
+    except (AddressError, AttributeError) as e:
+        raise InvalidParams(str(e)) from None
+
+
+def block_json(block: Block, full: bool = True) -> dict[str, Any]:
+    out = {"hash": block.hash.hex(), **to_json(block.header), "tx_count": len(block.txs)}
+    if full:
+        out["txs"] = [tx_json(tx) for tx in block.txs]
+        out["meta"] = to_json(block.meta)
+    return out
+
+
+def tx_json(tx) -> dict[str, Any]:
+    from wekacoin.chain.transactions import compute_tx_id
+    from wekacoin.crypto.keys import address_of
+
+    u = tx.unsigned
+    return {
+        "id": compute_tx_id(tx.payload).hex(), "sender": format_address(address_of(u.sender)),
+        "nonce": u.nonce, "fee": u.fee, "body": to_json(u.body),
+    }
+
+
+class ChainRpc:
+    def __init__(self, chain: ChainService) -> None:
+        self._chain = chain
+
+    @rpc_method
+    def info(self) -> dict[str, Any]:
+        """Chain id, genesis hash, protocol parameters and the current height."""
+        config = self._chain.config
+        return {
+            "chain_id": config.chain_id, "genesis_hash": config.genesis_hash.hex(),
+            "height": self._chain.height, "params": to_json(config.params),
+        }
+
+    @rpc_method
+    def head(self) -> dict[str, Any]:
+        """The tip block's header (the genesis at height 0 has no block)."""
+        state = self._chain.state
+        block = self._chain.store.get_block(state.height) if state.height else None
+        if block is None:
+            return {"height": 0, "hash": state.block_hash.hex(), "state_root": state.root().hex()}
+        return block_json(block, full=False)
+
+    @rpc_method
+    def block(self, height: int | None = None, hash: str | None = None, full: bool = True) -> dict[str, Any]:
+        """A block by height or hash, with its transactions when `full`."""
+        if (height is None) == (hash is None):
+            raise InvalidParams("give height or hash")
+        if height is not None:
+            if type(height) is not int or height < 1:
+                raise InvalidParams("height is a positive integer")
+            block = self._chain.store.get_block(height)
+        else:
+            block = self._chain.store.get_block_by_hash(parse_hex(hash, "hash", 32))
+        if block is None:
+            raise NotFound("no such block")
+        return block_json(block, full)
+
+    @rpc_method
+    def tx(self, id: str) -> dict[str, Any] | None:
+        """A transaction: in a block (with its height), pending, dropped with a reason, or null."""
+        tx_id = parse_hex(id, "id", 32)
+        stored = self._chain.store.get_tx(tx_id)
+        if stored is not None:
+            loc = stored.location
+            return {**tx_json(stored.tx), "height": loc.height, "block_hash": loc.block_hash.hex(),
+                    "index": loc.index}
+        pending = self._chain.mempool.get(tx_id)
+        if pending is not None:
+            return {**tx_json(pending.tx), "height": None, "pending": True}
+        reason = self._chain.dropped_reason(tx_id)
+        if reason is not None:
+            return {"id": id, "height": None, "rejected": reason}
+        return None
+
+    @rpc_method
+    def account(self, address: str) -> dict[str, Any]:
+        """Balance, nonce, the next nonce to use (pending transactions counted) and stake."""
+        raw = _address(address)
+        state = self._chain.state
+        account = state.get_account(raw)
+        bond = state.get_bond(raw)
+        out = {
+            "address": format_address(raw), "balance": account.balance, "nonce": account.nonce,
+            "next_nonce": self._chain.mempool.next_nonce(raw), "stake": 0,
+        }
+        if bond is not None:
+            out.update(stake=bond.stake, validator_key=bond.validator_key.hex(),
+                       bonding=to_json(bond.bonding), unbonding=to_json(bond.unbonding))
+        return out
+
+
+class TaskRpc:
+    def __init__(self, chain: ChainService) -> None:
+        self._chain = chain
+
+    @rpc_method
+    def list(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Every task (or only open ones) with its phase and submission count."""
+        out = []
+        open_ids = set(self._chain.state.tip.open_tasks)
+        for task_id in self._chain.task_ids():
+            if open_only and task_id not in open_ids:
+                continue
+            view = self._chain.task(task_id)
+            t = view.task
+            out.append({
+                "id": t.id, "title": t.spec.title, "metric": t.spec.metric.value,
+                "phase": self._chain.phase(view), "reward": t.spec.reward,
+                "submissions": len(t.submissions), "tbh": t.spec.tbh,
+                "supplier": format_address(t.supplier),
+            })
+        return out
+
+    @rpc_method
+    def get(self, task_id: int) -> dict[str, Any]:
+        """A task: its specification, phase, data reveals, submissions and leaderboard."""
+        if type(task_id) is not int:
+            raise InvalidParams("task_id is an integer")
+        view = self._chain.task(task_id)
+        if view is None:
+            raise NotFound(f"there is no task {task_id}")
+        from wekacoin.chain import tasks as rules
+
+        t, params = view.task, self._chain.config.params
+        task = to_json(t)
+        task["phase"] = self._chain.phase(view)
+        task["heights"] = {
+            "published": t.published_height, "training_reveal_deadline": rules.training_reveal_deadline(t, params),
+            "tbh": t.spec.tbh, "test_reveal_end": rules.reveal_test_end(t, params),
+            "upload_end": rules.upload_end(t, params), "ready": rules.ready_height(t, params),
+            "settled": t.settled_height or None,
+        }
+        task["submissions"] = [to_json(s) for s in view.submissions]
+        task["leaderboard"] = [to_json(row) for row in self._chain.leaderboard(view)]
+        return task
+
+
+class TxRpc:
+    def __init__(self, chain: ChainService, clock: Clock, relay: Callable[[bytes], None]) -> None:
+        self._chain = chain
+        self._clock = clock
+        self._relay = relay
+
+    @rpc_method(mutating=True)
+    def submit(self, tx: str) -> dict[str, Any]:
+        """Admit a signed transaction (hex of its encoding) and gossip it; -32010 with the
+        reason if the node refuses it."""
+        raw = parse_hex(tx, "tx")
+        try:
+            admission = self._chain.submit(raw, self._clock())
+        except Rejected as e:
+            raise RpcError(REJECTED, str(e)) from None
+        self._relay(raw)
+        return {"id": admission.vtx.id.hex(), "ready": admission.ready}
+
+    @rpc_method
+    def pending(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Pending transactions of one sender (or of every sender)."""
+        pool = self._chain.mempool
+        vtxs = pool.pending(_address(address)) if address is not None else pool.all()
+        return [tx_json(v.tx) for v in vtxs]
+
+
+class BlobRpc:
+    def __init__(self, blobs: BlobStore, max_bytes: int) -> None:
+        self._blobs = blobs
+        self._max = max_bytes
+
+    @rpc_method(mutating=True)
+    def put(self, data: str, pin: bool = True) -> dict[str, Any]:
+        """Store base64 bytes (a model or a data group); returns its CID."""
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise InvalidParams("data must be base64") from None
+        try:
+            return {"cid": self._blobs.put(raw, pin=pin), "size": len(raw)}
+        except ContentError as e:
+            raise RpcError(REJECTED, str(e)) from None
+
+    @rpc_method
+    def get(self, cid: str) -> dict[str, Any]:
+        """The bytes of a CID (base64), from this node or its peers."""
+        try:
+            raw = self._blobs.get(cid)
+        except InvalidCidError as e:
+            raise InvalidParams(str(e)) from None
+        except ContentError as e:
+            raise NotFound(str(e)) from None
+        if len(raw) > self._max:
+            raise RpcError(REJECTED, f"blob of {len(raw)} bytes exceeds the RPC limit")
+        return {"cid": cid, "data": base64.b64encode(raw).decode(), "size": len(raw)}
+
+    @rpc_method
+    def has(self, cid: str) -> bool:
+        """Whether this node holds the CID locally."""
+        try:
+            return self._blobs.has(cid)
+        except InvalidCidError as e:
+            raise InvalidParams(str(e)) from None
+
+
+class NodeRpc:
+    def __init__(self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]]) -> None:
+        self._status = status
+        self._peers = peers
+
+    @rpc_method
+    def status(self) -> dict[str, Any]:
+        """Height, state root, peers, consensus round and step, sandbox isolation, mempool."""
+        return self._status()
+
+    @rpc_method
+    def peers(self) -> list[dict[str, Any]]:
+        """Connected peers (after the chain handshake) with their advertised tips."""
+        return self._peers()
+
+
