@@ -1,0 +1,218 @@
+"""The trusted fork server: pre-warmed once, it forks one fresh confined child per model.
+
+    python -m wekacoin.evaluation.forkserver ENTRY_MODULE SCRATCH_ROOT [PRELOAD_MODULE...]
+
+Started by `sandbox.ForkServerSandbox`, usually inside bubblewrap. It imports the entry module
+(numpy, onnxruntime, onnx already loaded) and runs its `warm_up()`, compiles the seccomp filter,
+probes which confinement steps work here, and says hello. Then, for each request on stdin:
+- "put"/"drop": keep or forget a feature array (children get it through fork, not a pipe);
+- "run": fork a child that calls `entry.prepare(args)`, confines itself (`confine.py`), calls
+  `entry.run(args, blob, datasets)` and writes one frame back; the server waits for that frame
+  until the wall-clock deadline, then kills the child's process group whatever happened, and
+  relays the frame, unread, to the parent. The server itself never parses model bytes or
+  child output beyond the frame length, and never runs untrusted code.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from wekacoin.evaluation import wire
+from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, drop_privileges
+from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
+
+MAX_REQUEST_BYTES = 2 * 1024**3
+PREPARE_SECONDS = 120.0  # trusted set-up of a child (imports) before its model's clock starts
+READY, NOT_READY = b"R", b"E"
+STDIN, STDOUT = 0, 1
+
+
+class ForkServer:
+    def __init__(self, entry: ModuleType, scratch_root: str, seccomp_program: bytes | None,
+                 drop_to_uid: int | None) -> None:
+        self.entry = entry
+        self.scratch_root = scratch_root
+        self.seccomp_program = seccomp_program
+        self.drop_to_uid = drop_to_uid
+        self.data: dict[str, np.ndarray] = {}
+
+    def serve(self) -> None:
+        while (frame := wire.read_frame(STDIN, MAX_REQUEST_BYTES)) is not None:
+            meta, arrays = wire.decode(frame)
+            if meta["op"] == "put":
+                self.data[meta["key"]] = arrays[0]
+            elif meta["op"] == "drop":
+                self.data.pop(meta["key"], None)
+            elif meta["op"] == "run":
+                self.run(meta, arrays[0].tobytes())
+            else:
+                raise ValueError(f"unknown request {meta['op']!r}")
+
+    def run(self, meta: dict[str, Any], blob: bytes) -> None:
+        limits = ChildLimits(**meta["limits"])
+        datasets = [self.data[key] for key in meta["keys"]]
+        scratch = tempfile.mkdtemp(prefix="job-", dir=self.scratch_root)
+        if self.drop_to_uid is not None:
+            os.chown(scratch, self.drop_to_uid, self.drop_to_uid)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            self._child(r, w, scratch, limits, meta["args"], blob, datasets)
+        os.close(w)
+        reply: dict[str, Any] = {"job": meta["job"]}
+        frame = None
+        try:
+            # The model's clock starts once the child is confined: preparing (trusted imports)
+            # must not eat into the model's time.
+            ready = wire.read_exact(r, 1, time.monotonic() + PREPARE_SECONDS)
+            deadline = time.monotonic() + (limits.wall_seconds if ready == READY else 5.0)
+            frame = wire.read_frame(r, meta["max_result"], deadline) if ready else None
+            reply["status"] = "done" if frame else "died"
+        except wire.FrameTimeout:
+            reply["status"] = "timeout"
+        except wire.WireError as e:
+            reply.update(status="bad_output", detail=str(e))
+        finally:
+            os.close(r)
+            _kill_group(pid)
+        if frame is None:  # how it ended tells why: reap first
+            reply.update(_exit_facts(os.waitpid(pid, 0)[1]))
+        arrays = [np.frombuffer(frame, dtype=np.uint8)] if frame else []
+        _send(wire.encode(reply, arrays))
+        if frame is not None:  # the answer is out: let the child's teardown overlap the parent
+            os.waitpid(pid, 0)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    def _child(self, r: int, w: int, scratch: str, limits: ChildLimits, args: dict[str, Any],
+               blob: bytes, datasets: list[np.ndarray]) -> None:
+        try:
+            os.close(r)
+            prepare = getattr(self.entry, "prepare", None)
+            if prepare is not None:
+                prepare(args)
+            try:
+                confine(limits, scratch, w, self.seccomp_program, self.drop_to_uid)
+            except BaseException as e:  # fail closed: never run a model unconfined
+                _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
+                                                       "detail": _describe(e)}))
+                return
+            _write_all(w, READY)
+            try:
+                frame = wire.encode({"status": "ok"}, self.entry.run(args, blob, datasets))
+            except MemoryError:
+                frame = wire.encode({"status": "memory"})
+            except BaseException as e:  # whatever the model did, report it as its failure
+                frame = wire.encode({"status": "error", "detail": _describe(e)})
+            _write_all(w, frame)
+        finally:
+            os._exit(0)
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:300]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _send(frame: bytes) -> None:
+    _write_all(STDOUT, frame)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # group already gone (or never formed: kill the pid itself)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # already dead: nothing left to stop
+
+
+def _exit_facts(status: int) -> dict[str, Any]:
+    if os.WIFSIGNALED(status):
+        return {"signal": signal.Signals(os.WTERMSIG(status)).name}
+    return {"exit_code": os.WEXITSTATUS(status)}
+
+
+def probe(seccomp_program: bytes | None) -> dict[str, Any]:
+    """Which confinement steps work here, checked in a throwaway child."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        facts: dict[str, Any] = {"uid_drop": False, "seccomp": False}
+        try:
+            if os.geteuid() == 0:
+                try:
+                    drop_privileges(NOBODY)
+                    facts["uid_drop"] = os.getuid() == NOBODY
+                except OSError:
+                    facts["uid_drop"] = False  # e.g. a user namespace that maps only us
+            if seccomp_program is not None:
+                install_filter(seccomp_program)
+                try:
+                    socket.socket().close()
+                except PermissionError:
+                    facts["seccomp"] = True
+            _write_all(w, wire.encode(facts))
+        finally:
+            os._exit(0)
+    os.close(w)
+    frame = wire.read_frame(r, 1 << 16, time.monotonic() + 30)
+    os.close(r)
+    os.waitpid(pid, 0)
+    if frame is None:
+        return {"uid_drop": False, "seccomp": False}
+    return wire.decode(frame)[0]
+
+
+def _net_isolated() -> bool:
+    with open("/proc/net/dev") as f:
+        interfaces = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+    return interfaces == ["lo"]
+
+
+def main(argv: list[str]) -> None:
+    entry = importlib.import_module(argv[0])
+    scratch_root = argv[1]
+    for name in argv[2:]:
+        importlib.import_module(name)
+    warm_up = getattr(entry, "warm_up", None)
+    if warm_up is not None:
+        warm_up()
+    program = compile_filter()
+    facts = probe(program)
+    facts.update(
+        net_isolated=_net_isolated(),
+        root_readonly=bool(os.statvfs("/").f_flag & os.ST_RDONLY),
+        pid=os.getpid(),
+    )
+    server = ForkServer(
+        entry,
+        scratch_root,
+        program if facts["seccomp"] else None,
+        NOBODY if facts["uid_drop"] else None,
+    )
+    gc.collect()
+    gc.freeze()  # keep the collector from touching, and so copying, the server's pages per child
+    _send(wire.encode({"op": "hello", **facts}))
+    server.serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
