@@ -17,8 +17,10 @@ from wekacoin.types.metric import TaskKind
 
 @functools.cache
 def shared_sandbox() -> ForkServerSandbox:
-    """One fork server for the whole test session (starting one costs about a second)."""
-    sandbox = ForkServerSandbox()
+    """One fork server for the whole test session (starting one costs about a second).
+
+    It preloads skops, so skops models do not pay for importing scikit-learn each time."""
+    sandbox = ForkServerSandbox(preload=("skops.io",))
     sandbox.start()
     atexit.register(sandbox.close)
     return sandbox
@@ -68,8 +70,8 @@ def to_onnx_bytes(estimator: object, X: np.ndarray, **options: object) -> bytes:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        opts = {id(estimator): options} if options else None
-        return to_onnx(estimator, X[:1].astype(np.float32), options=opts).SerializeToString()
+        return to_onnx(estimator, X[:1].astype(np.float32),
+                       options=dict(options) or None).SerializeToString()
 
 
 def to_skops_bytes(estimator: object) -> bytes:
@@ -82,3 +84,44 @@ def fit(estimator: object, X: np.ndarray, y: np.ndarray) -> object:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings on small iteration counts
         return estimator.fit(X, y)  # type: ignore[attr-defined]
+
+
+def _estimator(name: str) -> object:
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)),
+        "forest": lambda: RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0),
+        "boosting": lambda: GradientBoostingClassifier(n_estimators=20, random_state=0),
+        "mlp": lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=0)),
+        "mlp_reg": lambda: make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(16,), max_iter=200, random_state=0)),
+        "boosting_reg": lambda: GradientBoostingRegressor(n_estimators=20, random_state=0),
+        "linear": lambda: LinearRegression(),
+        "logistic": lambda: LogisticRegression(max_iter=500),
+    }[name]()
+
+
+@functools.cache
+def trained(dataset: str, name: str) -> object:
+    data = task_data(dataset)
+    return fit(_estimator(name), data.X_train, data.y_train)
+
+
+@functools.cache
+def model_bytes(dataset: str, name: str, fmt: str = "onnx") -> bytes:
+    """A real model, trained on the dataset's training groups, in ONNX or skops."""
+    model = trained(dataset, name)
+    if fmt == "skops":
+        return to_skops_bytes(model)
+    X = task_data(dataset).X_train
+    if name == "mlp":  # cover tensor probabilities (column j is class j) as well as ZipMap
+        return to_onnx_bytes(model, X, zipmap=False)
+    return to_onnx_bytes(model, X)
