@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
 from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, drop_privileges
 from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
@@ -121,6 +122,8 @@ class ForkServer:
 
 
 def _describe(e: BaseException) -> str:
+    if isinstance(e, WekaError):  # our own refusals already say what went wrong
+        return str(e)[:300]
     return f"{type(e).__name__}: {e}"[:300]
 
 

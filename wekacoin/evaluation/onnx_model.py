@@ -124,6 +124,8 @@ class OnnxPredictor:
         try:
             outputs = self._session.run(wanted, {self._input: features.astype(self._dtype)})
         except Exception as e:  # onnxruntime raises its own types, including out-of-memory
+            if "failed to allocate" in str(e).lower() or "bad_alloc" in str(e):
+                raise MemoryError("onnxruntime could not allocate memory") from e
             raise ModelRejected(f"inference failed: {_short(e)}") from e
         if kind is TaskKind.REGRESSION:
             return [_vector(outputs[0], n, "values", float)]

@@ -234,6 +234,11 @@ def _server_env() -> dict[str, str]:
     return env
 
 
+def _one_line(text: str) -> str:
+    """Untrusted text becomes a short printable one-line reason."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:300]
+
+
 def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
     status = meta.get("status")
     if status == "timeout":
@@ -252,7 +257,7 @@ def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
     except wire.WireError as e:
         return RunResult(RunStatus.FAILED, detail=f"unusable output: {e}")
     kind = inner.get("status")
-    detail = str(inner.get("detail", ""))[:300]
+    detail = _one_line(str(inner.get("detail", "")))
     if kind == "ok":
         return RunResult(RunStatus.OK, tuple(results))
     if kind == "memory":
