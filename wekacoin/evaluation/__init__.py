@@ -15,7 +15,8 @@ from typing import Any
 _PUBLIC = {
     "data": ("DataError", "DataSchema", "Dataset", "encode_group", "parse_features",
              "parse_group", "parse_split", "split_into_groups"),
-    "evaluate": ("BaselineMismatch", "BaselineRejected", "PredictionFailed", "Submission",
+    "evaluate": ("BaselineMismatch", "BaselineRejected", "EvaluationSession", "PredictionFailed",
+                 "Submission",
                  "SubmissionResult", "TaskEvaluation", "TaskSpec", "check_baseline",
                  "evaluate_task", "predict", "sha256_verifier"),
     "formats": ("ModelFormat", "ModelRejected", "UnsupportedModelFormat", "detect_format"),

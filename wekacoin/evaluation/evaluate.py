@@ -113,7 +113,7 @@ def evaluate_task(
     verify: Verify | None = None,
 ) -> TaskEvaluation:
     """The node's candidate ranking. Raises DataError when the task's data is invalid."""
-    with _TaskData(task, training_groups, test_groups, sandbox) as data:
+    with EvaluationSession(task, training_groups, test_groups, sandbox) as data:
         baseline_outcome = data.evaluate(baseline, baseline_training_score)
         results = []
         for sub in submissions:
@@ -132,7 +132,7 @@ def check_baseline(
     sandbox: ForkServerSandbox,
 ) -> int:
     """The baseline's recomputed training score; raises BaselineRejected/BaselineMismatch."""
-    with _TaskData(task, training_groups, None, sandbox) as data:
+    with EvaluationSession(task, training_groups, None, sandbox) as data:
         scored = data.evaluate(baseline, claimed_score, check_claim=False)
     if scored.status is not Status.SCORED:
         raise BaselineRejected(f"baseline model {scored.status.value}: {scored.reason}")
@@ -173,8 +173,12 @@ def predict(
     return predictions
 
 
-class _TaskData:
-    """The task's parsed splits, held by the fork server for the duration of an evaluation."""
+class EvaluationSession:
+    """A task's parsed splits, held by the fork server while its models are evaluated.
+
+    `evaluate_task` uses one for a whole ranking; a node may also keep one open and evaluate
+    models one by one as they are revealed. Parsing raises DataError.
+    """
 
     def __init__(self, task: TaskSpec, training: Mapping[int, bytes],
                  test: Mapping[int, bytes] | None, sandbox: ForkServerSandbox) -> None:
@@ -187,7 +191,7 @@ class _TaskData:
         self.needs = get_needs(task.metric)
         self.handles: list[DataHandle] = []
 
-    def __enter__(self) -> _TaskData:
+    def __enter__(self) -> EvaluationSession:
         self.handles = [self.sandbox.put_data(s.features) for s in self.splits]
         return self
 
@@ -196,6 +200,7 @@ class _TaskData:
             self.sandbox.release(handle)
 
     def evaluate(self, model: bytes, claimed: int, *, check_claim: bool = True) -> Outcome:
+        """One model's outcome; never raises for anything the model does."""
         """SCORED with the evaluation-set score (training score when `check_claim` is off)."""
         task = self.task
         if len(model) > task.max_model_bytes:

@@ -16,8 +16,9 @@ What each metric reads (n rows, true labels `y`):
   labels in `y` (a class the model does not know has probability 0, which scikit-learn clips).
 - RMSE, MAE, R2: predicted values (float64, shape (n,)).
 
-Probabilities are valid only when every entry is in [0, 1] and every row sums to 1 within
-`PROBABILITY_SUM_TOLERANCE` (float32 models round). The integer score is
+Probabilities are valid only when every entry is within `PROBABILITY_TOLERANCE` of [0, 1] and
+every row sums to 1 within it: float32 models round (a random forest's "1 - p" can give -1e-7).
+Log loss clips entries into [0, 1] before scikit-learn sees them; ROC AUC uses them as they are. The integer score is
 `round(score * SCORE_SCALE)`: the product is a float64 and Python's `round` breaks ties to even.
 """
 
@@ -36,7 +37,7 @@ from wekacoin.errors import WekaError
 from wekacoin.evaluation.data import DataError
 from wekacoin.types.metric import SCORE_SCALE, Metric, TaskKind
 
-PROBABILITY_SUM_TOLERANCE = 1e-4
+PROBABILITY_TOLERANCE = 1e-4
 
 
 class InvalidPrediction(WekaError):
@@ -70,7 +71,7 @@ def _roc_auc(y: np.ndarray, p: Predictions) -> float:
 def _log_loss(y: np.ndarray, p: Predictions) -> float:
     assert p.classes is not None
     columns = np.union1d(p.classes, y)
-    matrix = np.stack([_column(p, c) for c in columns], axis=1)
+    matrix = np.clip(np.stack([_column(p, c) for c in columns], axis=1), 0.0, 1.0)
     return float(skm.log_loss(y, matrix, labels=columns))
 
 
@@ -180,7 +181,7 @@ def _check_probabilities(p: Predictions, n: int) -> None:
                                 f"got {proba.dtype.name} {proba.shape}")
     if not np.all(np.isfinite(proba)):
         raise InvalidPrediction("probabilities contain NaN or infinity")
-    if np.any(proba < 0.0) or np.any(proba > 1.0):
+    if np.any(proba < -PROBABILITY_TOLERANCE) or np.any(proba > 1.0 + PROBABILITY_TOLERANCE):
         raise InvalidPrediction("probabilities outside [0, 1]")
-    if np.any(np.abs(proba.sum(axis=1) - 1.0) > PROBABILITY_SUM_TOLERANCE):
+    if np.any(np.abs(proba.sum(axis=1) - 1.0) > PROBABILITY_TOLERANCE):
         raise InvalidPrediction("probability rows do not sum to 1")

@@ -1,0 +1,150 @@
+"""Benchmark: sandboxed model scoring against bare in-process scoring of the same models.
+
+    python bench/evaluate.py [--quick]
+
+Trains a mix of scikit-learn models (logistic regression, random forests, gradient boosting,
+MLPs; classifiers and regressors), exports them to ONNX, and scores each on a 10,000-row test
+set twice, alternating model by model:
+- bare: in this process, the evaluator's own loader (allow-list check, one-thread session,
+  output conversion) and the metric: what scoring costs with no isolation at all;
+- sandboxed: the full path (`EvaluationSession.evaluate`): fork server request, fresh confined
+  child, frame back, decode, the same metric.
+Each model is timed over several rounds and its median kept. Prints
+`RESULT eval_sandbox_ratio` (sandboxed time / bare time, summed over models) and
+`RESULT eval_overhead_ms` (the added time per model), and checks both paths give the same score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from sklearn.datasets import make_classification, make_regression  # noqa: E402
+from sklearn.ensemble import (  # noqa: E402
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+from skl2onnx import to_onnx  # noqa: E402
+
+from wekacoin.evaluation import onnx_model  # noqa: E402
+from wekacoin.evaluation.data import DataSchema, encode_group  # noqa: E402
+from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec  # noqa: E402
+from wekacoin.evaluation.metrics import Predictions, compute_score, get_needs, Needs  # noqa: E402
+from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits  # noqa: E402
+from wekacoin.types.metric import Metric, TaskKind  # noqa: E402
+
+TEST_ROWS = 10_000
+FEATURES = 20
+
+
+def classifiers(count: int) -> list[object]:
+    makers = [
+        lambda i: LogisticRegression(C=0.1 * (i + 1), max_iter=300),
+        lambda i: RandomForestClassifier(n_estimators=10 + 10 * (i % 5), max_depth=8, random_state=i),
+        lambda i: GradientBoostingClassifier(n_estimators=20 + 10 * (i % 4), max_depth=3, random_state=i),
+        lambda i: MLPClassifier(hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i),
+    ]
+    return [makers[i % len(makers)](i // len(makers)) for i in range(count)]
+
+
+def regressors(count: int) -> list[object]:
+    makers = [
+        lambda i: LinearRegression() if i % 2 == 0 else Ridge(alpha=float(i)),
+        lambda i: RandomForestRegressor(n_estimators=10 + 10 * (i % 4), max_depth=8, random_state=i),
+        lambda i: GradientBoostingRegressor(n_estimators=20 + 10 * (i % 4), random_state=i),
+        lambda i: MLPRegressor(hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i),
+    ]
+    return [makers[i % len(makers)](i // len(makers)) for i in range(count)]
+
+
+def build(kind: TaskKind, count: int, train_rows: int) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    make = make_classification if kind is TaskKind.CLASSIFICATION else make_regression
+    X, y = make(n_samples=train_rows + TEST_ROWS, n_features=FEATURES, random_state=1)
+    X_train, y_train, X_test, y_test = X[:train_rows], y[:train_rows], X[train_rows:], y[train_rows:]
+    estimators = classifiers(count) if kind is TaskKind.CLASSIFICATION else regressors(count)
+    blobs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est in estimators:
+            est.fit(X_train, y_train)
+            blobs.append(to_onnx(est, X_train[:1].astype(np.float32)).SerializeToString())
+    return X_test, y_test, blobs
+
+
+def bare_score(blob: bytes, X: np.ndarray, y: np.ndarray, metric: Metric, kind: TaskKind) -> int:
+    needs = get_needs(metric)
+    arrays = onnx_model.load(blob).predict(X, kind, needs is Needs.PROBABILITIES)
+    if needs is Needs.VALUES:
+        predictions = Predictions(values=arrays[0])
+    elif needs is Needs.LABELS:
+        predictions = Predictions(labels=arrays[0])
+    else:
+        predictions = Predictions(labels=arrays[0], probabilities=arrays[1], classes=arrays[2])
+    return compute_score(metric, y, predictions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer models and rounds (< 1 min)")
+    args = parser.parse_args()
+    models, rounds, train_rows = (12, 2, 1000) if args.quick else (50, 3, 3000)
+
+    t0 = time.perf_counter()
+    suites = []
+    for kind, metric, share in ((TaskKind.CLASSIFICATION, Metric.ROC_AUC, models // 2),
+                                (TaskKind.REGRESSION, Metric.RMSE, models - models // 2)):
+        X, y, blobs = build(kind, share, train_rows)
+        schema = DataSchema(tuple(f"x{i}" for i in range(FEATURES)), "y", kind)
+        suites.append((kind, metric, X, y, blobs, schema))
+    print(f"trained and exported {models} models in {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    sandbox = ForkServerSandbox()
+    sandbox.start()
+    print(f"fork server up in {time.perf_counter() - t0:.2f} s, "
+          f"isolation {sandbox.isolation.describe()}")
+
+    bare_times, boxed_times, mismatches = [], [], 0
+    with sandbox:
+        for kind, metric, X, y, blobs, schema in suites:
+            task = TaskSpec(metric, schema, limits=Limits(wall_seconds=60))
+            csv = encode_group(X, y, schema)
+            # The test set stands in as the only split: each model is scored on it once.
+            with EvaluationSession(task, {0: csv}, None, sandbox) as session:
+                for blob in blobs:
+                    bare, boxed = [], []
+                    for _ in range(rounds):
+                        t = time.perf_counter()
+                        expected = bare_score(blob, X, y, metric, kind)
+                        bare.append(time.perf_counter() - t)
+                        t = time.perf_counter()
+                        outcome = session.evaluate(blob, expected)
+                        boxed.append(time.perf_counter() - t)
+                        mismatches += outcome.score != expected
+                    bare_times.append(statistics.median(bare))
+                    boxed_times.append(statistics.median(boxed))
+
+    bare_total, boxed_total = sum(bare_times), sum(boxed_times)
+    print(f"models: {len(bare_times)}, test rows: {TEST_ROWS}, rounds: {rounds}")
+    print(f"bare in-process: {bare_total * 1e3:.1f} ms total, "
+          f"{bare_total / len(bare_times) * 1e3:.2f} ms per model")
+    print(f"sandboxed:       {boxed_total * 1e3:.1f} ms total, "
+          f"{boxed_total / len(boxed_times) * 1e3:.2f} ms per model")
+    print(f"score mismatches between the two paths: {mismatches}")
+    print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
+    print(f"RESULT eval_overhead_ms {(boxed_total - bare_total) / len(bare_times) * 1e3:.2f}")
+
+
+if __name__ == "__main__":
+    main()
