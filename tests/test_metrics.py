@@ -134,6 +134,15 @@ def test_bad_probabilities_are_refused(probabilities, classes):
         compute_score(Metric.LOG_LOSS, np.array([0, 1]), pred)
 
 
+def test_float32_rounding_just_outside_zero_and_one_is_tolerated():
+    """A random forest's "1 - p" in float32 gives -1.2e-7: a real model, not an invalid one."""
+    p = np.array([[-1.1920928955078125e-07, 1.0000001192092896], [0.25, 0.75]])
+    pred = Predictions(labels=np.array([1, 1]), probabilities=p, classes=CLASSES2)
+    y = np.array([1, 0])
+    assert compute_float_score(Metric.LOG_LOSS, y, pred) == skm.log_loss(y, np.clip(p, 0, 1))
+    assert compute_float_score(Metric.ROC_AUC, y, pred) == skm.roc_auc_score(y, p[:, 1])
+
+
 def test_missing_or_mistyped_labels_are_refused():
     with pytest.raises(InvalidPrediction):
         compute_score(Metric.ACCURACY, Y3, Predictions())

@@ -177,14 +177,18 @@ def test_model_output_is_bounded(payload_sandbox):
 
 
 def test_data_reaches_the_child_through_the_server(payload_sandbox):
-    features = np.arange(12, dtype=np.float64).reshape(4, 3)
-    handle = payload_sandbox.put_data(features)
+    source = b"result = 'sum=%d' % int(sum(d.sum() for d in datasets))"
+    first = payload_sandbox.put_data(np.arange(12, dtype=np.float64).reshape(4, 3))
     try:
-        source = "result = 'sum=%d' % int(datasets[0].sum())"
-        result = payload_sandbox.run(source.encode(), {}, [handle], LIMITS, 1 << 20)
-        assert text(result) == "sum=66"
+        assert text(payload_sandbox.run(source, {}, [first], LIMITS, 1 << 20)) == "sum=66"
+        # Put after the server forked its spare child: the spare lacks it and must be replaced.
+        second = payload_sandbox.put_data(np.ones((2, 2)))
+        try:
+            assert text(payload_sandbox.run(source, {}, [first, second], LIMITS, 1 << 20)) == "sum=70"
+        finally:
+            payload_sandbox.release(second)
     finally:
-        payload_sandbox.release(handle)
+        payload_sandbox.release(first)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,10 +1,11 @@
 """Confining a freshly forked model process, before it touches untrusted bytes.
 
-Runs in the child of the fork server, in this order: own process group, die with the server,
-default signal handlers, only the result pipe left open, scratch dir as working directory,
-resource limits (set while still privileged, so that they can never be raised again), drop to
-an unprivileged user where we can, not dumpable, seccomp last. Any failure raises: a child that
-cannot be confined must not run the model.
+Runs in the child of the fork server, in two steps. `detach` right after the fork: own process
+group, die with the server, default signal handlers, only its two pipes left open. `confine`
+once the job is known: scratch dir as working directory, resource limits (set while still
+privileged, so that they can never be raised again), drop to an unprivileged user where we
+can, not dumpable, seccomp last. Any failure raises: a child that cannot be confined must not
+run the model.
 """
 
 from __future__ import annotations
@@ -35,13 +36,23 @@ class ChildLimits:
     open_files: int
 
 
-def confine(limits: ChildLimits, scratch: str, keep_fd: int, seccomp_program: bytes | None,
-            drop_to_uid: int | None) -> None:
+def detach(keep_fds: tuple[int, ...]) -> None:
     os.setpgid(0, 0)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     for sig in (signal.SIGPIPE, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    _only_keep(keep_fd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    low = 3
+    for fd in sorted(keep_fds):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def confine(limits: ChildLimits, scratch: str, seccomp_program: bytes | None,
+            drop_to_uid: int | None) -> None:
     os.chdir(scratch)
     set_limits(limits)
     if drop_to_uid is not None:
@@ -71,14 +82,6 @@ def drop_privileges(uid: int) -> None:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-
-
-def _only_keep(keep_fd: int) -> None:
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _mapped_bytes() -> int:

@@ -6,15 +6,21 @@ Started by `sandbox.ForkServerSandbox`, usually inside bubblewrap. It imports th
 (numpy, onnxruntime, onnx already loaded) and runs its `warm_up()`, compiles the seccomp filter,
 probes which confinement steps work here, and says hello. Then, for each request on stdin:
 - "put"/"drop": keep or forget a feature array (children get it through fork, not a pipe);
-- "run": fork a child that calls `entry.prepare(args)`, confines itself (`confine.py`), calls
-  `entry.run(args, blob, datasets)` and writes one frame back; the server waits for that frame
-  until the wall-clock deadline, then kills the child's process group whatever happened, and
-  relays the frame, unread, to the parent. The server itself never parses model bytes or
-  child output beyond the frame length, and never runs untrusted code.
+- "run": hand the job to a fresh child, which calls `entry.prepare(args)`, confines itself
+  (`confine.py`), calls `entry.run(args, blob, datasets)` and writes one frame back; the
+  server waits for that frame until the wall-clock deadline, then kills the child's process
+  group whatever happened, and relays the frame, unread, to the parent. The server itself
+  never parses model bytes or child output beyond the frame length, and never runs untrusted
+  code.
+Each child serves exactly one job. To keep the fork off the critical path, the server forks
+the next child (a "spare", detached and waiting for its job) while the current one runs, and
+reaps killed children later; a spare that lacks a feature array put after its fork is
+replaced.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import importlib
 import os
@@ -24,6 +30,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -31,13 +38,37 @@ import numpy as np
 
 from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
-from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, drop_privileges
+from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, detach, drop_privileges
 from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
 
 MAX_REQUEST_BYTES = 2 * 1024**3
 PREPARE_SECONDS = 120.0  # trusted set-up of a child (imports) before its model's clock starts
 READY, NOT_READY = b"R", b"E"
+PREFAULT_BYTES = 16 * 1024**2
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+
+
+def keep_freed_memory() -> None:
+    """Make glibc keep freed memory, and serve big blocks from the heap rather than fresh
+    mmaps, so that pages a child faulted in once (see `_get_ready`) are reused."""
+    _libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024**2)
+    _libc.mallopt(M_TRIM_THRESHOLD, 1024**3)
 STDIN, STDOUT = 0, 1
+
+
+@dataclass
+class _Child:
+    """A forked, detached child waiting for its job on `job_w`, answering on `result_r`."""
+
+    pid: int
+    job_w: int
+    result_r: int
+    scratch: str
+    keys: frozenset[str]  # the feature arrays it inherited
 
 
 class ForkServer:
@@ -48,6 +79,8 @@ class ForkServer:
         self.seccomp_program = seccomp_program
         self.drop_to_uid = drop_to_uid
         self.data: dict[str, np.ndarray] = {}
+        self.spare: _Child | None = None
+        self.dead: list[_Child] = []  # killed, not yet reaped
 
     def serve(self) -> None:
         while (frame := wire.read_frame(STDIN, MAX_REQUEST_BYTES)) is not None:
@@ -57,61 +90,110 @@ class ForkServer:
             elif meta["op"] == "drop":
                 self.data.pop(meta["key"], None)
             elif meta["op"] == "run":
-                self.run(meta, arrays[0].tobytes())
+                self.run(meta, arrays[0])
             else:
                 raise ValueError(f"unknown request {meta['op']!r}")
+        if self.spare is not None:
+            self._kill(self.spare)
+        self._reap(block=True)
 
-    def run(self, meta: dict[str, Any], blob: bytes) -> None:
+    def run(self, meta: dict[str, Any], blob: np.ndarray) -> None:
+        self._reap(block=False)
+        child, self.spare = self.spare, None
+        if child is None or not set(meta["keys"]) <= child.keys:
+            if child is not None:
+                self._kill(child)
+            child = self._fork()
         limits = ChildLimits(**meta["limits"])
-        datasets = [self.data[key] for key in meta["keys"]]
-        scratch = tempfile.mkdtemp(prefix="job-", dir=self.scratch_root)
-        if self.drop_to_uid is not None:
-            os.chown(scratch, self.drop_to_uid, self.drop_to_uid)
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            self._child(r, w, scratch, limits, meta["args"], blob, datasets)
-        os.close(w)
+        job = wire.encode({"args": meta["args"], "limits": meta["limits"], "keys": meta["keys"]},
+                          [blob])
+        _write_all(child.job_w, job)
+        _close(child, "job_w")
+        # The next model's child forks while this one works: the fork leaves the critical path.
+        self.spare = self._fork()
         reply: dict[str, Any] = {"job": meta["job"]}
         frame = None
         try:
             # The model's clock starts once the child is confined: preparing (trusted imports)
             # must not eat into the model's time.
-            ready = wire.read_exact(r, 1, time.monotonic() + PREPARE_SECONDS)
+            ready = wire.read_exact(child.result_r, 1, time.monotonic() + PREPARE_SECONDS)
             deadline = time.monotonic() + (limits.wall_seconds if ready == READY else 5.0)
-            frame = wire.read_frame(r, meta["max_result"], deadline) if ready else None
+            frame = wire.read_frame(child.result_r, meta["max_result"], deadline) if ready else None
             reply["status"] = "done" if frame else "died"
         except wire.FrameTimeout:
             reply["status"] = "timeout"
         except wire.WireError as e:
             reply.update(status="bad_output", detail=str(e))
         finally:
-            os.close(r)
-            _kill_group(pid)
-        if frame is None:  # how it ended tells why: reap first
-            reply.update(_exit_facts(os.waitpid(pid, 0)[1]))
-        arrays = [np.frombuffer(frame, dtype=np.uint8)] if frame else []
-        _send(wire.encode(reply, arrays))
-        if frame is not None:  # the answer is out: let the child's teardown overlap the parent
-            os.waitpid(pid, 0)
-        shutil.rmtree(scratch, ignore_errors=True)
+            self._kill(child)
+        if frame is None:  # how it ended tells why
+            reply.update(_exit_facts(os.waitpid(child.pid, 0)[1]))
+            self.dead.remove(child)
+            shutil.rmtree(child.scratch, ignore_errors=True)
+        # The answer goes out at once; the killed child's teardown overlaps the parent's work.
+        _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
 
-    def _child(self, r: int, w: int, scratch: str, limits: ChildLimits, args: dict[str, Any],
-               blob: bytes, datasets: list[np.ndarray]) -> None:
+    def _fork(self) -> _Child:
+        scratch = tempfile.mkdtemp(prefix="job-", dir=self.scratch_root)
+        if self.drop_to_uid is not None:
+            os.chown(scratch, self.drop_to_uid, self.drop_to_uid)
+        job_r, job_w = os.pipe()
+        result_r, result_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            self._child(job_r, result_w, scratch)
+        os.close(job_r)
+        os.close(result_w)
+        return _Child(pid, job_w, result_r, scratch, frozenset(self.data))
+
+    def _kill(self, child: _Child) -> None:
+        _kill_group(child.pid)
+        _close(child, "job_w")
+        _close(child, "result_r")
+        self.dead.append(child)
+
+    def _reap(self, *, block: bool) -> None:
+        for child in list(self.dead):
+            pid, _ = os.waitpid(child.pid, 0 if block else os.WNOHANG)
+            if pid:
+                self.dead.remove(child)
+                shutil.rmtree(child.scratch, ignore_errors=True)
+
+    def _get_ready(self) -> None:
+        """Idle work of a spare, off the critical path: whatever the first inference of a
+        fresh process pays for (copy-on-write faults on the code paths, faulting in fresh
+        heap pages), the spare pays for here, while the previous model still runs."""
+        warm_up = getattr(self.entry, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+        block = _libc.malloc(PREFAULT_BYTES)
+        if block:
+            ctypes.memset(block, 1, PREFAULT_BYTES)
+            _libc.free(block)  # stays in the heap: see keep_freed_memory()
+
+    def _child(self, job_r: int, w: int, scratch: str) -> None:
         try:
-            os.close(r)
+            detach((job_r, w))
+            self._get_ready()
+            job = wire.read_frame(job_r, MAX_REQUEST_BYTES)  # from the server: trusted
+            if job is None:
+                return  # the server let this spare go
+            meta, (blob,) = wire.decode(job)
+            args, limits = meta["args"], ChildLimits(**meta["limits"])
+            datasets = [self.data[key] for key in meta["keys"]]
             prepare = getattr(self.entry, "prepare", None)
             if prepare is not None:
                 prepare(args)
             try:
-                confine(limits, scratch, w, self.seccomp_program, self.drop_to_uid)
+                confine(limits, scratch, self.seccomp_program, self.drop_to_uid)
             except BaseException as e:  # fail closed: never run a model unconfined
                 _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
                                                        "detail": _describe(e)}))
                 return
             _write_all(w, READY)
             try:
-                frame = wire.encode({"status": "ok"}, self.entry.run(args, blob, datasets))
+                frame = wire.encode({"status": "ok"},
+                                    self.entry.run(args, blob.tobytes(), datasets))
             except MemoryError:
                 frame = wire.encode({"status": "memory"})
             except BaseException as e:  # whatever the model did, report it as its failure
@@ -119,6 +201,14 @@ class ForkServer:
             _write_all(w, frame)
         finally:
             os._exit(0)
+
+
+def _close(child: _Child, which: str) -> None:
+    """Close one of the child's pipe ends once: a stale number may already be someone else's."""
+    fd = getattr(child, which)
+    if fd >= 0:
+        os.close(fd)
+        setattr(child, which, -1)
 
 
 def _describe(e: BaseException) -> str:
@@ -191,6 +281,7 @@ def _net_isolated() -> bool:
 
 
 def main(argv: list[str]) -> None:
+    keep_freed_memory()
     entry = importlib.import_module(argv[0])
     scratch_root = argv[1]
     for name in argv[2:]:
