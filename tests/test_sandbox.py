@@ -208,3 +208,15 @@ def test_wire_round_trip(specs):
     meta, back = wire.decode(wire.encode({"k": 1}, arrays))
     assert meta == {"k": 1}
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(arrays, back))
+
+
+def test_a_dead_fork_server_is_restarted_with_its_data():
+    with ForkServerSandbox(entry="tests.hostile_payload") as sandbox:
+        handle = sandbox.put_data(np.full((3, 1), 2.0))
+        source = b"result = 'sum=%d' % int(datasets[0].sum())"
+        assert text(sandbox.run(source, {}, [handle], LIMITS, 1 << 20)) == "sum=6"
+        server = sandbox._proc
+        assert server is not None
+        os.killpg(server.pid, 9)  # whatever killed it, the node must keep evaluating
+        server.wait()
+        assert text(sandbox.run(source, {}, [handle], LIMITS, 1 << 20)) == "sum=6"

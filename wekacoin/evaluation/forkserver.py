@@ -99,27 +99,21 @@ class ForkServer:
 
     def run(self, meta: dict[str, Any], blob: np.ndarray) -> None:
         self._reap(block=False)
-        child, self.spare = self.spare, None
-        if child is None or not set(meta["keys"]) <= child.keys:
-            if child is not None:
-                self._kill(child)
-            child = self._fork()
         limits = ChildLimits(**meta["limits"])
         job = wire.encode({"args": meta["args"], "limits": meta["limits"], "keys": meta["keys"]},
                           [blob])
-        _write_all(child.job_w, job)
-        _close(child, "job_w")
+        child = self._hand_over(job, set(meta["keys"]))
         # The next model's child forks while this one works: the fork leaves the critical path.
         self.spare = self._fork()
         reply: dict[str, Any] = {"job": meta["job"]}
-        frame = None
+        frame = ready = None
         try:
             # The model's clock starts once the child is confined: preparing (trusted imports)
             # must not eat into the model's time.
             ready = wire.read_exact(child.result_r, 1, time.monotonic() + PREPARE_SECONDS)
             deadline = time.monotonic() + (limits.wall_seconds if ready == READY else 5.0)
             frame = wire.read_frame(child.result_r, meta["max_result"], deadline) if ready else None
-            reply["status"] = "done" if frame else "died"
+            reply["status"] = "done" if frame else "died" if ready else "sandbox_error"
         except wire.FrameTimeout:
             reply["status"] = "timeout"
         except wire.WireError as e:
@@ -132,6 +126,25 @@ class ForkServer:
             shutil.rmtree(child.scratch, ignore_errors=True)
         # The answer goes out at once; the killed child's teardown overlaps the parent's work.
         _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
+
+    def _hand_over(self, job: bytes, keys: set[str]) -> _Child:
+        """Give the job to the spare if it can take it, else (or if it died) to a fresh child."""
+        child, self.spare = self.spare, None
+        for _ in range(2):
+            if child is None or not keys <= child.keys:
+                if child is not None:
+                    self._kill(child)
+                child = self._fork()
+            try:
+                _write_all(child.job_w, job)
+                _close(child, "job_w")
+                return child
+            except OSError:  # the child died before its job (our fault, not the model's)
+                self._kill(child)
+                child = None
+        child = self._fork()
+        _close(child, "job_w")  # no job: it reads end-of-stream and exits; run() reports that
+        return child
 
     def _fork(self) -> _Child:
         scratch = tempfile.mkdtemp(prefix="job-", dir=self.scratch_root)

@@ -143,9 +143,15 @@ class ForkServerSandbox:
             [np.frombuffer(blob, dtype=np.uint8)],
         )
         with self._lock:
-            if self._proc is None:
+            try:
+                if self._proc is None:
+                    self._start()
+                self._send(request)
+            except OSError as e:  # the server died while idle: one fresh start, one more try
+                log.error("model sandbox: fork server gone (%s); restarting it", e)
+                self._stop(kill=True)
                 self._start()
-            self._send(request)
+                self._send(request)
             deadline = time.monotonic() + child.wall_seconds + SERVER_GRACE_SECONDS
             try:
                 reply = wire.read_frame(self._stdout_fd(), max_result_bytes + (1 << 20), deadline)
@@ -248,6 +254,9 @@ def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
             return RunResult(RunStatus.TIMED_OUT, detail="CPU-time limit reached")
         how = meta.get("signal") or f"exit code {meta.get('exit_code')}"
         return RunResult(RunStatus.FAILED, detail=f"model process died without an answer ({how})")
+    if status == "sandbox_error":
+        log.error("model sandbox: a model process failed before confinement: %s", meta)
+        return RunResult(RunStatus.SANDBOX_ERROR, detail="model process failed to start")
     if status == "bad_output":
         return RunResult(RunStatus.FAILED, detail=f"unusable output: {meta.get('detail')}")
     if status != "done" or len(arrays) != 1:
