@@ -30,13 +30,16 @@ import numpy as np
 from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
 from wekacoin.evaluation.confine import ChildLimits
+from wekacoin.evaluation.forkserver import PREPARE_SECONDS
 from wekacoin.evaluation.isolation import Isolation, Namespaces, candidates, is_verified, launcher
 
 log = logging.getLogger(__name__)
 
 MODEL_ENTRY = "wekacoin.evaluation.worker"
 START_TIMEOUT_SECONDS = 120.0
-SERVER_GRACE_SECONDS = 30.0  # beyond a job's wall limit, before the server itself is presumed hung
+# Beyond a job's wall limit, before the server itself is presumed hung: it allows a child
+# PREPARE_SECONDS of trusted set-up before the model's own clock starts.
+SERVER_GRACE_SECONDS = PREPARE_SECONDS + 30.0
 
 
 class SandboxError(WekaError):
@@ -143,25 +146,24 @@ class ForkServerSandbox:
             [np.frombuffer(blob, dtype=np.uint8)],
         )
         with self._lock:
-            try:
-                if self._proc is None:
-                    self._start()
-                self._send(request)
-            except OSError as e:  # the server died while idle: one fresh start, one more try
-                log.error("model sandbox: fork server gone (%s); restarting it", e)
-                self._stop(kill=True)
-                self._start()
-                self._send(request)
-            deadline = time.monotonic() + child.wall_seconds + SERVER_GRACE_SECONDS
-            try:
-                reply = wire.read_frame(self._stdout_fd(), max_result_bytes + (1 << 20), deadline)
-                if reply is None:
-                    raise wire.WireError("fork server closed its output")
-                meta, arrays = wire.decode(reply)
-            except wire.WireError as e:
-                log.error("model sandbox: fork server failed (%s); restarting it", e)
-                self._stop(kill=True)
-                return RunResult(RunStatus.SANDBOX_ERROR, detail=f"fork server failed: {e}")
+            for attempt in (1, 2):  # a server that died on us gets one fresh start
+                try:
+                    if self._proc is None or self._proc.poll() is not None:
+                        self._stop(kill=True)
+                        self._start()
+                    self._send(request)
+                    deadline = time.monotonic() + child.wall_seconds + SERVER_GRACE_SECONDS
+                    reply = wire.read_frame(self._stdout_fd(), max_result_bytes + (1 << 20),
+                                            deadline)
+                    if reply is None:
+                        raise wire.WireError("fork server closed its output")
+                    meta, arrays = wire.decode(reply)
+                    break
+                except (OSError, wire.WireError) as e:
+                    log.error("model sandbox: fork server failed (%s); restarting it", e)
+                    self._stop(kill=True)
+                    if attempt == 2 or isinstance(e, wire.FrameTimeout):
+                        return RunResult(RunStatus.SANDBOX_ERROR, detail=f"fork server failed: {e}")
         return _interpret(meta, arrays)
 
     # -- server lifecycle (callers hold the lock) --
