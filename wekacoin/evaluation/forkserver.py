@@ -152,6 +152,8 @@ class ForkServer:
             os.chown(scratch, self.drop_to_uid, self.drop_to_uid)
         job_r, job_w = os.pipe()
         result_r, result_w = os.pipe()
+        wire.enlarge_pipe(job_w)
+        wire.enlarge_pipe(result_w)
         pid = os.fork()
         if pid == 0:
             self._child(job_r, result_w, scratch)

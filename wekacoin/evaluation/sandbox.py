@@ -193,6 +193,9 @@ class ForkServerSandbox:
                    self._entry, scratch, *self._preload]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       env=_server_env(), start_new_session=True)
+        assert self._proc.stdin is not None
+        wire.enlarge_pipe(self._proc.stdin.fileno())
+        wire.enlarge_pipe(self._stdout_fd())
         hello = wire.read_frame(self._stdout_fd(), 1 << 16, time.monotonic() + START_TIMEOUT_SECONDS)
         if hello is None:
             raise SandboxError(f"fork server exited at start (code {self._proc.wait()})")

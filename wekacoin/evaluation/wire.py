@@ -9,6 +9,7 @@ and every size is checked against the frame before anything is allocated.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -84,6 +85,19 @@ def decode(frame: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
     if offset != len(frame):
         raise WireError("payload has bytes no array claims")
     return meta, arrays
+
+
+PIPE_BYTES = 1024 * 1024
+F_SETPIPE_SZ = 1031
+
+
+def enlarge_pipe(fd: int) -> None:
+    """Let a whole typical frame fit in the pipe: one write, one wake-up, instead of sixteen.
+    Best effort: the system may cap pipe sizes lower."""
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:
+        pass  # a smaller pipe still works, in more round trips
 
 
 class FrameTimeout(WireError):
