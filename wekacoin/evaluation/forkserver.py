@@ -20,7 +20,6 @@ replaced.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import importlib
 import os
@@ -39,24 +38,13 @@ import numpy as np
 from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
 from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, detach, drop_privileges
+from wekacoin.evaluation.heap import keep_freed_memory, prefault_heap
 from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
 
 MAX_REQUEST_BYTES = 2 * 1024**3
 PREPARE_SECONDS = 120.0  # trusted set-up of a child (imports) before its model's clock starts
 READY, NOT_READY = b"R", b"E"
 PREFAULT_BYTES = 16 * 1024**2
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-_libc = ctypes.CDLL(None)
-_libc.malloc.restype = ctypes.c_void_p
-_libc.malloc.argtypes = [ctypes.c_size_t]
-_libc.free.argtypes = [ctypes.c_void_p]
-
-
-def keep_freed_memory() -> None:
-    """Make glibc keep freed memory, and serve big blocks from the heap rather than fresh
-    mmaps, so that pages a child faulted in once (see `_get_ready`) are reused."""
-    _libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024**2)
-    _libc.mallopt(M_TRIM_THRESHOLD, 1024**3)
 STDIN, STDOUT = 0, 1
 
 
@@ -181,10 +169,7 @@ class ForkServer:
         warm_up = getattr(self.entry, "warm_up", None)
         if warm_up is not None:
             warm_up()
-        block = _libc.malloc(PREFAULT_BYTES)
-        if block:
-            ctypes.memset(block, 1, PREFAULT_BYTES)
-            _libc.free(block)  # stays in the heap: see keep_freed_memory()
+        prefault_heap(PREFAULT_BYTES)
 
     def _child(self, job_r: int, w: int, scratch: str) -> None:
         try:
