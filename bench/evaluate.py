@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -116,6 +117,7 @@ def main() -> None:
           f"isolation {sandbox.isolation.describe()}")
 
     bare_times, boxed_times, mismatches = [], [], 0
+    phases: dict[str, list[float]] = {}
     with sandbox:
         for kind, metric, X, y, blobs, schema in suites:
             task = TaskSpec(metric, schema, limits=Limits(wall_seconds=60))
@@ -132,6 +134,8 @@ def main() -> None:
                         outcome = session.evaluate(blob, expected)
                         boxed.append(time.perf_counter() - t)
                         mismatches += outcome.score != expected
+                        for phase, ms in session.last_timing.items():
+                            phases.setdefault(phase, []).append(ms)
                     bare_times.append(min(bare))
                     boxed_times.append(min(boxed))
 
@@ -142,6 +146,11 @@ def main() -> None:
     print(f"sandboxed:       {boxed_total * 1e3:.1f} ms total, "
           f"{boxed_total / len(boxed_times) * 1e3:.2f} ms per model")
     print(f"score mismatches between the two paths: {mismatches}")
+    print("fork server phases, median ms per model: " + ", ".join(
+        f"{phase} {statistics.median(ms):.2f}" for phase, ms in phases.items()))
+    print("  (hand_over: job to a waiting child; fork_spare: forking the next child, overlapped"
+          " with this one; to_confined: from hand-over until the child is confined;"
+          " model: load, predict and answer)")
     print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
     print(f"RESULT eval_overhead_ms {(boxed_total - bare_total) / len(bare_times) * 1e3:.2f}")
 

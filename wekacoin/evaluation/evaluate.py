@@ -190,6 +190,7 @@ class EvaluationSession:
             check_metric_defined(task.metric, task.kind, split.labels)
         self.needs = get_needs(task.metric)
         self.handles: list[DataHandle] = []
+        self.last_timing: dict[str, float] = {}  # the fork server's phases of the last run, ms
 
     def __enter__(self) -> EvaluationSession:
         self.handles = [self.sandbox.put_data(s.features) for s in self.splits]
@@ -212,6 +213,7 @@ class EvaluationSession:
             return Outcome.invalid(str(e))
         rows = sum(len(s.labels) for s in self.splits)
         result = self.sandbox.run(model, args, self.handles, task.limits, _max_result_bytes(rows))
+        self.last_timing = result.timing
         if result.status is RunStatus.FAILED:
             return Outcome.invalid(result.detail)
         if result.status is not RunStatus.OK:

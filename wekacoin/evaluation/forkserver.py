@@ -25,7 +25,9 @@ import importlib
 import os
 import shutil
 import signal
+import select
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -44,7 +46,8 @@ from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
 MAX_REQUEST_BYTES = 2 * 1024**3
 PREPARE_SECONDS = 120.0  # trusted set-up of a child (imports) before its model's clock starts
 READY, NOT_READY = b"R", b"E"
-PREFAULT_BYTES = 16 * 1024**2
+PREFAULT_BYTES = 32 * 1024**2
+PREFAULT_STEP = 2 * 1024**2
 STDIN, STDOUT = 0, 1
 
 
@@ -61,12 +64,13 @@ class _Child:
 
 class ForkServer:
     def __init__(self, entry: ModuleType, scratch_root: str, seccomp_program: bytes | None,
-                 drop_to_uid: int | None) -> None:
+                 drop_to_uid: int | None, idle_prep: bool) -> None:
         self.entry = entry
         self.scratch_root = scratch_root
         self.seccomp_program = seccomp_program
         self.drop_to_uid = drop_to_uid
         self.data: dict[str, np.ndarray] = {}
+        self.idle_prep = idle_prep
         self.spare: _Child | None = None
         self.dead: list[_Child] = []  # killed, not yet reaped
 
@@ -86,22 +90,32 @@ class ForkServer:
         self._reap(block=True)
 
     def run(self, meta: dict[str, Any], blob: np.ndarray) -> None:
+        start = time.perf_counter()
         self._reap(block=False)
         limits = ChildLimits(**meta["limits"])
         job = wire.encode({"args": meta["args"], "limits": meta["limits"], "keys": meta["keys"]},
                           [blob])
         child = self._hand_over(job, set(meta["keys"]))
-        # The next model's child forks while this one works: the fork leaves the critical path.
-        self.spare = self._fork()
+        handed = time.perf_counter()
         reply: dict[str, Any] = {"job": meta["job"]}
         frame = ready = None
         try:
             # The model's clock starts once the child is confined: preparing (trusted imports)
             # must not eat into the model's time.
             ready = wire.read_exact(child.result_r, 1, time.monotonic() + PREPARE_SECONDS)
+            confined = time.perf_counter()
+            if ready == READY:  # with the instant it was confined, written before the model ran
+                stamp = wire.read_exact(child.result_r, 8, time.monotonic() + 5.0)
+                confined = struct.unpack("<d", stamp)[0] if len(stamp) == 8 else confined
             deadline = time.monotonic() + (limits.wall_seconds if ready == READY else 5.0)
             frame = wire.read_frame(child.result_r, meta["max_result"], deadline) if ready else None
             reply["status"] = "done" if frame else "died" if ready else "sandbox_error"
+            # Where a job's time goes, as the server sees it (milliseconds).
+            reply["timing"] = {
+                "hand_over": (handed - start) * 1e3,
+                "to_confined": (confined - handed) * 1e3,
+                "model": (time.perf_counter() - confined) * 1e3,
+            }
         except wire.FrameTimeout:
             reply["status"] = "timeout"
         except wire.WireError as e:
@@ -112,8 +126,10 @@ class ForkServer:
             reply.update(_exit_facts(os.waitpid(child.pid, 0)[1]))
             self.dead.remove(child)
             shutil.rmtree(child.scratch, ignore_errors=True)
-        # The answer goes out at once; the killed child's teardown overlaps the parent's work.
+        # The answer goes out at once; the killed child's teardown, and forking the next
+        # model's child, overlap the parent's work on this answer instead of this model's run.
         _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
+        self.spare = self._fork()
 
     def _hand_over(self, job: bytes, keys: set[str]) -> _Child:
         """Give the job to the spare if it can take it, else (or if it died) to a fresh child."""
@@ -162,19 +178,27 @@ class ForkServer:
                 self.dead.remove(child)
                 shutil.rmtree(child.scratch, ignore_errors=True)
 
-    def _get_ready(self) -> None:
+    def _get_ready(self, job_r: int) -> None:
         """Idle work of a spare, off the critical path: whatever the first inference of a
         fresh process pays for (copy-on-write faults on the code paths, faulting in fresh
-        heap pages), the spare pays for here, while the previous model still runs."""
-        warm_up = getattr(self.entry, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
-        prefault_heap(PREFAULT_BYTES)
+        heap pages), the spare pays for here, before its job comes. It runs as SCHED_IDLE, so
+        it never takes a core from anyone, and stops as soon as the job is there."""
+        if self.idle_prep:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        try:
+            warm_up = getattr(self.entry, "warm_up", None)
+            if warm_up is not None:
+                warm_up()
+            prefault_heap(PREFAULT_BYTES, PREFAULT_STEP,
+                          stop=lambda: bool(select.select([job_r], [], [], 0)[0]))
+        finally:
+            if self.idle_prep:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
     def _child(self, job_r: int, w: int, scratch: str) -> None:
         try:
             detach((job_r, w))
-            self._get_ready()
+            self._get_ready(job_r)
             job = wire.read_frame(job_r, MAX_REQUEST_BYTES)  # from the server: trusted
             if job is None:
                 return  # the server let this spare go
@@ -190,7 +214,7 @@ class ForkServer:
                 _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
                                                        "detail": _describe(e)}))
                 return
-            _write_all(w, READY)
+            _write_all(w, READY + struct.pack("<d", time.perf_counter()))
             try:
                 frame = wire.encode({"status": "ok"},
                                     self.entry.run(args, blob.tobytes(), datasets))
@@ -248,8 +272,14 @@ def probe(seccomp_program: bytes | None) -> dict[str, Any]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        facts: dict[str, Any] = {"uid_drop": False, "seccomp": False}
+        facts: dict[str, Any] = {"uid_drop": False, "seccomp": False, "idle_prep": False}
         try:
+            try:  # can a spare prepare as SCHED_IDLE and come back? (needs CAP_SYS_NICE)
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+                facts["idle_prep"] = True
+            except OSError:
+                facts["idle_prep"] = False
             if os.geteuid() == 0:
                 try:
                     drop_privileges(NOBODY)
@@ -270,7 +300,7 @@ def probe(seccomp_program: bytes | None) -> dict[str, Any]:
     os.close(r)
     os.waitpid(pid, 0)
     if frame is None:
-        return {"uid_drop": False, "seccomp": False}
+        return {"uid_drop": False, "seccomp": False, "idle_prep": False}
     return wire.decode(frame)[0]
 
 
@@ -301,6 +331,7 @@ def main(argv: list[str]) -> None:
         scratch_root,
         program if facts["seccomp"] else None,
         NOBODY if facts["uid_drop"] else None,
+        facts["idle_prep"],
     )
     gc.collect()
     gc.freeze()  # keep the collector from touching, and so copying, the server's pages per child

@@ -10,6 +10,7 @@ while it waits for its job, so the model's allocations land on pages already fau
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 _libc = ctypes.CDLL(None)
@@ -23,8 +24,18 @@ def keep_freed_memory() -> None:
     _libc.mallopt(M_TRIM_THRESHOLD, 1024**3)
 
 
-def prefault_heap(nbytes: int) -> None:
-    block = _libc.malloc(nbytes)
-    if block:
-        ctypes.memset(block, 1, nbytes)
-        _libc.free(block)  # kept on the free list by keep_freed_memory()
+def prefault_heap(nbytes: int, step: int, stop: Callable[[], bool]) -> None:
+    """Touch `nbytes` of fresh heap, `step` bytes at a time, unless `stop()` says enough."""
+    blocks = []
+    try:
+        for _ in range(nbytes // step):
+            if stop():
+                break
+            block = _libc.malloc(step)
+            if not block:
+                break
+            ctypes.memset(block, 1, step)
+            blocks.append(block)
+    finally:
+        for block in blocks:
+            _libc.free(block)  # kept on the free lists by keep_freed_memory()

@@ -5,7 +5,8 @@ seccomp and the drop to `nobody` when they work, as its probe reports):
 - "bwrap": bubblewrap gives the server (and so every child it forks) no network, its own
   pid/ipc/uts namespaces, a read-only view of / and a small tmpfs /tmp holding the per-model
   scratch dirs. Run as root we skip the user namespace, so children can still drop to
-  `nobody`, and keep only the capabilities the server needs to do that and clean up.
+  `nobody`, and keep only the capabilities the server needs to do that, clean up, and
+  let spare children prepare at idle priority.
   Unprivileged, `--unshare-all` applies (its user namespace maps only our own uid).
 - "unshare-net": `unshare --net`: no network, but the filesystem is the host's; writes are
   stopped only by file permissions once children run as `nobody`.
@@ -65,7 +66,7 @@ def launcher(ns: Namespaces, scratch_root: str) -> list[str]:
     if os.geteuid() == 0:
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                       "--unshare-cgroup-try", "--cap-drop", "ALL"]
-        for cap in ("SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL"):
+        for cap in ("SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SYS_NICE"):
             namespaces += ["--cap-add", f"CAP_{cap}"]
     else:
         namespaces = ["--unshare-all"]

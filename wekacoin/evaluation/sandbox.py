@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -74,6 +74,8 @@ class RunResult:
     status: RunStatus
     arrays: tuple[np.ndarray, ...] = ()
     detail: str = ""
+    # Milliseconds per phase as the fork server measured them (see forkserver.run), when known.
+    timing: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,9 @@ def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
     kind = inner.get("status")
     detail = _one_line(str(inner.get("detail", "")))
     if kind == "ok":
-        return RunResult(RunStatus.OK, tuple(results))
+        timing = meta.get("timing")
+        valid = isinstance(timing, dict) and all(isinstance(v, float) for v in timing.values())
+        return RunResult(RunStatus.OK, tuple(results), timing=timing if valid else {})
     if kind == "memory":
         return RunResult(RunStatus.FAILED, detail="memory limit reached")
     if kind == "sandbox_error":
