@@ -148,9 +148,8 @@ def main() -> None:
     print(f"score mismatches between the two paths: {mismatches}")
     print("fork server phases, median ms per model: " + ", ".join(
         f"{phase} {statistics.median(ms):.2f}" for phase, ms in phases.items()))
-    print("  (hand_over: job to a waiting child; fork_spare: forking the next child, overlapped"
-          " with this one; to_confined: from hand-over until the child is confined;"
-          " model: load, predict and answer)")
+    print("  (hand_over: server gives the job to a child; to_child: until the child has read it;"
+          " confine: the child's set-up and confinement; model: load, predict and answer)")
     print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
     print(f"RESULT eval_overhead_ms {(boxed_total - bare_total) / len(bare_times) * 1e3:.2f}")
 

@@ -25,7 +25,6 @@ import importlib
 import os
 import shutil
 import signal
-import select
 import socket
 import struct
 import sys
@@ -40,14 +39,12 @@ import numpy as np
 from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
 from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, detach, drop_privileges
-from wekacoin.evaluation.heap import keep_freed_memory, prefault_heap
 from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
 
 MAX_REQUEST_BYTES = 2 * 1024**3
 PREPARE_SECONDS = 120.0  # trusted set-up of a child (imports) before its model's clock starts
 READY, NOT_READY = b"R", b"E"
-PREFAULT_BYTES = 32 * 1024**2
-PREFAULT_STEP = 2 * 1024**2
+STAMPS = struct.Struct("<dd")  # sent with READY: when the child got its job, when confined
 STDIN, STDOUT = 0, 1
 
 
@@ -103,17 +100,19 @@ class ForkServer:
             # The model's clock starts once the child is confined: preparing (trusted imports)
             # must not eat into the model's time.
             ready = wire.read_exact(child.result_r, 1, time.monotonic() + PREPARE_SECONDS)
-            confined = time.perf_counter()
-            if ready == READY:  # with the instant it was confined, written before the model ran
-                stamp = wire.read_exact(child.result_r, 8, time.monotonic() + 5.0)
-                confined = struct.unpack("<d", stamp)[0] if len(stamp) == 8 else confined
+            got_job = confined = time.perf_counter()
+            if ready == READY:  # with when it got the job and was confined, before the model ran
+                stamps = wire.read_exact(child.result_r, STAMPS.size, time.monotonic() + 5.0)
+                if len(stamps) == STAMPS.size:
+                    got_job, confined = STAMPS.unpack(stamps)
             deadline = time.monotonic() + (limits.wall_seconds if ready == READY else 5.0)
             frame = wire.read_frame(child.result_r, meta["max_result"], deadline) if ready else None
             reply["status"] = "done" if frame else "died" if ready else "sandbox_error"
             # Where a job's time goes, as the server sees it (milliseconds).
             reply["timing"] = {
                 "hand_over": (handed - start) * 1e3,
-                "to_confined": (confined - handed) * 1e3,
+                "to_child": (got_job - handed) * 1e3,
+                "confine": (confined - got_job) * 1e3,
                 "model": (time.perf_counter() - confined) * 1e3,
             }
         except wire.FrameTimeout:
@@ -142,6 +141,8 @@ class ForkServer:
             try:
                 _write_all(child.job_w, job)
                 _close(child, "job_w")
+                if self.idle_prep:  # its preparation, if unfinished, is now urgent
+                    os.sched_setscheduler(child.pid, os.SCHED_OTHER, os.sched_param(0))
                 return child
             except OSError:  # the child died before its job (our fault, not the model's)
                 self._kill(child)
@@ -178,19 +179,20 @@ class ForkServer:
                 self.dead.remove(child)
                 shutil.rmtree(child.scratch, ignore_errors=True)
 
-    def _get_ready(self, job_r: int) -> None:
-        """Idle work of a spare, off the critical path: whatever the first inference of a
-        fresh process pays for (copy-on-write faults on the code paths, faulting in fresh
-        heap pages), the spare pays for here, before its job comes. It runs as SCHED_IDLE, so
-        it never takes a core from anyone, and stops as soon as the job is there."""
+    def _get_ready(self) -> None:
+        """Idle work of a spare, off the critical path: the copy-on-write faults that the
+        first inference of a fresh process takes on onnxruntime's and Python's pages, the
+        spare takes here, before its job comes. It runs as SCHED_IDLE, so it never takes a
+        core from anyone; the server promotes it when it hands it a job.
+
+        (Faulting in fresh heap pages ahead of time as well was measured: it saved less CPU
+        in the model's run than it cost, so it is not done.)"""
         if self.idle_prep:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         try:
             warm_up = getattr(self.entry, "warm_up", None)
             if warm_up is not None:
                 warm_up()
-            prefault_heap(PREFAULT_BYTES, PREFAULT_STEP,
-                          stop=lambda: bool(select.select([job_r], [], [], 0)[0]))
         finally:
             if self.idle_prep:
                 os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
@@ -198,8 +200,9 @@ class ForkServer:
     def _child(self, job_r: int, w: int, scratch: str) -> None:
         try:
             detach((job_r, w))
-            self._get_ready(job_r)
+            self._get_ready()
             job = wire.read_frame(job_r, MAX_REQUEST_BYTES)  # from the server: trusted
+            got_job = time.perf_counter()
             if job is None:
                 return  # the server let this spare go
             meta, (blob,) = wire.decode(job)
@@ -214,7 +217,7 @@ class ForkServer:
                 _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
                                                        "detail": _describe(e)}))
                 return
-            _write_all(w, READY + struct.pack("<d", time.perf_counter()))
+            _write_all(w, READY + STAMPS.pack(got_job, time.perf_counter()))
             try:
                 frame = wire.encode({"status": "ok"},
                                     self.entry.run(args, blob.tobytes(), datasets))
@@ -311,7 +314,6 @@ def _net_isolated() -> bool:
 
 
 def main(argv: list[str]) -> None:
-    keep_freed_memory()
     entry = importlib.import_module(argv[0])
     scratch_root = argv[1]
     for name in argv[2:]:
