@@ -241,3 +241,16 @@ def _quiet(fn, *args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn(*args)
+
+
+def test_zipmap_probabilities_are_read_without_building_maps():
+    """The loader skips ZipMap's per-row dicts; the numbers must be the very same."""
+    data, model = task_data("wine"), model_bytes("wine", "boosting")
+    csv = encode_group(data.X_test, data.y_test, data.schema)
+    predictions = predict(model, csv, data.schema, shared_sandbox(), want_probabilities=True)
+    session = ort.InferenceSession(model)
+    labels, maps = session.run(None, {session.get_inputs()[0].name: data.X_test.astype(np.float32)})
+    assert isinstance(maps, list) and predictions.classes.tolist() == sorted(maps[0])
+    expected = np.array([[row[k] for k in sorted(row)] for row in maps])
+    assert np.array_equal(predictions.probabilities, expected)
+    assert np.array_equal(predictions.labels, labels)

@@ -8,7 +8,8 @@ Contract for a model (what skl2onnx emits for scikit-learn estimators):
 - regression: output 0 is the predicted values, shape (rows,) or (rows, 1);
 - classification: output 0 is the integer labels, shape (rows,) or (rows, 1); output 1, read
   only by probability metrics, is either a sequence of maps {class label: probability}
-  (skl2onnx's default ZipMap) or a (rows, k) tensor whose column j is class label j.
+  (skl2onnx's default ZipMap, whose integer labels then name the columns) or a (rows, k)
+  tensor whose column j is class label j.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import helper
 
 from wekacoin.evaluation.formats import ModelRejected
 from wekacoin.types.metric import TaskKind
@@ -83,7 +85,34 @@ def load(model_bytes: bytes) -> OnnxPredictor:
     except Exception as e:  # the protobuf parser raises its own DecodeError types
         raise ModelRejected(f"not a valid ONNX model: {type(e).__name__}") from e
     check_model(model)
-    return OnnxPredictor(_session(model.SerializeToString()))
+    classes = _bypass_zipmap(model)
+    return OnnxPredictor(_session(model.SerializeToString()), classes)
+
+
+def _bypass_zipmap(model: onnx.ModelProto) -> np.ndarray | None:
+    """When output 1 is a ZipMap of a probability tensor, make that tensor the output instead.
+
+    The numbers are the same (ZipMap only repackages them), but onnxruntime no longer builds
+    one Python dict per row, which cost more than the inference itself for linear models.
+    Returns the ZipMap's class labels, or None when the graph is left as it is.
+    """
+    graph = model.graph
+    if len(graph.output) < 2:
+        return None
+    name = graph.output[1].name
+    producers = [node for node in graph.node if name in node.output]
+    if len(producers) != 1 or any(name in node.input for node in graph.node):
+        return None
+    zipmap = producers[0]
+    if zipmap.op_type != "ZipMap" or zipmap.domain != "ai.onnx.ml":
+        return None
+    labels = [list(a.ints) for a in zipmap.attribute if a.name == "classlabels_int64s"]
+    if not labels or not labels[0]:
+        return None  # string labels: left to fail the integer-label check
+    graph.node.remove(zipmap)
+    graph.output[1].CopyFrom(
+        helper.make_tensor_value_info(zipmap.input[0], onnx.TensorProto.FLOAT, None))
+    return np.array(labels[0], dtype=np.int64)
 
 
 def _session(checked: bytes) -> ort.InferenceSession:
@@ -103,7 +132,7 @@ def _session(checked: bytes) -> ort.InferenceSession:
 
 
 class OnnxPredictor:
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, classes: np.ndarray | None = None) -> None:
         inputs = session.get_inputs()
         if len(inputs) != 1:
             raise ModelRejected(f"model must have one input, has {len(inputs)}")
@@ -114,6 +143,7 @@ class OnnxPredictor:
         self._input = inputs[0].name
         self._dtype = np.float32 if kind == "tensor(float)" else np.float64
         self._outputs = [o.name for o in session.get_outputs()]
+        self._classes = classes  # labels of the probability columns, when the graph says
 
     def predict(self, features: np.ndarray, kind: TaskKind, want_proba: bool) -> list[np.ndarray]:
         """[values] for regression; [labels] or [labels, probabilities, classes]."""
@@ -132,7 +162,7 @@ class OnnxPredictor:
         labels = _vector(outputs[0], n, "labels", int)
         if not want_proba:
             return [labels]
-        return [labels, *_probabilities(outputs[1], n)]
+        return [labels, *_probabilities(outputs[1], n, self._classes)]
 
 
 def _vector(out: object, n: int, name: str, kind: type) -> np.ndarray:
@@ -149,11 +179,16 @@ def _vector(out: object, n: int, name: str, kind: type) -> np.ndarray:
     return a.reshape(n).astype(np.float64)
 
 
-def _probabilities(out: object, n: int) -> list[np.ndarray]:
+def _probabilities(out: object, n: int, classes: np.ndarray | None) -> list[np.ndarray]:
     if isinstance(out, np.ndarray):
         if out.ndim != 2 or out.shape[0] != n or not np.issubdtype(out.dtype, np.floating):
             raise ModelRejected(f"probabilities must be a float ({n}, k) tensor")
-        return [out.astype(np.float64), np.arange(out.shape[1], dtype=np.int64)]
+        if classes is None:
+            return [out.astype(np.float64), np.arange(out.shape[1], dtype=np.int64)]
+        if len(classes) != out.shape[1]:
+            raise ModelRejected("ZipMap labels do not match the probability columns")
+        order = np.argsort(classes, kind="stable")
+        return [out[:, order].astype(np.float64), classes[order]]
     if not isinstance(out, list) or len(out) != n or not all(isinstance(r, dict) for r in out):
         raise ModelRejected("probabilities must be a tensor or one map per row")
     keys = sorted(out[0]) if out else []
