@@ -220,3 +220,18 @@ def test_a_dead_fork_server_is_restarted_with_its_data():
         os.killpg(server.pid, 9)  # whatever killed it, the node must keep evaluating
         server.wait()
         assert text(sandbox.run(source, {}, [handle], LIMITS, 1 << 20)) == "sum=6"
+
+
+def test_limits_cannot_be_raised_again(payload_sandbox):
+    if not payload_sandbox.isolation.uid_drop and os.geteuid() == 0:
+        pytest.skip("a model process that stays root could raise its limits")
+    result = run_payload(payload_sandbox, """
+import resource
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard + 1024**3))
+    result = "raised"
+except (OSError, ValueError):
+    result = "refused"
+""")
+    assert text(result) == "refused"

@@ -1,11 +1,12 @@
 """Confining a freshly forked model process, before it touches untrusted bytes.
 
-Runs in the child of the fork server, in two steps. `detach` right after the fork: own process
-group, die with the server, default signal handlers, only its two pipes left open. `confine`
+Runs in the child of the fork server, in three steps. `detach` right after the fork: own
+process group, die with the server, default signal handlers, only its two pipes left open.
+Then, while it waits for its job, the seccomp filter (`seccomp_filter.install_filter`). `confine`
 once the job is known: scratch dir as working directory, resource limits (set while still
-privileged, so that they can never be raised again), drop to an unprivileged user where we
-can, not dumpable, seccomp last. Any failure raises: a child that cannot be confined must not
-run the model.
+privileged), drop to an unprivileged user where we can (after which no hard limit can be
+raised again), not dumpable. Any failure raises: a child that cannot be confined must not run
+the model.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import resource
 import signal
 from dataclasses import dataclass
 
-from wekacoin.evaluation.seccomp_filter import install_filter
 
 NOBODY = 65534
 PR_SET_PDEATHSIG = 1
@@ -51,15 +51,12 @@ def detach(keep_fds: tuple[int, ...]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def confine(limits: ChildLimits, scratch: str, seccomp_program: bytes | None,
-            drop_to_uid: int | None) -> None:
+def confine(limits: ChildLimits, scratch: str, drop_to_uid: int | None) -> None:
     os.chdir(scratch)
     set_limits(limits)
     if drop_to_uid is not None:
         drop_privileges(drop_to_uid)
     _prctl(PR_SET_DUMPABLE, 0)
-    if seccomp_program is not None:
-        install_filter(seccomp_program)
 
 
 def set_limits(limits: ChildLimits) -> None:

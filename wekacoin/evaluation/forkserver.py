@@ -6,16 +6,16 @@ Started by `sandbox.ForkServerSandbox`, usually inside bubblewrap. It imports th
 (numpy, onnxruntime, onnx already loaded) and runs its `warm_up()`, compiles the seccomp filter,
 probes which confinement steps work here, and says hello. Then, for each request on stdin:
 - "put"/"drop": keep or forget a feature array (children get it through fork, not a pipe);
-- "run": hand the job to a fresh child, which calls `entry.prepare(args)`, confines itself
-  (`confine.py`), calls `entry.run(args, blob, datasets)` and writes one frame back; the
-  server waits for that frame until the wall-clock deadline, then kills the child's process
-  group whatever happened, and relays the frame, unread, to the parent. The server itself
-  never parses model bytes or child output beyond the frame length, and never runs untrusted
-  code.
-Each child serves exactly one job. To keep the fork off the critical path, the server forks
-the next child (a "spare", detached and waiting for its job) while the current one runs, and
-reaps killed children later; a spare that lacks a feature array put after its fork is
-replaced.
+- "run": hand the job to a fresh child (its seccomp filter already in place), which calls
+  `entry.prepare(args)`, confines itself (`confine.py`), calls `entry.run(args, blob,
+  datasets)` and writes one frame back; the server waits for that frame until the wall-clock
+  deadline, then kills the child's process group whatever happened, and relays the frame,
+  unread, to the parent. The server itself never parses model bytes or child output beyond
+  the frame length, and never runs untrusted code.
+Each child serves exactly one job. To keep set-up off the critical path, the server forks the
+next child (a "spare") as soon as an answer is out; the spare warms up at idle priority and
+installs its seccomp filter while it waits for its job. Killed children are reaped later. A
+spare that lacks a feature array put after its fork is replaced.
 """
 
 from __future__ import annotations
@@ -201,6 +201,12 @@ class ForkServer:
         try:
             detach((job_r, w))
             self._get_ready()
+            lockdown_error = None
+            if self.seccomp_program is not None:
+                try:
+                    install_filter(self.seccomp_program)
+                except OSError as e:  # reported once the job comes: fail closed
+                    lockdown_error = e
             job = wire.read_frame(job_r, MAX_REQUEST_BYTES)  # from the server: trusted
             got_job = time.perf_counter()
             if job is None:
@@ -212,7 +218,9 @@ class ForkServer:
             if prepare is not None:
                 prepare(args)
             try:
-                confine(limits, scratch, self.seccomp_program, self.drop_to_uid)
+                if lockdown_error is not None:
+                    raise lockdown_error
+                confine(limits, scratch, self.drop_to_uid)
             except BaseException as e:  # fail closed: never run a model unconfined
                 _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
                                                        "detail": _describe(e)}))
