@@ -105,6 +105,7 @@ def test_every_metric_is_covered():
     assert {case[3] for case in CASES} | {Metric.ACCURACY} == set(Metric)
 
 
+@pytest.mark.slow
 def test_scores_are_identical_in_a_fresh_process(tmp_path):
     picked = [CASES[1], CASES[3], CASES[6], CASES[8]]
     here = {}
