@@ -79,20 +79,18 @@ class ForkServer:
             elif meta["op"] == "drop":
                 self.data.pop(meta["key"], None)
             elif meta["op"] == "run":
-                self.run(meta, arrays[0])
+                self.run(meta, frame)
             else:
                 raise ValueError(f"unknown request {meta['op']!r}")
         if self.spare is not None:
             self._kill(self.spare)
         self._reap(block=True)
 
-    def run(self, meta: dict[str, Any], blob: np.ndarray) -> None:
+    def run(self, meta: dict[str, Any], request: bytes) -> None:
+        """One job: the request frame itself is the child's job (args, limits, keys, blob)."""
         start = time.perf_counter()
-        self._reap(block=False)
         limits = ChildLimits(**meta["limits"])
-        job = wire.encode({"args": meta["args"], "limits": meta["limits"], "keys": meta["keys"]},
-                          [blob])
-        child = self._hand_over(job, set(meta["keys"]))
+        child = self._hand_over(request, set(meta["keys"]))
         handed = time.perf_counter()
         reply: dict[str, Any] = {"job": meta["job"]}
         frame = ready = None
@@ -129,6 +127,7 @@ class ForkServer:
         # model's child, overlap the parent's work on this answer instead of this model's run.
         _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
         self.spare = self._fork()
+        self._reap(block=False)
 
     def _hand_over(self, job: bytes, keys: set[str]) -> _Child:
         """Give the job to the spare if it can take it, else (or if it died) to a fresh child."""
