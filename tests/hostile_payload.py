@@ -1,12 +1,13 @@
 """A fork-server entry point for tests: runs Python source under the model sandbox.
 
 The tests start a second `ForkServerSandbox` with `entry="tests.hostile_payload"`, so the code
-runs in exactly the confinement a model gets. The payload sees the job's feature arrays as `datasets` and sets `result` (a str) to report.
+runs in exactly the confinement a model gets. The payload sees the job's feature arrays as
+`datasets` and sets `result` (a str) to report.
 """
 
 from __future__ import annotations
 
-# Imported here, by the trusted server: once a child runs as nobody it may not be able to read
+# Imported here, by the trusted server: once a child runs under its own uid it may not read
 # the interpreter's files (here they live under /root), so imports after confinement can fail.
 import encodings.idna  # noqa: F401  (socket's host name encoding)
 import subprocess  # noqa: F401

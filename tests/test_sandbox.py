@@ -49,7 +49,7 @@ def test_reports_the_isolation_in_force(payload_sandbox, caplog):
     isolation = payload_sandbox.isolation
     assert isolation.describe().endswith("rlimits")
     if os.geteuid() == 0:
-        assert isolation.uid_drop  # root can always become nobody, outside a user namespace
+        assert isolation.uid_drop  # root can always drop its uid, outside a user namespace
     with caplog.at_level(logging.INFO, logger="wekacoin.evaluation.sandbox"):
         fresh = ForkServerSandbox(mode=isolation.namespaces.value, entry="tests.hostile_payload")
         try:
@@ -118,7 +118,7 @@ result = ";".join(outcomes)
 
 def test_cannot_start_processes(payload_sandbox):
     if not payload_sandbox.isolation.seccomp and not payload_sandbox.isolation.uid_drop:
-        pytest.skip("neither seccomp nor a drop to nobody available here")
+        pytest.skip("neither seccomp nor a drop to an unprivileged uid available here")
     result = run_payload(payload_sandbox, """
 import os, subprocess
 outcomes = []
@@ -235,3 +235,25 @@ except (OSError, ValueError):
     result = "refused"
 """)
     assert text(result) == "refused"
+
+
+def test_one_model_process_cannot_reach_anothers_scratch(payload_sandbox):
+    first = payload_sandbox.run(b"""
+import os
+open("note", "w").write("left for the next model")
+os.chmod("note", 0o666)
+os.chmod(".", 0o777)  # its own dir: it may open it to all
+result = os.path.abspath("note") + " " + str(os.getuid())
+""", {}, [], LIMITS, 1 << 20)
+    path, first_uid = text(first).split()
+    second = payload_sandbox.run(f"""
+import os
+try:
+    result = open({path!r}).read()
+except OSError:
+    result = "blocked " + str(os.getuid())
+""".encode(), {}, [], LIMITS, 1 << 20)
+    verdict, second_uid = text(second).split()
+    assert verdict == "blocked"
+    if payload_sandbox.isolation.uid_drop:
+        assert first_uid != second_uid

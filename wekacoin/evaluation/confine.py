@@ -4,8 +4,8 @@ Runs in the child of the fork server, in three steps. `detach` right after the f
 process group, die with the server, default signal handlers, only its two pipes left open.
 Then, while it waits for its job, the seccomp filter (`seccomp_filter.install_filter`). `confine`
 once the job is known: scratch dir as working directory, resource limits (set while still
-privileged), drop to an unprivileged user where we can (after which no hard limit can be
-raised again), not dumpable. Any failure raises: a child that cannot be confined must not run
+privileged), drop to the child's own unprivileged uid where we can (after which no hard
+limit can be raised again), not dumpable. Any failure raises: a child that cannot be confined must not run
 the model.
 """
 
@@ -19,7 +19,14 @@ import signal
 from dataclasses import dataclass
 
 
-NOBODY = 65534
+# Each model process gets its own unprivileged uid, unused by any account: no model can read
+# another's scratch dir or signal another's process, even one still being torn down.
+CHILD_UID_BASE = 2_000_000_000
+CHILD_UID_COUNT = 100_000
+
+
+def child_uid(serial: int) -> int:
+    return CHILD_UID_BASE + serial % CHILD_UID_COUNT
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -69,7 +76,7 @@ def set_limits(limits: ChildLimits) -> None:
         (resource.RLIMIT_FSIZE, limits.file_bytes, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
         (resource.RLIMIT_AS, address_space, address_space),
-        # Counts per user, and root ignores it: it bites once we run as nobody.
+        # Counts per user, and root ignores it: it bites once we run under our own uid.
         (resource.RLIMIT_NPROC, 0, 0),
     ):
         resource.setrlimit(which, (soft, hard))

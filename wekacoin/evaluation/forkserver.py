@@ -38,7 +38,7 @@ import numpy as np
 
 from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
-from wekacoin.evaluation.confine import NOBODY, ChildLimits, confine, detach, drop_privileges
+from wekacoin.evaluation.confine import ChildLimits, child_uid, confine, detach, drop_privileges
 from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
 
 MAX_REQUEST_BYTES = 2 * 1024**3
@@ -57,15 +57,17 @@ class _Child:
     result_r: int
     scratch: str
     keys: frozenset[str]  # the feature arrays it inherited
+    uid: int | None  # its own uid once confined, or None where uids cannot be dropped
 
 
 class ForkServer:
     def __init__(self, entry: ModuleType, scratch_root: str, seccomp_program: bytes | None,
-                 drop_to_uid: int | None, idle_prep: bool) -> None:
+                 uid_drop: bool, idle_prep: bool) -> None:
         self.entry = entry
         self.scratch_root = scratch_root
         self.seccomp_program = seccomp_program
-        self.drop_to_uid = drop_to_uid
+        self.uid_drop = uid_drop
+        self.forks = 0
         self.data: dict[str, np.ndarray] = {}
         self.idle_prep = idle_prep
         self.spare: _Child | None = None
@@ -89,6 +91,9 @@ class ForkServer:
     def run(self, meta: dict[str, Any], request: bytes) -> None:
         """One job: the request frame itself is the child's job (args, limits, keys, blob)."""
         start = time.perf_counter()
+        # Earlier children are dead and their scratch dirs gone before a new model runs, so no
+        # model can leave anything for the next (their killed teardown is long over by now).
+        self._reap(block=True)
         limits = ChildLimits(**meta["limits"])
         child = self._hand_over(request, set(meta["keys"]))
         handed = time.perf_counter()
@@ -127,7 +132,6 @@ class ForkServer:
         # model's child, overlap the parent's work on this answer instead of this model's run.
         _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
         self.spare = self._fork()
-        self._reap(block=False)
 
     def _hand_over(self, job: bytes, keys: set[str]) -> _Child:
         """Give the job to the spare if it can take it, else (or if it died) to a fresh child."""
@@ -152,18 +156,20 @@ class ForkServer:
 
     def _fork(self) -> _Child:
         scratch = tempfile.mkdtemp(prefix="job-", dir=self.scratch_root)
-        if self.drop_to_uid is not None:
-            os.chown(scratch, self.drop_to_uid, self.drop_to_uid)
+        self.forks += 1
+        uid = child_uid(self.forks) if self.uid_drop else None
+        if uid is not None:
+            os.chown(scratch, uid, uid)
         job_r, job_w = os.pipe()
         result_r, result_w = os.pipe()
         wire.enlarge_pipe(job_w)
         wire.enlarge_pipe(result_w)
         pid = os.fork()
         if pid == 0:
-            self._child(job_r, result_w, scratch)
+            self._child(job_r, result_w, scratch, uid)
         os.close(job_r)
         os.close(result_w)
-        return _Child(pid, job_w, result_r, scratch, frozenset(self.data))
+        return _Child(pid, job_w, result_r, scratch, frozenset(self.data), uid)
 
     def _kill(self, child: _Child) -> None:
         _kill_group(child.pid)
@@ -196,7 +202,7 @@ class ForkServer:
             if self.idle_prep:
                 os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
-    def _child(self, job_r: int, w: int, scratch: str) -> None:
+    def _child(self, job_r: int, w: int, scratch: str, uid: int | None) -> None:
         try:
             detach((job_r, w))
             self._get_ready()
@@ -219,7 +225,7 @@ class ForkServer:
             try:
                 if lockdown_error is not None:
                     raise lockdown_error
-                confine(limits, scratch, self.drop_to_uid)
+                confine(limits, scratch, uid)
             except BaseException as e:  # fail closed: never run a model unconfined
                 _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
                                                        "detail": _describe(e)}))
@@ -292,8 +298,8 @@ def probe(seccomp_program: bytes | None) -> dict[str, Any]:
                 facts["idle_prep"] = False
             if os.geteuid() == 0:
                 try:
-                    drop_privileges(NOBODY)
-                    facts["uid_drop"] = os.getuid() == NOBODY
+                    drop_privileges(child_uid(0))
+                    facts["uid_drop"] = os.getuid() == child_uid(0)
                 except OSError:
                     facts["uid_drop"] = False  # e.g. a user namespace that maps only us
             if seccomp_program is not None:
@@ -339,7 +345,7 @@ def main(argv: list[str]) -> None:
         entry,
         scratch_root,
         program if facts["seccomp"] else None,
-        NOBODY if facts["uid_drop"] else None,
+        facts["uid_drop"],
         facts["idle_prep"],
     )
     gc.collect()

@@ -1,16 +1,17 @@
 """Which isolation this machine offers, and how to launch the fork server inside it.
 
 Strongest first, each layered with what the fork server adds in every child (rlimits always,
-seccomp and the drop to `nobody` when they work, as its probe reports):
+seccomp and the drop to a uid of the child's own when they work, as its probe reports):
 - "bwrap": bubblewrap gives the server (and so every child it forks) no network, its own
   pid/ipc/uts namespaces, a read-only view of / and a small tmpfs /tmp holding the per-model
-  scratch dirs. Run as root we skip the user namespace, so children can still drop to
-  `nobody`, and keep only the capabilities the server needs to do that, clean up, and
+  scratch dirs. Run as root we skip the user namespace, so children can still drop to their
+  own uids, and keep only the capabilities the server needs to do that, clean up, and
   let spare children prepare at idle priority.
   Unprivileged, `--unshare-all` applies (its user namespace maps only our own uid).
 - "unshare-net": `unshare --net`: no network, but the filesystem is the host's; writes are
-  stopped only by file permissions once children run as `nobody`.
-- "none": rlimits (and seccomp/nobody if available) alone.
+  stopped only by file permissions once children run under their own uids (so, for
+  instance, a world-writable /tmp stays writable).
+- "none": rlimits (and seccomp and own uids if available) alone.
 One bwrap start is amortised over every model the server forks: per-model bwrap would cost a
 fresh interpreter with onnxruntime (seconds), where a fork costs a few milliseconds.
 """
@@ -41,7 +42,7 @@ class Isolation:
 
     def describe(self) -> str:
         parts = [] if self.namespaces is Namespaces.NONE else [self.namespaces.value]
-        parts += ["seccomp"] * self.seccomp + ["nobody"] * self.uid_drop + ["rlimits"]
+        parts += ["seccomp"] * self.seccomp + ["own-uid"] * self.uid_drop + ["rlimits"]
         return "+".join(parts)
 
 

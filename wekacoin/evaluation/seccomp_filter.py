@@ -12,7 +12,7 @@ mount tricks, no io_uring (its operations bypass seccomp).
 It leaves setrlimit/prlimit64 alone: a spare child installs the filter before it knows its
 job's limits (installing costs ~0.4 ms, off the critical path that way), and sets them after.
 Raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace, which a model
-process never has: it runs as nobody, or unprivileged, or in a user namespace.
+process never has: it runs under a uid of its own, or unprivileged, or in a user namespace.
 """
 
 from __future__ import annotations
