@@ -128,14 +128,23 @@ class ForkServerSandbox:
         with self._lock:
             key = f"d{next(self._ids)}"
             self._data[key] = features
-            if self._proc is not None:
-                self._send(wire.encode({"op": "put", "key": key}, [features]))
+            self._tell(wire.encode({"op": "put", "key": key}, [features]))
         return DataHandle(key, features.shape[0])
 
     def release(self, handle: DataHandle) -> None:
         with self._lock:
-            if self._data.pop(handle.key, None) is not None and self._proc is not None:
-                self._send(wire.encode({"op": "drop", "key": handle.key}))
+            if self._data.pop(handle.key, None) is not None:
+                self._tell(wire.encode({"op": "drop", "key": handle.key}))
+
+    def _tell(self, frame: bytes) -> None:
+        """Send a request that has no answer; a dead server is restarted, with all data, later."""
+        if self._proc is None:
+            return
+        try:
+            self._send(frame)
+        except OSError as e:
+            log.error("model sandbox: fork server gone (%s); it restarts at the next job", e)
+            self._stop(kill=True)
 
     def run(self, blob: bytes, args: dict[str, Any], data: Sequence[DataHandle], limits: Limits,
             max_result_bytes: int) -> RunResult:
