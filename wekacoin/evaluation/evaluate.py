@@ -117,8 +117,10 @@ def evaluate_task(
         baseline_outcome = data.evaluate(baseline, baseline_training_score)
         results = []
         for sub in submissions:
-            model, failure = _resolve(sub, fetch, verify)
-            outcome = failure or data.evaluate(model or b"", sub.claimed_training_score)
+            model, outcome = _resolve(sub, fetch, verify)
+            if outcome is None:
+                assert model is not None
+                outcome = data.evaluate(model, sub.claimed_training_score)
             log.debug("submission %s: %s", sub.submission_id, outcome)
             results.append(SubmissionResult(sub.submission_id, outcome, len(model or b"")))
     return TaskEvaluation(baseline_outcome, tuple(results))
@@ -155,10 +157,11 @@ def predict(
     """Run a model in the sandbox on a CSV's feature columns (label column optional)."""
     features = parse_features(features_csv, schema)
     needs = _needs_for(schema.kind, want_probabilities)
+    limits = limits or Limits()
     handle = sandbox.put_data(features)
     try:
-        result = sandbox.run(model, _args(model, schema.kind, needs, limits or Limits()),
-                             [handle], limits or Limits(), _max_result_bytes(len(features)))
+        result = sandbox.run(model, _args(model, schema.kind, needs, limits), [handle], limits,
+                             _max_result_bytes(len(features)))
     except ModelRejected as e:
         raise PredictionFailed(str(e)) from e
     finally:
