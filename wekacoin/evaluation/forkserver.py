@@ -25,6 +25,7 @@ import importlib
 import os
 import shutil
 import signal
+import select
 import socket
 import struct
 import sys
@@ -184,11 +185,13 @@ class ForkServer:
                 self.dead.remove(child)
                 shutil.rmtree(child.scratch, ignore_errors=True)
 
-    def _get_ready(self) -> None:
+    def _get_ready(self, job_r: int) -> None:
         """Idle work of a spare, off the critical path: the copy-on-write faults that the
         first inference of a fresh process takes on onnxruntime's and Python's pages, the
         spare takes here, before its job comes. It runs as SCHED_IDLE, so it never takes a
-        core from anyone; the server promotes it when it hands it a job.
+        core from anyone; the server promotes it when it hands it a job, and if the job is
+        there before the warm-up began, the warm-up is skipped: on the critical path it would
+        cost about what it saves.
 
         (Faulting in fresh heap pages ahead of time as well was measured: it saved less CPU
         in the model's run than it cost, so it is not done.)"""
@@ -196,7 +199,7 @@ class ForkServer:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         try:
             warm_up = getattr(self.entry, "warm_up", None)
-            if warm_up is not None:
+            if warm_up is not None and not select.select([job_r], [], [], 0)[0]:
                 warm_up()
         finally:
             if self.idle_prep:
@@ -205,7 +208,7 @@ class ForkServer:
     def _child(self, job_r: int, w: int, scratch: str, uid: int | None) -> None:
         try:
             detach((job_r, w))
-            self._get_ready()
+            self._get_ready(job_r)
             lockdown_error = None
             if self.seccomp_program is not None:
                 try:
