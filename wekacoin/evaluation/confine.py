@@ -2,11 +2,11 @@
 
 Runs in the child of the fork server, in three steps. `detach` right after the fork: own
 process group, die with the server, default signal handlers, only its two pipes left open.
-Then, while it waits for its job, the seccomp filter (`seccomp_filter.install_filter`). `confine`
-once the job is known: scratch dir as working directory, resource limits (set while still
-privileged), drop to the child's own unprivileged uid where we can (after which no hard
-limit can be raised again), not dumpable. Any failure raises: a child that cannot be confined must not run
-the model.
+Then, while it waits for its job, the seccomp filter (`seccomp_filter.install_filter`).
+`confine` once the job is known: scratch dir as working directory, resource limits (set while
+still privileged), drop to the child's own unprivileged uid where we can (after which no hard
+limit can be raised again), not dumpable. Any failure raises: a child that cannot be confined
+must not run the model.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import resource
 import signal
 from dataclasses import dataclass
 
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # Each model process gets its own unprivileged uid, unused by any account: no model can read
 # another's scratch dir or signal another's process, even one still being torn down.
@@ -27,9 +30,6 @@ CHILD_UID_COUNT = 100_000
 
 def child_uid(serial: int) -> int:
     return CHILD_UID_BASE + serial % CHILD_UID_COUNT
-PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
