@@ -27,6 +27,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+from skl2onnx import to_onnx  # noqa: E402
 from sklearn.datasets import make_classification, make_regression  # noqa: E402
 from sklearn.ensemble import (  # noqa: E402
     GradientBoostingClassifier,
@@ -36,12 +37,11 @@ from sklearn.ensemble import (  # noqa: E402
 )
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge  # noqa: E402
 from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
-from skl2onnx import to_onnx  # noqa: E402
 
 from wekacoin.evaluation import onnx_model  # noqa: E402
 from wekacoin.evaluation.data import DataSchema, encode_group  # noqa: E402
 from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec  # noqa: E402
-from wekacoin.evaluation.metrics import Predictions, compute_score, get_needs, Needs  # noqa: E402
+from wekacoin.evaluation.metrics import Needs, Predictions, compute_score, get_needs  # noqa: E402
 from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits  # noqa: E402
 from wekacoin.types.metric import Metric, TaskKind  # noqa: E402
 
@@ -52,9 +52,15 @@ FEATURES = 20
 def classifiers(count: int) -> list[object]:
     makers = [
         lambda i: LogisticRegression(C=0.1 * (i + 1), max_iter=300),
-        lambda i: RandomForestClassifier(n_estimators=10 + 10 * (i % 5), max_depth=8, random_state=i),
-        lambda i: GradientBoostingClassifier(n_estimators=20 + 10 * (i % 4), max_depth=3, random_state=i),
-        lambda i: MLPClassifier(hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i),
+        lambda i: RandomForestClassifier(
+            n_estimators=10 + 10 * (i % 5), max_depth=8, random_state=i
+        ),
+        lambda i: GradientBoostingClassifier(
+            n_estimators=20 + 10 * (i % 4), max_depth=3, random_state=i
+        ),
+        lambda i: MLPClassifier(
+            hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i
+        ),
     ]
     return [makers[i % len(makers)](i // len(makers)) for i in range(count)]
 
@@ -62,17 +68,28 @@ def classifiers(count: int) -> list[object]:
 def regressors(count: int) -> list[object]:
     makers = [
         lambda i: LinearRegression() if i % 2 == 0 else Ridge(alpha=float(i)),
-        lambda i: RandomForestRegressor(n_estimators=10 + 10 * (i % 4), max_depth=8, random_state=i),
+        lambda i: RandomForestRegressor(
+            n_estimators=10 + 10 * (i % 4), max_depth=8, random_state=i
+        ),
         lambda i: GradientBoostingRegressor(n_estimators=20 + 10 * (i % 4), random_state=i),
-        lambda i: MLPRegressor(hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i),
+        lambda i: MLPRegressor(
+            hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i
+        ),
     ]
     return [makers[i % len(makers)](i // len(makers)) for i in range(count)]
 
 
-def build(kind: TaskKind, count: int, train_rows: int) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+def build(
+    kind: TaskKind, count: int, train_rows: int
+) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     make = make_classification if kind is TaskKind.CLASSIFICATION else make_regression
     X, y = make(n_samples=train_rows + TEST_ROWS, n_features=FEATURES, random_state=1)
-    X_train, y_train, X_test, y_test = X[:train_rows], y[:train_rows], X[train_rows:], y[train_rows:]
+    X_train, y_train, X_test, y_test = (
+        X[:train_rows],
+        y[:train_rows],
+        X[train_rows:],
+        y[train_rows:],
+    )
     estimators = classifiers(count) if kind is TaskKind.CLASSIFICATION else regressors(count)
     blobs = []
     with warnings.catch_warnings():
@@ -103,8 +120,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     suites = []
-    for kind, metric, share in ((TaskKind.CLASSIFICATION, Metric.ROC_AUC, models // 2),
-                                (TaskKind.REGRESSION, Metric.RMSE, models - models // 2)):
+    for kind, metric, share in (
+        (TaskKind.CLASSIFICATION, Metric.ROC_AUC, models // 2),
+        (TaskKind.REGRESSION, Metric.RMSE, models - models // 2),
+    ):
         X, y, blobs = build(kind, share, train_rows)
         schema = DataSchema(tuple(f"x{i}" for i in range(FEATURES)), "y", kind)
         suites.append((kind, metric, X, y, blobs, schema))
@@ -113,8 +132,10 @@ def main() -> None:
     t0 = time.perf_counter()
     sandbox = ForkServerSandbox()
     sandbox.start()
-    print(f"fork server up in {time.perf_counter() - t0:.2f} s, "
-          f"isolation {sandbox.isolation.describe()}")
+    print(
+        f"fork server up in {time.perf_counter() - t0:.2f} s, "
+        f"isolation {sandbox.isolation.describe()}"
+    )
 
     bare_times, boxed_times, mismatches = [], [], 0
     phases: dict[str, list[float]] = {}
@@ -141,15 +162,23 @@ def main() -> None:
 
     bare_total, boxed_total = sum(bare_times), sum(boxed_times)
     print(f"models: {len(bare_times)}, test rows: {TEST_ROWS}, rounds: {rounds}")
-    print(f"bare in-process: {bare_total * 1e3:.1f} ms total, "
-          f"{bare_total / len(bare_times) * 1e3:.2f} ms per model")
-    print(f"sandboxed:       {boxed_total * 1e3:.1f} ms total, "
-          f"{boxed_total / len(boxed_times) * 1e3:.2f} ms per model")
+    print(
+        f"bare in-process: {bare_total * 1e3:.1f} ms total, "
+        f"{bare_total / len(bare_times) * 1e3:.2f} ms per model"
+    )
+    print(
+        f"sandboxed:       {boxed_total * 1e3:.1f} ms total, "
+        f"{boxed_total / len(boxed_times) * 1e3:.2f} ms per model"
+    )
     print(f"score mismatches between the two paths: {mismatches}")
-    print("fork server phases, median ms per model: " + ", ".join(
-        f"{phase} {statistics.median(ms):.2f}" for phase, ms in phases.items()))
-    print("  (hand_over: server gives the job to a child; to_child: until the child has read it;"
-          " confine: the child's set-up and confinement; model: load, predict and answer)")
+    print(
+        "fork server phases, median ms per model: "
+        + ", ".join(f"{phase} {statistics.median(ms):.2f}" for phase, ms in phases.items())
+    )
+    print(
+        "  (hand_over: server gives the job to a child; to_child: until the child has read it;"
+        " confine: the child's set-up and confinement; model: load, predict and answer)"
+    )
     print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
     print(f"RESULT eval_overhead_ms {(boxed_total - bare_total) / len(bare_times) * 1e3:.2f}")
 

@@ -59,7 +59,10 @@ def task_data(name: str, groups: int = 5, test_group: int = 1) -> TaskData:
     train_rows = np.concatenate([p for i, p in enumerate(parts) if i != test_group])
     return TaskData(
         schema,
-        X[train_rows], y[train_rows], X[test_rows], y[test_rows],
+        X[train_rows],
+        y[train_rows],
+        X[test_rows],
+        y[test_rows],
         {i: b for i, b in enumerate(blobs) if i != test_group},
         {test_group: blobs[test_group]},
     )
@@ -70,8 +73,9 @@ def to_onnx_bytes(estimator: object, X: np.ndarray, **options: object) -> bytes:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return to_onnx(estimator, X[:1].astype(np.float32),
-                       options=dict(options) or None).SerializeToString()
+        return to_onnx(
+            estimator, X[:1].astype(np.float32), options=dict(options) or None
+        ).SerializeToString()
 
 
 def to_skops_bytes(estimator: object) -> bytes:
@@ -101,8 +105,12 @@ def _estimator(name: str) -> object:
         "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)),
         "forest": lambda: RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0),
         "boosting": lambda: GradientBoostingClassifier(n_estimators=20, random_state=0),
-        "mlp": lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=0)),
-        "mlp_reg": lambda: make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(16,), max_iter=200, random_state=0)),
+        "mlp": lambda: make_pipeline(
+            StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=0)
+        ),
+        "mlp_reg": lambda: make_pipeline(
+            StandardScaler(), MLPRegressor(hidden_layer_sizes=(16,), max_iter=200, random_state=0)
+        ),
         "boosting_reg": lambda: GradientBoostingRegressor(n_estimators=20, random_state=0),
         "linear": lambda: LinearRegression(),
         "logistic": lambda: LogisticRegression(max_iter=500),

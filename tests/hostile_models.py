@@ -16,7 +16,8 @@ OPSETS = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
 def _regression_graph(nodes: list, n_features: int, initializers: list = ()) -> bytes:
     """A model with one float input (rows, n_features) and whatever output "Y" the nodes make."""
     graph = helper.make_graph(
-        nodes, "hostile",
+        nodes,
+        "hostile",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
         initializer=list(initializers),
@@ -45,13 +46,18 @@ def skops_naming(valid_skops: bytes, module: str, name: str) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(valid_skops))
     schema = json.loads(source.read("schema.json"))
     schema["content"]["content"]["payload"] = {
-        "__class__": name, "__module__": module, "__loader__": "FunctionNode",
-        "content": {"module_path": module, "function": name}, "__id__": 1,
+        "__class__": name,
+        "__module__": module,
+        "__loader__": "FunctionNode",
+        "content": {"module_path": module, "function": name},
+        "__id__": 1,
     }
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as target:
         for item in source.infolist():
-            data = json.dumps(schema).encode() if item.filename == "schema.json" else source.read(item)
+            data = (
+                json.dumps(schema).encode() if item.filename == "schema.json" else source.read(item)
+            )
             target.writestr(item.filename, data)
     return out.getvalue()
 
@@ -69,10 +75,14 @@ def zip_bomb(valid_skops: bytes, unpacked_bytes: int) -> bytes:
 
 def disallowed_operator(n_features: int) -> bytes:
     """ConstantOfShape makes a tensor of any size it is told: not on the allow-list."""
-    return _regression_graph([
-        helper.make_node("ConstantOfShape", ["shape"], ["c"]),
-        helper.make_node("ReduceSum", ["c", "axes"], ["Y"], keepdims=0),
-    ], n_features, [_axes("shape", [10**6, 10**6]), _axes("axes", [1])])
+    return _regression_graph(
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["c"]),
+            helper.make_node("ReduceSum", ["c", "axes"], ["Y"], keepdims=0),
+        ],
+        n_features,
+        [_axes("shape", [10**6, 10**6]), _axes("axes", [1])],
+    )
 
 
 def wrong_output_shape(n_features: int) -> bytes:
@@ -83,13 +93,17 @@ def wrong_output_shape(n_features: int) -> bytes:
 def nan_output(n_features: int) -> bytes:
     """sqrt(-(|x| + 1)) is NaN for every row."""
     one = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")
-    return _regression_graph([
-        helper.make_node("Abs", ["X"], ["a"]),
-        helper.make_node("Add", ["a", "one"], ["b"]),
-        helper.make_node("Neg", ["b"], ["c"]),
-        helper.make_node("Sqrt", ["c"], ["d"]),
-        helper.make_node("ReduceSum", ["d", "axes"], ["Y"], keepdims=0),
-    ], n_features, [one, _axes("axes", [1])])
+    return _regression_graph(
+        [
+            helper.make_node("Abs", ["X"], ["a"]),
+            helper.make_node("Add", ["a", "one"], ["b"]),
+            helper.make_node("Neg", ["b"], ["c"]),
+            helper.make_node("Sqrt", ["c"], ["d"]),
+            helper.make_node("ReduceSum", ["d", "axes"], ["Y"], keepdims=0),
+        ],
+        n_features,
+        [one, _axes("axes", [1])],
+    )
 
 
 def memory_hog(n_features: int, doublings: int = 40) -> bytes:
@@ -121,7 +135,11 @@ def external_data(n_features: int) -> bytes:
     tensor.data_location = TensorProto.EXTERNAL
     entry = tensor.external_data.add()
     entry.key, entry.value = "location", "/etc/shadow"
-    return _regression_graph([
-        helper.make_node("Mul", ["X", "w"], ["m"]),
-        helper.make_node("ReduceSum", ["m", "axes"], ["Y"], keepdims=0),
-    ], n_features, [tensor, _axes("axes", [1])])
+    return _regression_graph(
+        [
+            helper.make_node("Mul", ["X", "w"], ["m"]),
+            helper.make_node("ReduceSum", ["m", "axes"], ["Y"], keepdims=0),
+        ],
+        n_features,
+        [tensor, _axes("axes", [1])],
+    )

@@ -33,8 +33,11 @@ def test_parses_a_simple_blob():
 
 @settings(max_examples=50, deadline=None)
 @given(
-    hnp.arrays(np.float64, st.tuples(st.integers(1, 20), st.just(2)),
-               elements=st.floats(allow_nan=False, allow_infinity=False, width=64)),
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 20), st.just(2)),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=64),
+    ),
     st.data(),
 )
 def test_encode_then_parse_is_bit_exact(features, data):
@@ -62,28 +65,31 @@ def test_features_for_prediction_with_or_without_labels():
     assert parse_features(b"a,b,y\n1,2,7\n", CLS).tolist() == [[1.0, 2.0]]
 
 
-@pytest.mark.parametrize("blob, why", [
-    (b"", "empty"),
-    (b"a,b,y\n", "no rows"),
-    (b"b,a,y\n1,2,0\n", "reordered columns"),
-    (b"a,y\n1,0\n", "missing column"),
-    (b"a,b,c,y\n1,2,3,0\n", "extra column"),
-    (b"\xef\xbb\xbfa,b,y\n1,2,0\n", "byte-order mark"),
-    (b"a,b,y\n1,2\n", "short row"),
-    (b"a,b,y\n1,2,0,4\n", "long row"),
-    (b"a,b,y\n1,x,0\n", "non-numeric"),
-    (b"a,b,y\n1,nan,0\n", "NaN"),
-    (b"a,b,y\n1,inf,0\n", "infinity"),
-    (b"a,b,y\n1,1e400,0\n", "overflow"),
-    (b"a,b,y\n1,,0\n", "empty cell"),
-    (b"a,b,y\n1, 2,0\n", "space"),
-    (b"a,b,y\n1,1_0,0\n", "underscore"),
-    (b"a,b,y\n1,2,0.5\n", "fractional class label"),
-    (b"a,b,y\n1,2,99999999999999999999\n", "label out of int64"),
-    (b"a,b,y\n1,2,0\n\n3,4,1\n", "blank line"),
-    (b"a,b,y\n\"1\",2,0\n", "quoting"),
-    (b"a,b,y\n1,2,\xff\n", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "blob, why",
+    [
+        (b"", "empty"),
+        (b"a,b,y\n", "no rows"),
+        (b"b,a,y\n1,2,0\n", "reordered columns"),
+        (b"a,y\n1,0\n", "missing column"),
+        (b"a,b,c,y\n1,2,3,0\n", "extra column"),
+        (b"\xef\xbb\xbfa,b,y\n1,2,0\n", "byte-order mark"),
+        (b"a,b,y\n1,2\n", "short row"),
+        (b"a,b,y\n1,2,0,4\n", "long row"),
+        (b"a,b,y\n1,x,0\n", "non-numeric"),
+        (b"a,b,y\n1,nan,0\n", "NaN"),
+        (b"a,b,y\n1,inf,0\n", "infinity"),
+        (b"a,b,y\n1,1e400,0\n", "overflow"),
+        (b"a,b,y\n1,,0\n", "empty cell"),
+        (b"a,b,y\n1, 2,0\n", "space"),
+        (b"a,b,y\n1,1_0,0\n", "underscore"),
+        (b"a,b,y\n1,2,0.5\n", "fractional class label"),
+        (b"a,b,y\n1,2,99999999999999999999\n", "label out of int64"),
+        (b"a,b,y\n1,2,0\n\n3,4,1\n", "blank line"),
+        (b'a,b,y\n"1",2,0\n', "quoting"),
+        (b"a,b,y\n1,2,\xff\n", "not UTF-8"),
+    ],
+)
 def test_malformed_data_is_a_data_error(blob, why):
     with pytest.raises(DataError):
         parse_group(blob, CLS)
@@ -95,7 +101,13 @@ def test_oversize_blob_is_refused_before_decoding():
 
 
 def test_bad_schemas_and_splits():
-    for features, label in [((), "y"), (("a", "a"), "y"), (("a",), "a"), (("a,b",), "y"), (("",), "y")]:
+    for features, label in [
+        ((), "y"),
+        (("a", "a"), "y"),
+        (("a",), "a"),
+        (("a,b",), "y"),
+        (("",), "y"),
+    ]:
         with pytest.raises(DataError):
             DataSchema(features, label, TaskKind.CLASSIFICATION)
     with pytest.raises(DataError):

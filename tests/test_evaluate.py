@@ -71,8 +71,11 @@ def reference_score(dataset: str, name: str, fmt: str, metric: Metric, split: st
         Metric.BALANCED_ACCURACY: lambda: skm.balanced_accuracy_score(y, out),
         Metric.F1: lambda: skm.f1_score(y, out, average="macro"),
         Metric.COHEN_KAPPA: lambda: skm.cohen_kappa_score(y, out),
-        Metric.ROC_AUC: lambda: (skm.roc_auc_score(y, proba[:, 1]) if proba.shape[1] == 2
-                                 else skm.roc_auc_score(y, proba, multi_class="ovr")),
+        Metric.ROC_AUC: lambda: (
+            skm.roc_auc_score(y, proba[:, 1])
+            if proba.shape[1] == 2
+            else skm.roc_auc_score(y, proba, multi_class="ovr")
+        ),
         Metric.LOG_LOSS: lambda: _quiet(skm.log_loss, y, proba),
         Metric.RMSE: lambda: skm.root_mean_squared_error(y, out.astype(np.float64)),
         Metric.MAE: lambda: skm.mean_absolute_error(y, out.astype(np.float64)),
@@ -90,8 +93,15 @@ def test_sandboxed_score_equals_scikit_learn_on_the_same_predictions(dataset, na
     data, model = task_data(dataset), model_bytes(dataset, name, fmt)
     claimed = reference_score(dataset, name, fmt, metric, "train")
     runs = [
-        evaluate_task(spec(dataset, metric), data.training_groups, data.test_groups, model,
-                      claimed, [Submission("s1", claimed, model)], shared_sandbox())
+        evaluate_task(
+            spec(dataset, metric),
+            data.training_groups,
+            data.test_groups,
+            model,
+            claimed,
+            [Submission("s1", claimed, model)],
+            shared_sandbox(),
+        )
         for _ in range(2)
     ]
     expected = Outcome.scored(reference_score(dataset, name, fmt, metric, "test"))
@@ -112,10 +122,13 @@ def test_scores_are_identical_in_a_fresh_process(tmp_path):
     for i, (dataset, name, fmt, metric) in enumerate(picked):
         (tmp_path / f"{i}.model").write_bytes(model_bytes(dataset, name, fmt))
         data = task_data(dataset)
-        result = check_baseline(spec(dataset, metric), data.training_groups,
-                                model_bytes(dataset, name, fmt),
-                                reference_score(dataset, name, fmt, metric, "train"),
-                                shared_sandbox())
+        result = check_baseline(
+            spec(dataset, metric),
+            data.training_groups,
+            model_bytes(dataset, name, fmt),
+            reference_score(dataset, name, fmt, metric, "train"),
+            shared_sandbox(),
+        )
         here[str(i)] = result
     script = textwrap.dedent(f"""
         import json, pathlib
@@ -135,17 +148,24 @@ def test_scores_are_identical_in_a_fresh_process(tmp_path):
                     out[str(i)] = int(str(e).split()[2])
         print(json.dumps(out))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == here
 
 
 def test_claimed_training_score_must_match_exactly():
     data, model = task_data("iris"), model_bytes("iris", "logreg")
     claimed = reference_score("iris", "logreg", "onnx", Metric.ACCURACY, "train")
-    result = evaluate_task(spec("iris", Metric.ACCURACY), data.training_groups, data.test_groups,
-                           model, claimed, [Submission("off-by-one", claimed + 1, model)],
-                           shared_sandbox())
+    result = evaluate_task(
+        spec("iris", Metric.ACCURACY),
+        data.training_groups,
+        data.test_groups,
+        model,
+        claimed,
+        [Submission("off-by-one", claimed + 1, model)],
+        shared_sandbox(),
+    )
     outcome = result.results[0].outcome
     assert outcome.status is Status.INVALID and "claimed training score" in outcome.reason
 
@@ -176,10 +196,21 @@ def test_fetch_and_cid_verification_seam():
         Submission("mismatch", claimed, None, cid="liar"),
         Submission("missing", claimed, None, cid="nowhere"),
         Submission("never-revealed", claimed, None),
-        Submission("wrong-bytes-given", claimed, good[:-1] + b"\x00", cid=hashlib.sha256(good).hexdigest()),
+        Submission(
+            "wrong-bytes-given", claimed, good[:-1] + b"\x00", cid=hashlib.sha256(good).hexdigest()
+        ),
     ]
-    result = evaluate_task(spec("iris", Metric.ACCURACY), data.training_groups, data.test_groups,
-                           good, claimed, subs, shared_sandbox(), fetch=fetch, verify=sha256_verifier)
+    result = evaluate_task(
+        spec("iris", Metric.ACCURACY),
+        data.training_groups,
+        data.test_groups,
+        good,
+        claimed,
+        subs,
+        shared_sandbox(),
+        fetch=fetch,
+        verify=sha256_verifier,
+    )
     by_id = {r.submission_id: r for r in result.results}
     assert by_id["fetched"].outcome.status is Status.SCORED
     assert "do not match" in by_id["mismatch"].outcome.reason
@@ -192,8 +223,15 @@ def test_fetch_and_cid_verification_seam():
 def test_unrevealed_test_set_scores_on_the_training_set():
     data, model = task_data("breast_cancer"), model_bytes("breast_cancer", "forest")
     claimed = reference_score("breast_cancer", "forest", "onnx", Metric.ROC_AUC, "train")
-    result = evaluate_task(spec("breast_cancer", Metric.ROC_AUC), data.training_groups, None,
-                           model, claimed, [Submission("s", claimed, model)], shared_sandbox())
+    result = evaluate_task(
+        spec("breast_cancer", Metric.ROC_AUC),
+        data.training_groups,
+        None,
+        model,
+        claimed,
+        [Submission("s", claimed, model)],
+        shared_sandbox(),
+    )
     assert result.baseline == result.results[0].outcome == Outcome.scored(claimed)
 
 
@@ -202,15 +240,28 @@ def test_invalid_task_data_raises_data_error():
     broken = dict(data.test_groups)
     broken[next(iter(broken))] = b"x0,x1\n1,2\n"
     with pytest.raises(DataError):
-        evaluate_task(spec("iris", Metric.ACCURACY), data.training_groups, broken, model, 0, [],
-                      shared_sandbox())
+        evaluate_task(
+            spec("iris", Metric.ACCURACY),
+            data.training_groups,
+            broken,
+            model,
+            0,
+            [],
+            shared_sandbox(),
+        )
 
 
 def test_oversized_model_is_invalid_without_running():
     data, model = task_data("iris"), model_bytes("iris", "logreg")
-    result = evaluate_task(spec("iris", Metric.ACCURACY, max_model_bytes=100),
-                           data.training_groups, data.test_groups, model, 0,
-                           [Submission("big", 0, model)], shared_sandbox())
+    result = evaluate_task(
+        spec("iris", Metric.ACCURACY, max_model_bytes=100),
+        data.training_groups,
+        data.test_groups,
+        model,
+        0,
+        [Submission("big", 0, model)],
+        shared_sandbox(),
+    )
     assert "exceeds the task's limit" in result.results[0].outcome.reason
 
 
@@ -219,7 +270,9 @@ def test_predict_matches_in_process_inference():
     csv = encode_group(data.X_test, data.y_test, data.schema)
     predictions = predict(model, csv, data.schema, shared_sandbox(), want_probabilities=True)
     session = ort.InferenceSession(model)
-    labels, proba = session.run(None, {session.get_inputs()[0].name: data.X_test.astype(np.float32)})
+    labels, proba = session.run(
+        None, {session.get_inputs()[0].name: data.X_test.astype(np.float32)}
+    )
     assert np.array_equal(predictions.labels, labels)
     assert np.array_equal(predictions.probabilities, proba.astype(np.float64))
     with pytest.raises(PredictionFailed):
@@ -231,8 +284,12 @@ def test_skops_without_preloading_scores_the_same():
     data, model = task_data("diabetes"), model_bytes("diabetes", "linear", "skops")
     claimed = reference_score("diabetes", "linear", "skops", Metric.RMSE, "train")
     with ForkServerSandbox() as sandbox:
-        assert check_baseline(spec("diabetes", Metric.RMSE), data.training_groups, model,
-                              claimed, sandbox) == claimed
+        assert (
+            check_baseline(
+                spec("diabetes", Metric.RMSE), data.training_groups, model, claimed, sandbox
+            )
+            == claimed
+        )
 
 
 def _quiet(fn, *args):

@@ -24,9 +24,21 @@ from wekacoin.types.metric import Metric
 LIMITS = Limits(wall_seconds=3, memory_bytes=512 * 1024**2)
 D = 10  # diabetes has ten features
 NAMES = [
-    "pickle", "joblib", "skops os.system", "skops builtins.eval", "skops tree model", "zip bomb",
-    "disallowed operator", "external data", "wrong output shape", "NaN output", "memory hog",
-    "time hog", "truncated onnx", "truncated skops", "empty",
+    "pickle",
+    "joblib",
+    "skops os.system",
+    "skops builtins.eval",
+    "skops tree model",
+    "zip bomb",
+    "disallowed operator",
+    "external data",
+    "wrong output shape",
+    "NaN output",
+    "memory hog",
+    "time hog",
+    "truncated onnx",
+    "truncated skops",
+    "empty",
 ]
 
 
@@ -38,9 +50,21 @@ def corpus() -> dict[str, tuple[bytes, Status, str]]:
     return {
         "pickle": (hostile.pickle_file(forest), Status.INVALID, "pickle"),
         "joblib": (hostile.joblib_file(forest), Status.INVALID, "joblib"),
-        "skops os.system": (hostile.skops_naming(linear, "os", "system"), Status.INVALID, "os.system"),
-        "skops builtins.eval": (hostile.skops_naming(linear, "builtins", "eval"), Status.INVALID, "builtins.eval"),
-        "skops tree model": (model_bytes("breast_cancer", "forest", "skops"), Status.INVALID, "untrusted"),
+        "skops os.system": (
+            hostile.skops_naming(linear, "os", "system"),
+            Status.INVALID,
+            "os.system",
+        ),
+        "skops builtins.eval": (
+            hostile.skops_naming(linear, "builtins", "eval"),
+            Status.INVALID,
+            "builtins.eval",
+        ),
+        "skops tree model": (
+            model_bytes("breast_cancer", "forest", "skops"),
+            Status.INVALID,
+            "untrusted",
+        ),
         "zip bomb": (hostile.zip_bomb(linear, 600 * 1024**2), Status.INVALID, "expands"),
         "disallowed operator": (hostile.disallowed_operator(D), Status.INVALID, "ConstantOfShape"),
         "external data": (hostile.external_data(D), Status.INVALID, "external"),
@@ -57,8 +81,9 @@ def corpus() -> dict[str, tuple[bytes, Status, str]]:
 def training_score(good: bytes) -> int:
     data = task_data("diabetes")
     try:
-        check_baseline(TaskSpec(Metric.RMSE, data.schema), data.training_groups, good, -1,
-                       shared_sandbox())
+        check_baseline(
+            TaskSpec(Metric.RMSE, data.schema), data.training_groups, good, -1, shared_sandbox()
+        )
     except BaselineMismatch as e:  # "baseline scores N on the training set, ..."
         return int(str(e).split()[2])
     raise AssertionError("a training score of -1 cannot match")
@@ -72,16 +97,31 @@ def evaluated():
     cases = corpus()
     assert list(cases) == NAMES
     # Everyone claims the good model's training score (for a hostile file it cannot matter).
-    claimed = check_baseline(TaskSpec(Metric.RMSE, data.schema), data.training_groups, good,
-                             training_score(good), shared_sandbox())
+    claimed = check_baseline(
+        TaskSpec(Metric.RMSE, data.schema),
+        data.training_groups,
+        good,
+        training_score(good),
+        shared_sandbox(),
+    )
     submissions = []
     for name, (blob, _, _) in cases.items():
         submissions.append(Submission(name, claimed, blob))
         submissions.append(Submission(f"good after {name}", claimed, good))
     # A correct file served for someone else's CID.
-    submissions.append(Submission("cid mismatch", claimed, good, cid=hashlib.sha256(b"x").hexdigest()))
-    result = evaluate_task(task, data.training_groups, data.test_groups, good, claimed,
-                           submissions, shared_sandbox(), verify=sha256_verifier)
+    submissions.append(
+        Submission("cid mismatch", claimed, good, cid=hashlib.sha256(b"x").hexdigest())
+    )
+    result = evaluate_task(
+        task,
+        data.training_groups,
+        data.test_groups,
+        good,
+        claimed,
+        submissions,
+        shared_sandbox(),
+        verify=sha256_verifier,
+    )
     return cases, {r.submission_id: r for r in result.results}, result
 
 
@@ -105,7 +145,12 @@ def test_cid_mismatch_and_baseline(evaluated):
 def test_format_is_told_by_content_not_name():
     assert detect_format(model_bytes("iris", "logreg")) is ModelFormat.ONNX
     assert detect_format(model_bytes("diabetes", "linear", "skops")) is ModelFormat.SKOPS
-    for refused in (hostile.pickle_file([1, 2]), hostile.joblib_file([1, 2]), b"(lp0\nI1\na.",
-                    b"\x1f\x8b\x08\x00gzip", b"plain text"):
+    for refused in (
+        hostile.pickle_file([1, 2]),
+        hostile.joblib_file([1, 2]),
+        b"(lp0\nI1\na.",
+        b"\x1f\x8b\x08\x00gzip",
+        b"plain text",
+    ):
         with pytest.raises(UnsupportedModelFormat):
             detect_format(refused)

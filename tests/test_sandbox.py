@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from wekacoin.evaluation import wire
 from wekacoin.evaluation.isolation import Namespaces, candidates
-from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits, RunResult, RunStatus, SandboxError
+from wekacoin.evaluation.sandbox import (
+    ForkServerSandbox,
+    Limits,
+    RunResult,
+    RunStatus,
+    SandboxError,
+)
 
 LIMITS = Limits(wall_seconds=20, memory_bytes=256 * 1024**2, file_bytes=1024**2, open_files=32)
 
@@ -60,9 +66,13 @@ def test_reports_the_isolation_in_force(payload_sandbox, caplog):
 
 
 def test_auto_picks_bubblewrap_when_it_works():
-    works = shutil.which("bwrap") and subprocess.run(
-        ["bwrap", "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True
-    ).returncode == 0
+    works = (
+        shutil.which("bwrap")
+        and subprocess.run(
+            ["bwrap", "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True
+        ).returncode
+        == 0
+    )
     if not works:
         pytest.skip("bubblewrap does not work here")
     with ForkServerSandbox(entry="tests.hostile_payload") as sandbox:
@@ -77,14 +87,17 @@ def test_cannot_connect_even_to_loopback(payload_sandbox):
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         port = listener.getsockname()[1]
-        result = run_payload(payload_sandbox, f"""
+        result = run_payload(
+            payload_sandbox,
+            f"""
 import socket
 try:
     socket.create_connection(("127.0.0.1", {port}), timeout=2)
     result = "connected"
 except OSError as e:
     result = "blocked: " + type(e).__name__
-""")
+""",
+        )
         assert text(result).startswith("blocked"), text(result)
         listener.settimeout(0)
         with pytest.raises(BlockingIOError):
@@ -97,7 +110,9 @@ def test_cannot_write_outside_scratch(payload_sandbox):
         os.chmod(target, 0o777)  # writable by anyone: only a read-only root stops this
         if payload_sandbox.isolation.namespaces is not Namespaces.BWRAP:
             os.chmod(target, 0o755)  # without a mount namespace, ownership is the guard
-        result = run_payload(payload_sandbox, f"""
+        result = run_payload(
+            payload_sandbox,
+            f"""
 import os
 outcomes = []
 for path in ({target!r} + "/owned", "/etc/wekacoin-owned", os.path.expanduser("~") + "/owned"):
@@ -109,7 +124,8 @@ for path in ({target!r} + "/owned", "/etc/wekacoin-owned", os.path.expanduser("~
 open("scratch-file", "w").write("scratch is writable")
 outcomes.append(open("scratch-file").read())
 result = ";".join(outcomes)
-""")
+""",
+        )
         assert text(result) == "blocked;blocked;blocked;scratch is writable"
         assert os.listdir(target) == []
     finally:
@@ -119,7 +135,9 @@ result = ";".join(outcomes)
 def test_cannot_start_processes(payload_sandbox):
     if not payload_sandbox.isolation.seccomp and not payload_sandbox.isolation.uid_drop:
         pytest.skip("neither seccomp nor a drop to an unprivileged uid available here")
-    result = run_payload(payload_sandbox, """
+    result = run_payload(
+        payload_sandbox,
+        """
 import os, subprocess
 outcomes = []
 for attempt in (os.fork, lambda: subprocess.run(["/bin/true"]),
@@ -132,7 +150,8 @@ for attempt in (os.fork, lambda: subprocess.run(["/bin/true"]),
     except OSError:
         outcomes.append("blocked")
 result = ";".join(outcomes)
-""")
+""",
+    )
     assert text(result) == "blocked;blocked;blocked"
 
 
@@ -143,8 +162,9 @@ def test_memory_limit(payload_sandbox):
 
 
 def test_cpu_time_limit(payload_sandbox):
-    result = run_payload(payload_sandbox, "while True: pass",
-                         Limits(wall_seconds=60, cpu_seconds=1))
+    result = run_payload(
+        payload_sandbox, "while True: pass", Limits(wall_seconds=60, cpu_seconds=1)
+    )
     assert result.status is RunStatus.TIMED_OUT
     assert "CPU" in result.detail
 
@@ -156,7 +176,9 @@ def test_wall_clock_limit(payload_sandbox):
 
 
 def test_file_size_and_open_file_limits(payload_sandbox):
-    result = run_payload(payload_sandbox, """
+    result = run_payload(
+        payload_sandbox,
+        """
 files = []
 try:
     for i in range(100):
@@ -164,7 +186,8 @@ try:
     result = "opened 100"
 except OSError:
     result = f"stopped at {len(files)}"
-""")
+""",
+    )
     assert text(result).startswith("stopped at")
     big = run_payload(payload_sandbox, "open('big', 'wb').write(b'x' * (8 * 1024**2))")
     assert big.status is RunStatus.FAILED  # killed by SIGXFSZ, or EFBIG
@@ -184,7 +207,9 @@ def test_data_reaches_the_child_through_the_server(payload_sandbox):
         # Put after the server forked its spare child: the spare lacks it and must be replaced.
         second = payload_sandbox.put_data(np.ones((2, 2)))
         try:
-            assert text(payload_sandbox.run(source, {}, [first, second], LIMITS, 1 << 20)) == "sum=70"
+            assert (
+                text(payload_sandbox.run(source, {}, [first, second], LIMITS, 1 << 20)) == "sum=70"
+            )
         finally:
             payload_sandbox.release(second)
     finally:
@@ -201,13 +226,18 @@ def test_decoding_random_bytes_only_ever_raises_wire_error(data):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["<f8", "<i8", "|u1"]),
-                          st.integers(0, 5), st.integers(0, 5)), max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["<f8", "<i8", "|u1"]), st.integers(0, 5), st.integers(0, 5)),
+        max_size=4,
+    )
+)
 def test_wire_round_trip(specs):
     arrays = [np.arange(r * c).astype(dtype).reshape(r, c) for dtype, r, c in specs]
     meta, back = wire.decode(wire.encode({"k": 1}, arrays))
     assert meta == {"k": 1}
-    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(arrays, back))
+    pairs = zip(arrays, back, strict=True)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in pairs)
 
 
 def test_a_dead_fork_server_is_restarted_with_its_data():
@@ -225,7 +255,9 @@ def test_a_dead_fork_server_is_restarted_with_its_data():
 def test_limits_cannot_be_raised_again(payload_sandbox):
     if not payload_sandbox.isolation.uid_drop and os.geteuid() == 0:
         pytest.skip("a model process that stays root could raise its limits")
-    result = run_payload(payload_sandbox, """
+    result = run_payload(
+        payload_sandbox,
+        """
 import resource
 soft, hard = resource.getrlimit(resource.RLIMIT_AS)
 try:
@@ -233,26 +265,39 @@ try:
     result = "raised"
 except (OSError, ValueError):
     result = "refused"
-""")
+""",
+    )
     assert text(result) == "refused"
 
 
 def test_one_model_process_cannot_reach_anothers_scratch(payload_sandbox):
-    first = payload_sandbox.run(b"""
+    first = payload_sandbox.run(
+        b"""
 import os
 open("note", "w").write("left for the next model")
 os.chmod("note", 0o666)
 os.chmod(".", 0o777)  # its own dir: it may open it to all
 result = os.path.abspath("note") + " " + str(os.getuid())
-""", {}, [], LIMITS, 1 << 20)
+""",
+        {},
+        [],
+        LIMITS,
+        1 << 20,
+    )
     path, first_uid = text(first).split()
-    second = payload_sandbox.run(f"""
+    second = payload_sandbox.run(
+        f"""
 import os
 try:
     result = open({path!r}).read()
 except OSError:
     result = "blocked " + str(os.getuid())
-""".encode(), {}, [], LIMITS, 1 << 20)
+""".encode(),
+        {},
+        [],
+        LIMITS,
+        1 << 20,
+    )
     verdict, second_uid = text(second).split()
     assert verdict == "blocked"
     if payload_sandbox.isolation.uid_drop:

@@ -94,7 +94,9 @@ def parse_split(
     )
 
 
-def parse_features(blob: bytes, schema: DataSchema, *, max_bytes: int = MAX_GROUP_BYTES) -> np.ndarray:
+def parse_features(
+    blob: bytes, schema: DataSchema, *, max_bytes: int = MAX_GROUP_BYTES
+) -> np.ndarray:
     """Features only, for prediction: the header may omit the label column; labels are ignored."""
     header, rows = _rows(blob, schema, max_bytes, allow_unlabelled=True)
     d = len(schema.feature_columns)
@@ -124,7 +126,7 @@ def encode_group(features: np.ndarray, labels: np.ndarray, schema: DataSchema) -
             raise DataError("regression labels contain NaN or infinity")
         label_text = [repr(float(v)) for v in values]
     lines = [",".join((*schema.feature_columns, schema.label_column))]
-    for row, label in zip(features.tolist(), label_text):
+    for row, label in zip(features.tolist(), label_text, strict=True):
         lines.append(",".join(map(repr, row)) + "," + label)
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -198,7 +200,8 @@ def _explain(row: str, schema: DataSchema) -> str:
         pattern = _INTEGER_RE if is_label and schema.kind is TaskKind.CLASSIFICATION else _NUMBER_RE
         if not pattern.fullmatch(cell):
             what = "label" if is_label else f"column {schema.feature_columns[j]!r}"
-            return f"{what}: {cell[:40]!r} is not a {'integer' if pattern is _INTEGER_RE else 'number'}"
+            expected = "integer" if pattern is _INTEGER_RE else "number"
+            return f"{what}: {cell[:40]!r} is not a{'n' * (expected == 'integer')} {expected}"
     return "malformed row"
 
 

@@ -140,8 +140,9 @@ def check_baseline(
         raise BaselineRejected(f"baseline model {scored.status.value}: {scored.reason}")
     assert scored.score is not None
     if scored.score != claimed_score:
-        raise BaselineMismatch(f"baseline scores {scored.score} on the training set, "
-                               f"the task claims {claimed_score}")
+        raise BaselineMismatch(
+            f"baseline scores {scored.score} on the training set, the task claims {claimed_score}"
+        )
     return scored.score
 
 
@@ -160,8 +161,13 @@ def predict(
     limits = limits or Limits()
     handle = sandbox.put_data(features)
     try:
-        result = sandbox.run(model, _args(model, schema.kind, needs, limits), [handle], limits,
-                             _max_result_bytes(len(features)))
+        result = sandbox.run(
+            model,
+            _args(model, schema.kind, needs, limits),
+            [handle],
+            limits,
+            _max_result_bytes(len(features)),
+        )
     except ModelRejected as e:
         raise PredictionFailed(str(e)) from e
     finally:
@@ -183,8 +189,13 @@ class EvaluationSession:
     models one by one as they are revealed. Parsing raises DataError.
     """
 
-    def __init__(self, task: TaskSpec, training: Mapping[int, bytes],
-                 test: Mapping[int, bytes] | None, sandbox: ForkServerSandbox) -> None:
+    def __init__(
+        self,
+        task: TaskSpec,
+        training: Mapping[int, bytes],
+        test: Mapping[int, bytes] | None,
+        sandbox: ForkServerSandbox,
+    ) -> None:
         self.task, self.sandbox = task, sandbox
         self.splits = [parse_split(training, task.schema)]
         if test is not None:
@@ -208,8 +219,9 @@ class EvaluationSession:
         """SCORED with the evaluation-set score (training score when `check_claim` is off)."""
         task = self.task
         if len(model) > task.max_model_bytes:
-            return Outcome.invalid(f"model of {len(model)} bytes exceeds the task's limit "
-                                   f"of {task.max_model_bytes}")
+            return Outcome.invalid(
+                f"model of {len(model)} bytes exceeds the task's limit of {task.max_model_bytes}"
+            )
         try:
             args = _args(model, task.kind, self.needs, task.limits)
         except ModelRejected as e:
@@ -228,7 +240,8 @@ class EvaluationSession:
         for i, split in enumerate(self.splits):
             try:
                 predictions = _predictions(
-                    list(result.arrays[i * per_split:(i + 1) * per_split]), self.needs)
+                    list(result.arrays[i * per_split : (i + 1) * per_split]), self.needs
+                )
                 scores.append(compute_score(task.metric, split.labels, predictions))
             except InvalidPrediction as e:
                 return Outcome.invalid(f"{'training' if i == 0 else 'test'} set: {e}")
@@ -237,8 +250,9 @@ class EvaluationSession:
         return Outcome.scored(scores[-1] if check_claim else scores[0])
 
 
-def _resolve(sub: Submission, fetch: Fetch | None,
-             verify: Verify | None) -> tuple[bytes | None, Outcome | None]:
+def _resolve(
+    sub: Submission, fetch: Fetch | None, verify: Verify | None
+) -> tuple[bytes | None, Outcome | None]:
     """The submission's model bytes, or the INVALID outcome that replaces them."""
     model = sub.model
     if model is None and sub.cid is not None and fetch is not None:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import select
 import shutil
 import signal
-import select
 import socket
 import struct
 import sys
@@ -62,8 +62,14 @@ class _Child:
 
 
 class ForkServer:
-    def __init__(self, entry: ModuleType, scratch_root: str, seccomp_program: bytes | None,
-                 uid_drop: bool, idle_prep: bool) -> None:
+    def __init__(
+        self,
+        entry: ModuleType,
+        scratch_root: str,
+        seccomp_program: bytes | None,
+        uid_drop: bool,
+        idle_prep: bool,
+    ) -> None:
         self.entry = entry
         self.scratch_root = scratch_root
         self.seccomp_program = seccomp_program
@@ -230,13 +236,15 @@ class ForkServer:
                     raise lockdown_error
                 confine(limits, scratch, uid)
             except BaseException as e:  # fail closed: never run a model unconfined
-                _write_all(w, NOT_READY + wire.encode({"status": "sandbox_error",
-                                                       "detail": _describe(e)}))
+                _write_all(
+                    w, NOT_READY + wire.encode({"status": "sandbox_error", "detail": _describe(e)})
+                )
                 return
             _write_all(w, READY + STAMPS.pack(got_job, time.perf_counter()))
             try:
-                frame = wire.encode({"status": "ok"},
-                                    self.entry.run(args, blob.tobytes(), datasets))
+                frame = wire.encode(
+                    {"status": "ok"}, self.entry.run(args, blob.tobytes(), datasets)
+                )
             except MemoryError:
                 frame = wire.encode({"status": "memory"})
             except BaseException as e:  # whatever the model did, report it as its failure
@@ -263,7 +271,7 @@ def _describe(e: BaseException) -> str:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _send(frame: bytes) -> None:

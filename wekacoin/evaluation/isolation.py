@@ -65,16 +65,38 @@ def launcher(ns: Namespaces, scratch_root: str) -> list[str]:
     if ns is Namespaces.UNSHARE_NET:
         return ["unshare", "--net", "--"]
     if os.geteuid() == 0:
-        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                      "--unshare-cgroup-try", "--cap-drop", "ALL"]
+        namespaces = [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--cap-drop",
+            "ALL",
+        ]
         for cap in ("SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SYS_NICE"):
             namespaces += ["--cap-add", f"CAP_{cap}"]
     else:
         namespaces = ["--unshare-all"]
     return [
-        "bwrap", *namespaces, "--die-with-parent", "--new-session",
-        "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-        "--size", str(TMPFS_BYTES), "--tmpfs", scratch_root, "--chdir", scratch_root, "--",
+        "bwrap",
+        *namespaces,
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        scratch_root,
+        "--chdir",
+        scratch_root,
+        "--",
     ]
 
 

@@ -18,8 +18,9 @@ What each metric reads (n rows, true labels `y`):
 
 Probabilities are valid only when every entry is within `PROBABILITY_TOLERANCE` of [0, 1] and
 every row sums to 1 within it: float32 models round (a random forest's "1 - p" can give -1e-7).
-Log loss clips entries into [0, 1] before scikit-learn sees them; ROC AUC uses them as they are. The integer score is
-`round(score * SCORE_SCALE)`: the product is a float64 and Python's `round` breaks ties to even.
+Log loss clips entries into [0, 1] before scikit-learn sees them; ROC AUC uses them as they
+are. The integer score is `round(score * SCORE_SCALE)`: the product is a float64 and Python's
+`round` breaks ties to even.
 """
 
 from __future__ import annotations
@@ -101,9 +102,7 @@ REGISTRY: dict[Metric, MetricSpec] = {
     Metric.COHEN_KAPPA: MetricSpec(Needs.LABELS, lambda y, p: skm.cohen_kappa_score(y, p.labels)),
     Metric.ROC_AUC: MetricSpec(Needs.PROBABILITIES, _roc_auc),
     Metric.LOG_LOSS: MetricSpec(Needs.PROBABILITIES, _log_loss),
-    Metric.RMSE: MetricSpec(
-        Needs.VALUES, lambda y, p: skm.root_mean_squared_error(y, p.values)
-    ),
+    Metric.RMSE: MetricSpec(Needs.VALUES, lambda y, p: skm.root_mean_squared_error(y, p.values)),
     Metric.MAE: MetricSpec(Needs.VALUES, lambda y, p: skm.mean_absolute_error(y, p.values)),
     Metric.R2: MetricSpec(Needs.VALUES, lambda y, p: skm.r2_score(y, p.values)),
 }
@@ -164,8 +163,9 @@ def _check_vector(a: np.ndarray | None, n: int, dtype: type, name: str) -> None:
     if a is None:
         raise InvalidPrediction(f"model gave no {name}")
     if a.dtype != dtype or a.shape != (n,):
-        raise InvalidPrediction(f"{name} must be {np.dtype(dtype).name} of shape ({n},), "
-                                f"got {a.dtype.name} {a.shape}")
+        raise InvalidPrediction(
+            f"{name} must be {np.dtype(dtype).name} of shape ({n},), got {a.dtype.name} {a.shape}"
+        )
 
 
 def _check_probabilities(p: Predictions, n: int) -> None:
@@ -177,8 +177,10 @@ def _check_probabilities(p: Predictions, n: int) -> None:
     if np.any(np.diff(classes) <= 0):
         raise InvalidPrediction("classes must be strictly increasing")
     if proba.dtype != np.float64 or proba.shape != (n, len(classes)):
-        raise InvalidPrediction(f"probabilities must be float64 of shape ({n}, {len(classes)}), "
-                                f"got {proba.dtype.name} {proba.shape}")
+        raise InvalidPrediction(
+            f"probabilities must be float64 of shape ({n}, {len(classes)}), "
+            f"got {proba.dtype.name} {proba.shape}"
+        )
     if not np.all(np.isfinite(proba)):
         raise InvalidPrediction("probabilities contain NaN or infinity")
     if np.any(proba < -PROBABILITY_TOLERANCE) or np.any(proba > 1.0 + PROBABILITY_TOLERANCE):

@@ -22,6 +22,7 @@ from onnx import helper
 from wekacoin.evaluation.formats import ModelRejected
 from wekacoin.types.metric import TaskKind
 
+# fmt: off
 ALLOWED_OPS: frozenset[tuple[str, str]] = frozenset(
     [("", op) for op in (
         "Abs", "Add", "ArgMax", "ArgMin", "Cast", "Ceil", "Clip", "Concat", "Div", "Equal",
@@ -37,6 +38,7 @@ ALLOWED_OPS: frozenset[tuple[str, str]] = frozenset(
         "TreeEnsemble", "TreeEnsembleClassifier", "TreeEnsembleRegressor", "ZipMap",
     )]
 )
+# fmt: on
 """What skl2onnx emits for linear, tree, SVM, naive Bayes and MLP models and their scalers.
 Left out on purpose: control flow with subgraphs (Loop, If, Scan), ops that size their output
 from data (ConstantOfShape, Expand, Tile, Range), and every custom domain."""
@@ -60,7 +62,9 @@ def check_model(model: onnx.ModelProto) -> None:
         _check_tensor(tensor)
     for node in graph.node:
         if (_domain(node.domain), node.op_type) not in ALLOWED_OPS:
-            raise ModelRejected(f"operator {node.domain or 'ai.onnx'}::{node.op_type} is not allowed")
+            raise ModelRejected(
+                f"operator {node.domain or 'ai.onnx'}::{node.op_type} is not allowed"
+            )
         for attr in node.attribute:
             if attr.g.ByteSize() or attr.graphs or attr.sparse_tensor.ByteSize():
                 raise ModelRejected(f"node {node.op_type}: graph or sparse attributes not allowed")
@@ -111,7 +115,8 @@ def _bypass_zipmap(model: onnx.ModelProto) -> np.ndarray | None:
         return None  # string labels: left to fail the integer-label check
     graph.node.remove(zipmap)
     graph.output[1].CopyFrom(
-        helper.make_tensor_value_info(zipmap.input[0], onnx.TensorProto.FLOAT, None))
+        helper.make_tensor_value_info(zipmap.input[0], onnx.TensorProto.FLOAT, None)
+    )
     return np.array(labels[0], dtype=np.int64)
 
 

@@ -58,8 +58,9 @@ class Limits:
 
     def for_child(self) -> ChildLimits:
         cpu = self.cpu_seconds if self.cpu_seconds is not None else math.ceil(self.wall_seconds) + 1
-        return ChildLimits(self.wall_seconds, cpu, self.memory_bytes, self.file_bytes,
-                           self.open_files)
+        return ChildLimits(
+            self.wall_seconds, cpu, self.memory_bytes, self.file_bytes, self.open_files
+        )
 
 
 class RunStatus(str, Enum):
@@ -87,8 +88,9 @@ class DataHandle:
 
 
 class ForkServerSandbox:
-    def __init__(self, *, mode: str = "auto", entry: str = MODEL_ENTRY,
-                 preload: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, mode: str = "auto", entry: str = MODEL_ENTRY, preload: Sequence[str] = ()
+    ) -> None:
         self._mode, self._entry, self._preload = mode, entry, tuple(preload)
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -146,14 +148,26 @@ class ForkServerSandbox:
             log.error("model sandbox: fork server gone (%s); it restarts at the next job", e)
             self._stop(kill=True)
 
-    def run(self, blob: bytes, args: dict[str, Any], data: Sequence[DataHandle], limits: Limits,
-            max_result_bytes: int) -> RunResult:
+    def run(
+        self,
+        blob: bytes,
+        args: dict[str, Any],
+        data: Sequence[DataHandle],
+        limits: Limits,
+        max_result_bytes: int,
+    ) -> RunResult:
         """Run the entry point on `blob` and the given data in a fresh confined child."""
         child = limits.for_child()
         job = next(self._ids)
         request = wire.encode(
-            {"op": "run", "job": job, "keys": [h.key for h in data], "args": args,
-             "limits": child.__dict__, "max_result": max_result_bytes},
+            {
+                "op": "run",
+                "job": job,
+                "keys": [h.key for h in data],
+                "args": args,
+                "limits": child.__dict__,
+                "max_result": max_result_bytes,
+            },
             [np.frombuffer(blob, dtype=np.uint8)],
         )
         with self._lock:
@@ -164,8 +178,9 @@ class ForkServerSandbox:
                         self._start()
                     self._send(request)
                     deadline = time.monotonic() + child.wall_seconds + SERVER_GRACE_SECONDS
-                    reply = wire.read_frame(self._stdout_fd(), max_result_bytes + (1 << 20),
-                                            deadline)
+                    reply = wire.read_frame(
+                        self._stdout_fd(), max_result_bytes + (1 << 20), deadline
+                    )
                     if reply is None:
                         raise wire.WireError("fork server closed its output")
                     meta, arrays = wire.decode(reply)
@@ -186,7 +201,9 @@ class ForkServerSandbox:
                 self._launch(ns)
                 for key, features in self._data.items():
                     self._send(wire.encode({"op": "put", "key": key}, [features]))
-                log.info("model sandbox isolation: %s", self._isolation and self._isolation.describe())
+                log.info(
+                    "model sandbox isolation: %s", self._isolation and self._isolation.describe()
+                )
                 return
             except (OSError, wire.WireError, SandboxError) as e:
                 failures.append(f"{ns.value}: {e}")
@@ -200,14 +217,28 @@ class ForkServerSandbox:
             if self._scratch is None:
                 self._scratch = tempfile.mkdtemp(prefix="wekacoin-sandbox-")
             scratch = self._scratch
-        command = [*launcher(ns, scratch), sys.executable, "-m", "wekacoin.evaluation.forkserver",
-                   self._entry, scratch, *self._preload]
-        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      env=_server_env(), start_new_session=True)
+        command = [
+            *launcher(ns, scratch),
+            sys.executable,
+            "-m",
+            "wekacoin.evaluation.forkserver",
+            self._entry,
+            scratch,
+            *self._preload,
+        ]
+        self._proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_server_env(),
+            start_new_session=True,
+        )
         assert self._proc.stdin is not None
         wire.enlarge_pipe(self._proc.stdin.fileno())
         wire.enlarge_pipe(self._stdout_fd())
-        hello = wire.read_frame(self._stdout_fd(), 1 << 16, time.monotonic() + START_TIMEOUT_SECONDS)
+        hello = wire.read_frame(
+            self._stdout_fd(), 1 << 16, time.monotonic() + START_TIMEOUT_SECONDS
+        )
         if hello is None:
             raise SandboxError(f"fork server exited at start (code {self._proc.wait()})")
         facts, _ = wire.decode(hello)

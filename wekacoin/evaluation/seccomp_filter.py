@@ -22,6 +22,7 @@ import errno
 import tempfile
 from types import ModuleType
 
+# fmt: off
 _DENIED = (
     # network
     "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
@@ -39,6 +40,7 @@ _DENIED = (
     "acct", "quotactl", "name_to_handle_at", "open_by_handle_at", "iopl", "ioperm",
     "personality", "settimeofday", "clock_settime", "adjtimex",
 )
+# fmt: on
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22

@@ -39,7 +39,9 @@ def load(model_bytes: bytes, max_unpacked_bytes: int) -> SkopsPredictor:
     except skops.io.exceptions.UntrustedTypesFoundException as e:
         raise ModelRejected(f"skops file names untrusted types: {str(e)[:200]}") from e
     except Exception as e:  # a crafted schema can fail anywhere inside skops' loaders
-        raise ModelRejected(f"skops could not load the model: {type(e).__name__}: {str(e)[:160]}") from e
+        raise ModelRejected(
+            f"skops could not load the model: {type(e).__name__}: {str(e)[:160]}"
+        ) from e
     return SkopsPredictor(estimator)
 
 
@@ -59,7 +61,7 @@ class SkopsPredictor:
             labels = _vector(out, n, np.integer).astype(np.int64)
             if not want_proba:
                 return [labels]
-            proba = np.asarray(est.predict_proba(features), dtype=np.float64)  # type: ignore[attr-defined]
+            proba = np.asarray(est.predict_proba(features), dtype=np.float64)  # type: ignore
             classes = np.asarray(est.classes_)  # type: ignore[attr-defined]
         except ModelRejected:
             raise
@@ -72,5 +74,7 @@ class SkopsPredictor:
 
 def _vector(a: np.ndarray, n: int, dtype: type) -> np.ndarray:
     if a.shape not in ((n,), (n, 1)) or not np.issubdtype(a.dtype, dtype):
-        raise ModelRejected(f"predict gave {a.dtype} {a.shape}, expected ({n},) of {dtype.__name__}")
+        raise ModelRejected(
+            f"predict gave {a.dtype} {a.shape}, expected ({n},) of {dtype.__name__}"
+        )
     return a.reshape(n)

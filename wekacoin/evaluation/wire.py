@@ -79,8 +79,11 @@ def decode(frame: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
         size = dtype.itemsize * math.prod(shape)  # Python ints: no overflow
         if offset + size > len(frame):
             raise WireError("arrays overrun the payload")
-        arrays.append(np.frombuffer(frame, dtype=dtype, count=size // dtype.itemsize,
-                                    offset=offset).reshape(shape))
+        arrays.append(
+            np.frombuffer(frame, dtype=dtype, count=size // dtype.itemsize, offset=offset).reshape(
+                shape
+            )
+        )
         offset += size
     if offset != len(frame):
         raise WireError("payload has bytes no array claims")

@@ -26,23 +26,38 @@ def warm_up() -> None:
     (Tiny models of every skl2onnx family were tried as well: no further gain.)"""
     ort.disable_telemetry_events()  # it would try to persist an id on a read-only filesystem
     node = helper.make_node(
-        "LinearClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml",
-        coefficients=[1.0, -1.0], intercepts=[0.0, 0.0], classlabels_ints=[0, 1],
+        "LinearClassifier",
+        ["X"],
+        ["label", "scores"],
+        domain="ai.onnx.ml",
+        coefficients=[1.0, -1.0],
+        intercepts=[0.0, 0.0],
+        classlabels_ints=[0, 1],
     )
-    zipmap = helper.make_node("ZipMap", ["scores"], ["proba"], domain="ai.onnx.ml",
-                              classlabels_int64s=[0, 1])
+    zipmap = helper.make_node(
+        "ZipMap", ["scores"], ["proba"], domain="ai.onnx.ml", classlabels_int64s=[0, 1]
+    )
     graph = helper.make_graph(
-        [node, zipmap], "warm_up",
+        [node, zipmap],
+        "warm_up",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-         helper.make_value_info("proba", helper.make_sequence_type_proto(
-             helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(
-                 TensorProto.FLOAT, [])))),
-         ],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_value_info(
+                "proba",
+                helper.make_sequence_type_proto(
+                    helper.make_map_type_proto(
+                        TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+                    )
+                ),
+            ),
+        ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("ai.onnx.ml", 3)],
-                              ir_version=8)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
+        ir_version=8,
+    )
     predictor = onnx_model.load(model.SerializeToString())
     predictor.predict(np.zeros((2, 1)), TaskKind.CLASSIFICATION, want_proba=True)
 
