@@ -84,7 +84,6 @@ class DataHandle:
     """A feature array the fork server holds, so that each job does not resend it."""
 
     key: str
-    rows: int
 
 
 class ForkServerSandbox:
@@ -131,7 +130,7 @@ class ForkServerSandbox:
             key = f"d{next(self._ids)}"
             self._data[key] = features
             self._tell(wire.encode({"op": "put", "key": key}, [features]))
-        return DataHandle(key, features.shape[0])
+        return DataHandle(key)
 
     def release(self, handle: DataHandle) -> None:
         with self._lock:

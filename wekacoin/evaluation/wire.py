@@ -26,7 +26,7 @@ from wekacoin.errors import WekaError
 MAGIC = b"WKF1"
 PREFIX = struct.Struct("<4sIQ")
 MAX_HEADER_BYTES = 64 * 1024
-ALLOWED_DTYPES = frozenset({"<f8", "<f4", "<i8", "|u1"})
+ALLOWED_DTYPES = frozenset({"<f8", "<i8", "|u1"})
 MAX_NDIM = 2
 
 
