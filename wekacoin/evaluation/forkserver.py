@@ -13,9 +13,9 @@ probes which confinement steps work here, and says hello. Then, for each request
   unread, to the parent. The server itself never parses model bytes or child output beyond
   the frame length, and never runs untrusted code.
 Each child serves exactly one job. To keep set-up off the critical path, the server forks the
-next child (a "spare") as soon as an answer is out; the spare warms up at idle priority and
-installs its seccomp filter while it waits for its job. Killed children are reaped later. A
-spare that lacks a feature array put after its fork is replaced.
+next child (a "spare") while the current one runs; the spare warms up at idle priority and
+installs its seccomp filter while it waits for its job. Killed children are reaped before the
+next job. A spare that lacks a feature array put after its fork is replaced.
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ class ForkServer:
         limits = ChildLimits(**meta["limits"])
         child = self._hand_over(request, set(meta["keys"]))
         handed = time.perf_counter()
+        # The next model's child forks while this one runs, so that it is there, and warm, by
+        # the time the next job comes, even when jobs come back to back.
+        self.spare = self._fork()
         reply: dict[str, Any] = {"job": meta["job"]}
         frame = ready = None
         try:
@@ -135,10 +138,8 @@ class ForkServer:
             reply.update(_exit_facts(os.waitpid(child.pid, 0)[1]))
             self.dead.remove(child)
             shutil.rmtree(child.scratch, ignore_errors=True)
-        # The answer goes out at once; the killed child's teardown, and forking the next
-        # model's child, overlap the parent's work on this answer instead of this model's run.
+        # The answer goes out at once; the killed child's teardown overlaps the parent's work.
         _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
-        self.spare = self._fork()
 
     def _hand_over(self, job: bytes, keys: set[str]) -> _Child:
         """Give the job to the spare if it can take it, else (or if it died) to a fresh child."""
