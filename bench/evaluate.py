@@ -117,6 +117,7 @@ def bare_score(blob: bytes, X: np.ndarray, y: np.ndarray, metric: Metric, kind: 
 def time_models(sandbox: ForkServerSandbox, suites: list, rounds: int) -> tuple[list, list, dict]:
     """Fastest-of-`rounds` seconds per model, bare and sandboxed, alternating model by model."""
     bare_times, boxed_times, phases = [], [], {}
+    cpu = {"bare": 0.0, "parent": 0.0, "runs": 0}
     for kind, metric, X, y, blobs, schema in suites:
         task = TaskSpec(metric, schema, limits=Limits(wall_seconds=60))
         # The test set stands in as the only split: each model is scored on it once.
@@ -124,19 +125,36 @@ def time_models(sandbox: ForkServerSandbox, suites: list, rounds: int) -> tuple[
             for blob in blobs:
                 bare, boxed = [], []
                 for _ in range(rounds):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     expected = bare_score(blob, X, y, metric, kind)
                     bare.append(time.perf_counter() - t)
-                    t = time.perf_counter()
+                    cpu["bare"] += time.process_time() - c
+                    t, c = time.perf_counter(), time.process_time()
                     outcome = session.evaluate(blob, expected)
                     boxed.append(time.perf_counter() - t)
+                    cpu["parent"] += time.process_time() - c
+                    cpu["runs"] += 1
                     if outcome.score != expected:
                         raise SystemExit(f"sandboxed score {outcome} differs from {expected}")
                     for phase, ms in session.last_timing.items():
                         phases.setdefault(phase, []).append(ms)
                 bare_times.append(min(bare))
                 boxed_times.append(min(boxed))
+    phases["cpu"] = [cpu["bare"], cpu["parent"], cpu["runs"]]
     return bare_times, boxed_times, phases
+
+
+def cpu_line(phases: dict) -> str:
+    """CPU per model, which other users of the machine do not inflate as they do wall time."""
+    bare, parent, runs = phases["cpu"]
+    server = phases["server_cpu_total"][-1] - phases["server_cpu_total"][0]
+    children = phases["children_cpu_total"][-1] - phases["children_cpu_total"][0]
+    per_run = (runs - 1) or 1  # the running totals start after the first sandboxed run
+    return (
+        f"CPU per model: bare {bare / runs * 1e3:.2f} ms; sandboxed: parent "
+        f"{parent / runs * 1e3:.2f} + fork server {server / per_run:.2f} + model processes "
+        f"{children / per_run:.2f} ms (their warm-up included)"
+    )
 
 
 def fixed_overhead_ms(sandbox: ForkServerSandbox, runs: int) -> float:
@@ -199,9 +217,11 @@ def main() -> None:
         f"sandboxed:       {boxed_total * 1e3:.1f} ms total, {boxed_total / n * 1e3:.2f} ms/model"
     )
     print(f"added per model on these models: {(boxed_total - bare_total) / n * 1e3:.2f} ms")
+    print(cpu_line(phases))
+    shown = ("hand_over", "to_child", "confine", "model")
     print(
         "fork server phases, median ms per model: "
-        + ", ".join(f"{phase} {statistics.median(ms):.2f}" for phase, ms in phases.items())
+        + ", ".join(f"{p} {statistics.median(ms):.2f}" for p, ms in phases.items() if p in shown)
     )
     print(
         "  (hand_over: server gives the job to a child; to_child: until the child has read it;"
