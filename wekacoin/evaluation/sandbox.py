@@ -5,6 +5,13 @@ strongest isolation that works here (see `isolation.py`) and restarted if it eve
 job runs in a fresh child of that server; the parent only ever receives frames (`wire.py`),
 which it decodes strictly. Calls are blocking and serialised by a lock: one model at a time,
 so runs do not compete for the cores and time limits mean the same thing for every model.
+
+What isolation costs (bench/evaluate.py, 2-core machine): a fresh process per model spends
+about 12-16 ms of CPU beyond the inference itself: ~2-4 ms forking the server (page tables
+for its ~30 MB of anonymous memory), ~2 ms of set-up and confinement in the child, and ~6-7 ms
+tearing the killed child down. Fork, warm-up and teardown run beside the critical path when a
+core is free; on a machine whose cores are busy with other work, they show up in wall time.
+Starting bubblewrap is paid once per fork server, not per model.
 """
 
 from __future__ import annotations
