@@ -1,0 +1,235 @@
+"""Benchmark: sandboxed model scoring against bare in-process scoring of the same models.
+
+    python bench/evaluate.py [--quick]
+
+Trains a mix of scikit-learn models (logistic regression, random forests, gradient boosting,
+MLPs; classifiers and regressors), exports them to ONNX, and scores each on a 10,000-row test
+set twice, alternating model by model:
+- bare: in this process, the evaluator's own loader (allow-list check, one-thread session,
+  output conversion) and the metric: what scoring costs with no isolation at all;
+- sandboxed: the full path (`EvaluationSession.evaluate`): fork server request, fresh confined
+  child, frame back, decode, the same metric.
+Each model is timed over several rounds and its fastest run kept: the machine is shared, and
+the minimum is the run least disturbed by others. Prints `RESULT eval_sandbox_ratio`
+(sandboxed time / bare time, summed over models) and `RESULT eval_overhead_ms` (the fixed
+cost per model: sandboxed minus bare for a model that does next to nothing), with where the
+sandboxed time goes; it stops if the two paths ever give different scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+from skl2onnx import to_onnx  # noqa: E402
+from sklearn.datasets import make_classification, make_regression  # noqa: E402
+from sklearn.ensemble import (  # noqa: E402
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+
+from wekacoin.evaluation import onnx_model  # noqa: E402
+from wekacoin.evaluation.data import DataSchema, encode_group  # noqa: E402
+from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec  # noqa: E402
+from wekacoin.evaluation.metrics import Needs, Predictions, compute_score, get_needs  # noqa: E402
+from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits  # noqa: E402
+from wekacoin.types.metric import Metric, TaskKind  # noqa: E402
+
+TEST_ROWS = 10_000
+FEATURES = 20
+
+
+def classifiers(count: int) -> list[object]:
+    makers = [
+        lambda i: LogisticRegression(C=0.1 * (i + 1), max_iter=300),
+        lambda i: RandomForestClassifier(
+            n_estimators=10 + 10 * (i % 5), max_depth=8, random_state=i
+        ),
+        lambda i: GradientBoostingClassifier(
+            n_estimators=20 + 10 * (i % 4), max_depth=3, random_state=i
+        ),
+        lambda i: MLPClassifier(
+            hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i
+        ),
+    ]
+    return [makers[i % len(makers)](i // len(makers)) for i in range(count)]
+
+
+def regressors(count: int) -> list[object]:
+    makers = [
+        lambda i: LinearRegression() if i % 2 == 0 else Ridge(alpha=float(i)),
+        lambda i: RandomForestRegressor(
+            n_estimators=10 + 10 * (i % 4), max_depth=8, random_state=i
+        ),
+        lambda i: GradientBoostingRegressor(n_estimators=20 + 10 * (i % 4), random_state=i),
+        lambda i: MLPRegressor(
+            hidden_layer_sizes=(16 + 16 * (i % 3),), max_iter=80, random_state=i
+        ),
+    ]
+    return [makers[i % len(makers)](i // len(makers)) for i in range(count)]
+
+
+def build(
+    kind: TaskKind, count: int, train_rows: int
+) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    make = make_classification if kind is TaskKind.CLASSIFICATION else make_regression
+    X, y = make(n_samples=train_rows + TEST_ROWS, n_features=FEATURES, random_state=1)
+    X_train, y_train, X_test, y_test = (
+        X[:train_rows],
+        y[:train_rows],
+        X[train_rows:],
+        y[train_rows:],
+    )
+    estimators = classifiers(count) if kind is TaskKind.CLASSIFICATION else regressors(count)
+    blobs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for est in estimators:
+            est.fit(X_train, y_train)
+            blobs.append(to_onnx(est, X_train[:1].astype(np.float32)).SerializeToString())
+    return X_test, y_test, blobs
+
+
+def bare_score(blob: bytes, X: np.ndarray, y: np.ndarray, metric: Metric, kind: TaskKind) -> int:
+    needs = get_needs(metric)
+    arrays = onnx_model.load(blob).predict(X, kind, needs is Needs.PROBABILITIES)
+    if needs is Needs.VALUES:
+        predictions = Predictions(values=arrays[0])
+    elif needs is Needs.LABELS:
+        predictions = Predictions(labels=arrays[0])
+    else:
+        predictions = Predictions(labels=arrays[0], probabilities=arrays[1], classes=arrays[2])
+    return compute_score(metric, y, predictions)
+
+
+def time_models(sandbox: ForkServerSandbox, suites: list, rounds: int) -> tuple[list, list, dict]:
+    """Fastest-of-`rounds` seconds per model, bare and sandboxed, alternating model by model."""
+    bare_times, boxed_times, phases = [], [], {}
+    cpu = {"bare": 0.0, "parent": 0.0, "runs": 0}
+    for kind, metric, X, y, blobs, schema in suites:
+        task = TaskSpec(metric, schema, limits=Limits(wall_seconds=60))
+        # The test set stands in as the only split: each model is scored on it once.
+        with EvaluationSession(task, {0: encode_group(X, y, schema)}, None, sandbox) as session:
+            for blob in blobs:
+                bare, boxed = [], []
+                for _ in range(rounds):
+                    t, c = time.perf_counter(), time.process_time()
+                    expected = bare_score(blob, X, y, metric, kind)
+                    bare.append(time.perf_counter() - t)
+                    cpu["bare"] += time.process_time() - c
+                    t, c = time.perf_counter(), time.process_time()
+                    outcome = session.evaluate(blob, expected)
+                    boxed.append(time.perf_counter() - t)
+                    cpu["parent"] += time.process_time() - c
+                    cpu["runs"] += 1
+                    if outcome.score != expected:
+                        raise SystemExit(f"sandboxed score {outcome} differs from {expected}")
+                    for phase, ms in session.last_timing.items():
+                        phases.setdefault(phase, []).append(ms)
+                bare_times.append(min(bare))
+                boxed_times.append(min(boxed))
+    phases["cpu"] = [cpu["bare"], cpu["parent"], cpu["runs"]]
+    return bare_times, boxed_times, phases
+
+
+def cpu_line(phases: dict) -> str:
+    """CPU per model, which other users of the machine do not inflate as they do wall time."""
+    bare, parent, runs = phases["cpu"]
+    server = phases["server_cpu_total"][-1] - phases["server_cpu_total"][0]
+    children = phases["children_cpu_total"][-1] - phases["children_cpu_total"][0]
+    per_run = (runs - 1) or 1  # the running totals start after the first sandboxed run
+    return (
+        f"CPU per model: bare {bare / runs * 1e3:.2f} ms; sandboxed: parent "
+        f"{parent / runs * 1e3:.2f} + fork server {server / per_run:.2f} + model processes "
+        f"{children / per_run:.2f} ms (their warm-up included)"
+    )
+
+
+def fixed_overhead_ms(sandbox: ForkServerSandbox, runs: int) -> float:
+    """Sandboxed minus bare time for a model that does next to nothing (a 2-row regression)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "LinearRegressor",
+                ["X"],
+                ["Y"],
+                domain="ai.onnx.ml",
+                coefficients=[2.0],
+                intercepts=[1.0],
+            )
+        ],
+        "trivial",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    blob = helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+    schema = DataSchema(("x",), "y", TaskKind.REGRESSION)
+    X, y = np.array([[1.0], [2.0]]), np.array([3.0, 5.0])
+    suite = [(TaskKind.REGRESSION, Metric.RMSE, X, y, [blob] * runs, schema)]
+    bare, boxed, _ = time_models(sandbox, suite, rounds=1)
+    return (min(boxed) - min(bare)) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer models and rounds (< 1 min)")
+    args = parser.parse_args()
+    models, rounds, train_rows = (12, 3, 1000) if args.quick else (50, 5, 3000)
+
+    t0 = time.perf_counter()
+    suites = []
+    for kind, metric, share in (
+        (TaskKind.CLASSIFICATION, Metric.ROC_AUC, models // 2),
+        (TaskKind.REGRESSION, Metric.RMSE, models - models // 2),
+    ):
+        X, y, blobs = build(kind, share, train_rows)
+        schema = DataSchema(tuple(f"x{i}" for i in range(FEATURES)), "y", kind)
+        suites.append((kind, metric, X, y, blobs, schema))
+    print(f"trained and exported {models} models in {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    with ForkServerSandbox() as sandbox:
+        print(
+            f"fork server up in {time.perf_counter() - t0:.2f} s, "
+            f"isolation {sandbox.isolation.describe()}"
+        )
+        bare_times, boxed_times, phases = time_models(sandbox, suites, rounds)
+        fixed = fixed_overhead_ms(sandbox, 30)
+
+    n = len(bare_times)
+    bare_total, boxed_total = sum(bare_times), sum(boxed_times)
+    print(f"models: {n}, test rows: {TEST_ROWS}, rounds: {rounds}; every score equal both ways")
+    print(f"bare in-process: {bare_total * 1e3:.1f} ms total, {bare_total / n * 1e3:.2f} ms/model")
+    print(
+        f"sandboxed:       {boxed_total * 1e3:.1f} ms total, {boxed_total / n * 1e3:.2f} ms/model"
+    )
+    print(f"added per model on these models: {(boxed_total - bare_total) / n * 1e3:.2f} ms")
+    print(cpu_line(phases))
+    shown = ("hand_over", "to_child", "confine", "model")
+    print(
+        "fork server phases, median ms per model: "
+        + ", ".join(f"{p} {statistics.median(ms):.2f}" for p, ms in phases.items() if p in shown)
+    )
+    print(
+        "  (hand_over: server gives the job to a child; to_child: until the child has read it;"
+        " confine: the child's set-up and confinement; model: load, predict and answer)"
+    )
+    print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
+    print(f"RESULT eval_overhead_ms {fixed:.2f}")
+
+
+if __name__ == "__main__":
+    main()

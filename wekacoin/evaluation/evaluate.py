@@ -1,0 +1,298 @@
+"""Evaluating a task: every revealed model, and the baseline, scored in the sandbox.
+
+A model is valid (DESIGN.md, paper III-C) iff its bytes are available and match their CID, it
+runs on the data within the task's limits, and its recomputed training score equals, as an
+integer, the score claimed in its SubmitModel. Otherwise it is INVALID with a reason; a model
+with no verdict in time (or a sandbox failure on our side) is UNEVALUATED.
+
+One model process per model computes predictions on both the training and the evaluation set,
+so each model pays for one fork and one session. The evaluation set is the test split, or the
+training split when the test set was never revealed (DESIGN.md, task lifecycle).
+
+Fetching stays outside: callers pass bytes, or a `fetch(cid) -> bytes` raising WekaError or
+OSError when the blob is unavailable, and optionally `verify(cid, bytes) -> bool`
+(`sha256_verifier` until the content layer's `compute_cid` exists).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wekacoin.errors import WekaError
+from wekacoin.evaluation.data import DataSchema, parse_features, parse_split
+from wekacoin.evaluation.formats import ModelRejected, detect_format
+from wekacoin.evaluation.metrics import (
+    InvalidPrediction,
+    Needs,
+    Predictions,
+    check_metric_defined,
+    check_predictions,
+    compute_score,
+    get_needs,
+)
+from wekacoin.evaluation.outcome import Outcome, Status
+from wekacoin.evaluation.sandbox import DataHandle, ForkServerSandbox, Limits, RunStatus
+from wekacoin.types.metric import Metric, TaskKind
+
+log = logging.getLogger(__name__)
+
+MAX_CLASSES = 256  # bounds the size of a model's answer: rows x classes probabilities
+DEFAULT_MAX_MODEL_BYTES = 64 * 1024**2
+
+Fetch = Callable[[str], bytes]
+Verify = Callable[[str, bytes], bool]
+
+
+class BaselineRejected(WekaError):
+    """The task's baseline model cannot be scored: the task is not relayed."""
+
+
+class BaselineMismatch(BaselineRejected):
+    """The baseline runs but does not reproduce the task's claimed training score."""
+
+
+class PredictionFailed(WekaError):
+    """`predict` could not get predictions out of the model."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the evaluator needs from a PublishTask."""
+
+    metric: Metric
+    schema: DataSchema
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    limits: Limits = field(default_factory=Limits)  # wall_seconds: evaluation time per model
+
+    @property
+    def kind(self) -> TaskKind:
+        return self.schema.kind
+
+
+@dataclass(frozen=True)
+class Submission:
+    submission_id: str
+    claimed_training_score: int
+    model: bytes | None  # None: never revealed, or not fetched yet (then `cid` + `fetch`)
+    cid: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    submission_id: str
+    outcome: Outcome
+    model_size: int  # bytes; 0 when the model was never available
+
+
+@dataclass(frozen=True)
+class TaskEvaluation:
+    baseline: Outcome  # the baseline's score on the evaluation set, checked like any model
+    results: tuple[SubmissionResult, ...]  # in the order of the submissions given
+
+
+def sha256_verifier(cid: str, data: bytes) -> bool:
+    """Stand-in CID check: the "CID" is the hex SHA-256 of the bytes."""
+    return hashlib.sha256(data).hexdigest() == cid
+
+
+def evaluate_task(
+    task: TaskSpec,
+    training_groups: Mapping[int, bytes],
+    test_groups: Mapping[int, bytes] | None,
+    baseline: bytes,
+    baseline_training_score: int,
+    submissions: Sequence[Submission],
+    sandbox: ForkServerSandbox,
+    *,
+    fetch: Fetch | None = None,
+    verify: Verify | None = None,
+) -> TaskEvaluation:
+    """The node's candidate ranking. Raises DataError when the task's data is invalid."""
+    with EvaluationSession(task, training_groups, test_groups, sandbox) as data:
+        baseline_outcome = data.evaluate(baseline, baseline_training_score)
+        results = []
+        for sub in submissions:
+            model, outcome = _resolve(sub, fetch, verify)
+            if outcome is None:
+                assert model is not None
+                outcome = data.evaluate(model, sub.claimed_training_score)
+            log.debug("submission %s: %s", sub.submission_id, outcome)
+            results.append(SubmissionResult(sub.submission_id, outcome, len(model or b"")))
+    return TaskEvaluation(baseline_outcome, tuple(results))
+
+
+def check_baseline(
+    task: TaskSpec,
+    training_groups: Mapping[int, bytes],
+    baseline: bytes,
+    claimed_score: int,
+    sandbox: ForkServerSandbox,
+) -> int:
+    """The baseline's recomputed training score; raises BaselineRejected/BaselineMismatch."""
+    with EvaluationSession(task, training_groups, None, sandbox) as data:
+        scored = data.evaluate(baseline, claimed_score, check_claim=False)
+    if scored.status is not Status.SCORED:
+        raise BaselineRejected(f"baseline model {scored.status.value}: {scored.reason}")
+    assert scored.score is not None
+    if scored.score != claimed_score:
+        raise BaselineMismatch(
+            f"baseline scores {scored.score} on the training set, the task claims {claimed_score}"
+        )
+    return scored.score
+
+
+def predict(
+    model: bytes,
+    features_csv: bytes,
+    schema: DataSchema,
+    sandbox: ForkServerSandbox,
+    *,
+    limits: Limits | None = None,
+    want_probabilities: bool = False,
+) -> Predictions:
+    """Run a model in the sandbox on a CSV's feature columns (label column optional)."""
+    features = parse_features(features_csv, schema)
+    needs = _needs_for(schema.kind, want_probabilities)
+    limits = limits or Limits()
+    handle = sandbox.put_data(features)
+    try:
+        result = sandbox.run(
+            model,
+            _args(model, schema.kind, needs, limits),
+            [handle],
+            limits,
+            _max_result_bytes(len(features)),
+        )
+    except ModelRejected as e:
+        raise PredictionFailed(str(e)) from e
+    finally:
+        sandbox.release(handle)
+    if result.status is not RunStatus.OK:
+        raise PredictionFailed(f"{result.status.value}: {result.detail}")
+    try:
+        predictions = _predictions(list(result.arrays), needs)
+        check_predictions(needs, len(features), predictions)
+    except InvalidPrediction as e:
+        raise PredictionFailed(str(e)) from e
+    return predictions
+
+
+class EvaluationSession:
+    """A task's parsed splits, held by the fork server while its models are evaluated.
+
+    `evaluate_task` uses one for a whole ranking; a node may also keep one open and evaluate
+    models one by one as they are revealed. Parsing raises DataError.
+    """
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        training: Mapping[int, bytes],
+        test: Mapping[int, bytes] | None,
+        sandbox: ForkServerSandbox,
+    ) -> None:
+        self.task, self.sandbox = task, sandbox
+        self.splits = [parse_split(training, task.schema)]
+        if test is not None:
+            self.splits.append(parse_split(test, task.schema))
+        for split in self.splits:
+            check_metric_defined(task.metric, task.kind, split.labels)
+        self.needs = get_needs(task.metric)
+        self.handles: list[DataHandle] = []
+        self.last_timing: dict[str, float] = {}  # the fork server's phases of the last run, ms
+
+    def __enter__(self) -> EvaluationSession:
+        self.handles = [self.sandbox.put_data(s.features) for s in self.splits]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            self.sandbox.release(handle)
+
+    def evaluate(self, model: bytes, claimed: int, *, check_claim: bool = True) -> Outcome:
+        """One model's outcome; never raises for anything the model does."""
+        """SCORED with the evaluation-set score (training score when `check_claim` is off)."""
+        task = self.task
+        if len(model) > task.max_model_bytes:
+            return Outcome.invalid(
+                f"model of {len(model)} bytes exceeds the task's limit of {task.max_model_bytes}"
+            )
+        try:
+            args = _args(model, task.kind, self.needs, task.limits)
+        except ModelRejected as e:
+            return Outcome.invalid(str(e))
+        rows = sum(len(s.labels) for s in self.splits)
+        result = self.sandbox.run(model, args, self.handles, task.limits, _max_result_bytes(rows))
+        self.last_timing = result.timing
+        if result.status is RunStatus.FAILED:
+            return Outcome.invalid(result.detail)
+        if result.status is not RunStatus.OK:
+            return Outcome.unevaluated(result.detail)
+        per_split = 3 if self.needs is Needs.PROBABILITIES else 1
+        if len(result.arrays) != per_split * len(self.splits):
+            return Outcome.invalid(f"model process returned {len(result.arrays)} arrays")
+        scores = []
+        for i, split in enumerate(self.splits):
+            try:
+                predictions = _predictions(
+                    list(result.arrays[i * per_split : (i + 1) * per_split]), self.needs
+                )
+                scores.append(compute_score(task.metric, split.labels, predictions))
+            except InvalidPrediction as e:
+                return Outcome.invalid(f"{'training' if i == 0 else 'test'} set: {e}")
+        if check_claim and scores[0] != claimed:
+            return Outcome.invalid(f"claimed training score {claimed}, recomputed {scores[0]}")
+        return Outcome.scored(scores[-1] if check_claim else scores[0])
+
+
+def _resolve(
+    sub: Submission, fetch: Fetch | None, verify: Verify | None
+) -> tuple[bytes | None, Outcome | None]:
+    """The submission's model bytes, or the INVALID outcome that replaces them."""
+    model = sub.model
+    if model is None and sub.cid is not None and fetch is not None:
+        try:
+            model = fetch(sub.cid)
+        except (WekaError, OSError) as e:
+            return None, Outcome.invalid(f"model could not be fetched: {e}")
+    if model is None:
+        return None, Outcome.invalid("model was never revealed or is unavailable")
+    if verify is not None and sub.cid is not None and not verify(sub.cid, model):
+        return model, Outcome.invalid("model bytes do not match their CID")
+    return model, None
+
+
+def _needs_for(kind: TaskKind, want_probabilities: bool) -> Needs:
+    if kind is TaskKind.REGRESSION:
+        return Needs.VALUES
+    return Needs.PROBABILITIES if want_probabilities else Needs.LABELS
+
+
+def _args(model: bytes, kind: TaskKind, needs: Needs, limits: Limits) -> dict[str, object]:
+    return {
+        "format": detect_format(model).value,
+        "kind": kind.value,
+        "want_proba": needs is Needs.PROBABILITIES,
+        "max_unpacked_bytes": limits.memory_bytes,
+    }
+
+
+def _max_result_bytes(rows: int) -> int:
+    return rows * 8 * (2 + MAX_CLASSES) + MAX_CLASSES * 8 + (1 << 20)
+
+
+def _predictions(arrays: list[np.ndarray], needs: Needs) -> Predictions:
+    """Arrays as the worker orders them (`worker.run`), for one split."""
+    if len(arrays) != (3 if needs is Needs.PROBABILITIES else 1):
+        raise InvalidPrediction(f"model process returned {len(arrays)} arrays per split")
+    if needs is Needs.VALUES:
+        return Predictions(values=arrays[0])
+    if needs is Needs.LABELS:
+        return Predictions(labels=arrays[0])
+    labels, probabilities, classes = arrays
+    return Predictions(labels=labels, probabilities=probabilities, classes=classes)
