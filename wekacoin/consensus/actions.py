@@ -64,6 +64,9 @@ class Commit:
     state: State
     certificate: Certificate
     final: bool
+    steps: int
+    """BA* voting steps this node took for the round (Reduction 2, BinaryBA* b, final 1,
+    and MAXSTEPS + 2 per failed period): 4 in the common case. For logs and metrics."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,17 @@ clock, a socket or a disk: events bring facts and `now`, actions ask the driver 
     COMMITTED      waiting for the driver to apply it (LedgerAdvanced)
 
 Departures from the paper, each for liveness or for a node that falls behind:
-- A quorum in any terminating step (a certificate) decides the round whenever it arrives,
-  not only in the step the node is counting; a final quorum makes it FINAL at once.
+- A quorum in a terminating step (a certificate) decides the round when it arrives for
+  the step being counted or a later one, so a node that fell behind jumps ahead; a final
+  quorum makes the round FINAL at once. (A quorum completing in a step already left does
+  not count, as in the paper.)
 - After MAXSTEPS BinaryBA* steps without agreement the node does not hang: it starts the
   next period (new credentials, new proposals) of the same round. A node that decided in
   an earlier period never votes in a later one, which keeps FINAL safe (see DESIGN notes
   in the report); TENTATIVE blocks are settled by the next FINAL block.
-- A node that sees the network two rounds ahead asks its driver to sync certified blocks.
+- A node that sees the network two rounds ahead, or votes extending another block, asks
+  its driver to sync certified blocks (the driver prefers FINAL, then longer, chains and
+  never drops a FINAL block).
 
 Every vote goes through `_cast`, which signs at most one value per (period, step) for the
 whole round, remembers it in the checkpoint, and asks for `Persist` before the broadcast.
@@ -83,8 +87,10 @@ class Decision:
     value: bytes
     period: int
     step: int
-    """The step whose quorum decided (FINAL_STEP if a final quorum came first)."""
+    """The step whose quorum is the certificate (FINAL_STEP once final votes made it FINAL)."""
     final: bool
+    binary: int
+    """The BinaryBA* step b that decided (1 when a final quorum came first)."""
 
 
 class Player:
@@ -256,6 +262,9 @@ class Player:
             elif self.ctx is not None and b.round > self.round + 1:
                 self._request_sync()
             return
+        if b.prev_hash != self.ctx.prev_hash:
+            self._request_sync()  # others extend another block: we may be on a fork
+            return
         if not self._wants(b):
             return
         try:
@@ -270,9 +279,22 @@ class Player:
             return False
         if self.decision is not None:
             return b.step == FINAL_STEP and not self.decision.final
+        if b.step == FINAL_STEP:
+            return True
         if b.period == self.period and b.step in (REDUCTION_ONE, REDUCTION_TWO):
             return self.phase <= Phase.REDUCTION_TWO and (b.step == REDUCTION_TWO or self.phase <= Phase.REDUCTION_ONE)
-        return True
+        return self._ahead(b.period, b.step)
+
+    def _ahead(self, period: int, step: int) -> bool:
+        """Whether (period, step) is the step being counted or a later one. Like Alg. 5,
+        which counts only the current step, a quorum that completes in a step the node has
+        left decides nothing: late votes must not overturn what the node did since (the
+        others may have decided otherwise meanwhile)."""
+        if step == FINAL_STEP or period != self.period:
+            return step == FINAL_STEP or period > self.period
+        b = binary_index(step)
+        current = self.bstep if self.phase is Phase.BINARY else 0
+        return b is None or b >= current
 
     def _count(self, vote: Vote, now: int) -> None:
         b = vote.body
@@ -280,7 +302,7 @@ class Player:
         if not tally.add(vote):
             return
         if is_quorum(self.params, b.step, tally.weight(vote.value)):
-            if is_terminating(b.step, vote.value, self.empty_hash):
+            if is_terminating(b.step, vote.value, self.empty_hash) and self._ahead(b.period, b.step):
                 self._decide(vote.value, b.period, b.step, now)
             self._progress(now)
 
@@ -317,6 +339,7 @@ class Player:
     def _on_deadline(self, e: DeadlineReached) -> None:
         if self.deadline is None or e.now < self.deadline:
             return
+        self._sync_asked = False  # ask again, at most once per timeout, while behind
         now, p = e.now, self.params
         if self.phase is Phase.PROPOSE:
             best = self.best.get(self.period)
@@ -405,7 +428,7 @@ class Player:
             if b == 1:
                 self._cast(period, FINAL_STEP, value)
         final = step == FINAL_STEP or self._quorum(period, FINAL_STEP) == value
-        self.decision = Decision(value, period, FINAL_STEP if final else step, final)
+        self.decision = Decision(value, period, FINAL_STEP if final else step, final, b or 1)
         if self._block(value) is None:
             self._actions.append(FetchBlock(self.round, value))  # fetch while finalizing
         if final or b != 1:
@@ -430,7 +453,8 @@ class Player:
         block, state = found
         votes = self.tallies[(d.period, d.step)].votes_for(d.value)
         certificate = Certificate(self.round, d.period, d.step, d.value, votes)
-        self._actions.append(Commit(block, state, certificate, d.final))
+        steps = d.period * (self.params.max_steps + 2) + 2 + d.binary + int(d.final)
+        self._actions.append(Commit(block, state, certificate, d.final, steps))
         self.phase = Phase.COMMITTED
         self.deadline = None
 
