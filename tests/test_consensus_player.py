@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from wekacoin.consensus.actions import (
-    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync, SetDeadline,
+    AssembleBlock, Broadcast, Commit, FetchBlock, Persist, RequestSync, SetDeadline,
 )
 from wekacoin.consensus.assemble import assemble_block
 from wekacoin.consensus.events import (
@@ -251,11 +251,11 @@ def test_an_equivocating_proposer_is_ignored(net):
     p2 = net.proposal(2)
     assert p1.block.hash != p1b.block.hash
     feed(player, [ProposalReceived(p, 1) for p in (p1, p2, p1b)])
-    assert player.best[0].block.hash == p2.block.hash
+    assert player.proposals.best(0).block.hash == p2.block.hash
     acts = feed(player, [DeadlineReached(PROPOSE_WAIT)])
     assert votes_in(acts, REDUCTION_ONE)[0].body.value == p2.block.hash
     # Both of its blocks are still known, should the network decide one of them.
-    assert p1.block.hash in player.proposals and p1b.block.hash in player.proposals
+    assert p1.block.hash in player.proposals.blocks and p1b.block.hash in player.proposals.blocks
 
 
 def test_max_steps_starts_a_new_period_with_new_proposals(net):

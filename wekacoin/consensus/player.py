@@ -1,85 +1,57 @@
 """BA* as a pure state machine: `step(player, event) -> (player, actions)`.
 
-One `Player` agrees, round after round, on the next block with the rest of the network, for
-all the validator keys its node holds (as go-algorand's pseudonode does). It never reads a
-clock, a socket or a disk: events bring facts and `now`, actions ask the driver to act (see
-`events.py`, `actions.py`). The flow of a period of a round (Gilad et al. SOSP'17, Alg. 3-8):
+One `Player` agrees, round after round, on the next block for all the validator keys its
+node holds (as go-algorand's pseudonode does). It never reads a clock, a socket or a disk:
+events bring facts and `now`, actions ask the driver to act. The phases of a period of a
+round (Gilad et al. SOSP'17, Alg. 3-8; the package docstring lists where we depart):
 
     PROPOSE        wait lambda_priority + lambda_stepvar for proposals, then vote the best
-                   (lowest priority) acceptable one; if none came, wait up to lambda_block
+                   (lowest priority) votable one; if none came, wait up to lambda_block
                    for one, else vote the empty block
-    REDUCTION_ONE  count; a quorum passes its value on, a timeout (lambda_block +
-                   lambda_step) passes the empty block on
-    REDUCTION_TWO  count; its quorum, or the empty block, starts BinaryBA*
-    BINARY         steps of three kinds (messages.py) with the common coin
+    REDUCTION_ONE  a quorum passes its value on; a timeout (lambda_block + lambda_step)
+                   passes the empty block on
+    REDUCTION_TWO  its quorum, or on timeout the empty block, starts BinaryBA*
+    BINARY         steps of three kinds (messages.py), the common coin on COIN timeouts
     FINALIZING     decided at BinaryBA* step 1: count final votes for lambda_step
     AWAIT_BLOCK    decided a block we do not have: fetch it
     COMMITTED      waiting for the driver to apply it (LedgerAdvanced)
 
-Departures from the paper, each for liveness or for a node that falls behind:
-- A quorum in a terminating step (a certificate) decides the round when it arrives for
-  the step being counted or a later one, so a node that fell behind jumps ahead; a final
-  quorum makes the round FINAL at once. (A quorum completing in a step already left does
-  not count, as in the paper.)
-- After MAXSTEPS BinaryBA* steps without agreement the node does not hang: it starts the
-  next period (new credentials, new proposals) of the same round. A node that decided in
-  an earlier period never votes in a later one, which keeps FINAL safe (see DESIGN notes
-  in the report); TENTATIVE blocks are settled by the next FINAL block.
-- A node that sees the network two rounds ahead, or votes extending another block, asks
-  its driver to sync certified blocks (the driver prefers FINAL, then longer, chains and
-  never drops a FINAL block).
-
-Every vote goes through `_cast`, which signs at most one value per (period, step) for the
-whole round, remembers it in the checkpoint, and asks for `Persist` before the broadcast.
+Every vote goes through the `Ballot` (ballot.py), which signs at most one value per (period,
+step) for the whole round and is what the checkpoint records; `handle` puts `Persist` before
+the broadcasts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import IntEnum
 from typing import Callable, Sequence
 
+from wekacoin.chain.state import State
 from wekacoin.consensus.actions import (
     Action, AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync,
     SetDeadline,
 )
-from wekacoin.consensus.checkpoint import (
-    Checkpoint, OwnProposal, decode_checkpoint, encode_checkpoint,
-)
+from wekacoin.consensus.ballot import Ballot, select_proposer
+from wekacoin.consensus.checkpoint import Checkpoint, Phase, capture, decode_checkpoint
 from wekacoin.consensus.events import (
     BlockAssembled, BlockReceived, DeadlineReached, Event, EvaluationFinished, LedgerAdvanced,
     ProposalReceived, RankingReceived, Started, VoteReceived,
 )
 from wekacoin.consensus.messages import (
-    FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, BinaryKind, Certificate, Proposal,
-    UnverifiedVote, Vote, VoteBody, binary_index, binary_kind, binary_step, sign_proposal,
-    sign_vote,
+    FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, BinaryKind, Certificate, Vote, VoteBody,
+    binary_index, binary_kind, binary_step, sign_proposal,
 )
+from wekacoin.consensus.proposals import ProposalBook
 from wekacoin.consensus.rankings import RankingBook
 from wekacoin.consensus.tally import StepTally
-from wekacoin.consensus.verify import (
-    ConsensusError, RoundContext, Verifier, is_quorum, is_terminating, step_committee,
-)
+from wekacoin.consensus.verify import ConsensusError, RoundContext, Verifier, is_quorum, is_terminating
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.evaluation.ranking import RankingError
-from wekacoin.sortition import (
-    Role, compute_block_seed, compute_priority, select, sortition_alpha,
-)
+from wekacoin.sortition import compute_block_seed
 from wekacoin.types.block import Block
-from wekacoin.chain.state import State
 
 FUTURE_LIMIT = 50_000
 """Messages of the next round kept while this one finishes."""
-
-
-class Phase(IntEnum):
-    PROPOSE = 0
-    REDUCTION_ONE = 1
-    REDUCTION_TWO = 2
-    BINARY = 3
-    FINALIZING = 4
-    AWAIT_BLOCK = 5
-    COMMITTED = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +85,13 @@ class Player:
         self.block_value: bytes | None = None
         self.value: bytes | None = None
         self.empty_hash = b""
-        self.own_votes: dict[tuple[int, int], tuple[bytes, tuple[UnverifiedVote, ...]]] = {}
-        self.own_proposals: dict[int, bytes] = {}
+        self.ballot = Ballot()
         self.tallies: dict[tuple[int, int], StepTally] = {}
-        self.proposals: dict[bytes, tuple[Block, State]] = {}
-        self.best: dict[int, Proposal] = {}
-        self._by_proposer: dict[tuple[int, bytes], set[bytes]] = {}
-        self._candidates: dict[int, list[Proposal]] = {}
+        self.proposals = ProposalBook()
         self.decision: Decision | None = None
         self._sync_asked = False
+        self._furthest = (0, 0)
+        """The latest (period, step) where more than a third of a committee has voted."""
 
     # -- the entry point --
 
@@ -182,21 +152,12 @@ class Player:
         self._propose()
 
     def _propose(self) -> None:
-        if self.period in self.own_proposals:
+        if self.period in self.ballot.proposals:
             return  # proposed before a restart: never a second block for one period
-        state = self.ctx.state
-        alpha = sortition_alpha(state.tip.seed, Role.PROPOSER, self.round, self.period)
-        best = None
-        for key in self.keys.values():
-            seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake,
-                          self.params.tau_proposer)
-            if seat is not None:
-                priority = compute_priority(seat.output, seat.subusers)
-                if best is None or priority < best[0]:
-                    best = (priority, key, seat)
-        if best is not None:
-            _, key, seat = best
-            settlement = self.rankings.settlement_for(state, self.verifier, self.ctx.genesis_hash)
+        chosen = select_proposer(self.ctx, list(self.keys.values()), self.period)
+        if chosen is not None:
+            key, seat = chosen
+            settlement = self.rankings.settlement_for(self.ctx.state, self.verifier, self.ctx.genesis_hash)
             self._actions.append(AssembleBlock(
                 self.round, self.period, key.public_key, compute_block_seed(seat.output),
                 seat.proof, settlement,
@@ -208,10 +169,10 @@ class Player:
         header = e.block.header
         key = self.keys.get(header.proposer)
         if (key is None or e.period != self.period or header.height != self.round
-                or self.phase is not Phase.PROPOSE or self.period in self.own_proposals):
+                or self.phase is not Phase.PROPOSE or self.period in self.ballot.proposals):
             return
         proposal = sign_proposal(key, self.ctx.genesis_hash, e.period, e.block)
-        self.own_proposals[e.period] = e.block.hash
+        self.ballot.proposals[e.period] = e.block.hash
         self._dirty = True
         self._outbox.append(proposal)
         self._on_proposal(ProposalReceived(proposal, e.now))
@@ -226,31 +187,15 @@ class Player:
             p = self.verifier.proposal(e.proposal, self.ctx)
         except ConsensusError:
             return
-        block_hash = p.block.hash
-        self.proposals[block_hash] = (p.block, p.state)
-        seen = self._by_proposer.setdefault((p.period, p.proposer), set())
-        seen.add(block_hash)
-        if self.rankings_agree(p):
-            self._candidates.setdefault(p.period, []).append(p)
-        self.best[p.period] = self._best_of(p.period)
-        if self.phase is Phase.AWAIT_BLOCK and self.decision.value == block_hash:
+        # A voter that evaluated the settled task votes only for its own scores.
+        settlement = p.block.meta.settlement
+        self.proposals.add(p, settlement is None or self.rankings.agrees(settlement))
+        if self.phase is Phase.AWAIT_BLOCK and self.decision.value == p.block.hash:
             self._finish(e.now)
-        elif (self.phase is Phase.PROPOSE and self.waiting_block and p.period == self.period
-              and self.best.get(self.period) is not None):
-            self._vote_reduction_one(self.best[self.period].block.hash, e.now)
-
-    def rankings_agree(self, p: Proposal) -> bool:
-        """A voter that evaluated the settled task votes only for its own scores."""
-        s = p.block.meta.settlement
-        return s is None or self.rankings.agrees(s)
-
-    def _best_of(self, period: int) -> Proposal | None:
-        """Lowest priority wins; a proposer that signed two blocks in a period is ignored."""
-        honest = [
-            p for p in self._candidates.get(period, [])
-            if len(self._by_proposer[(period, p.proposer)]) == 1
-        ]
-        return min(honest, key=lambda p: p.priority, default=None)
+        elif self.phase is Phase.PROPOSE and self.waiting_block and p.period == self.period:
+            best = self.proposals.best(self.period)
+            if best is not None:
+                self._vote_reduction_one(best.block.hash, e.now)
 
     # -- votes --
 
@@ -305,6 +250,42 @@ class Player:
             if is_terminating(b.step, vote.value, self.empty_hash) and self._ahead(b.period, b.step):
                 self._decide(vote.value, b.period, b.step, now)
             self._progress(now)
+        if tally.total * 3 > self.params.tau_step and b.step != FINAL_STEP:
+            self._furthest = max(self._furthest, (b.period, b.step))
+
+    def _fast_forward(self, now: int) -> bool:
+        """At a timeout: if more than a third of a committee (more than Byzantine stake can
+        muster) voted in a later period, or two or more BinaryBA* steps ahead, the network
+        is ahead (we started the round late, or a partition left us behind). Jump there as
+        if every timer up to it had fired without a quorum, which is a legal run when
+        messages are delayed, so no safety argument changes: skipped steps get no vote
+        from us, a skipped Reduction gives the empty block, and the value we vote is the
+        timeout rule of the step before. (Only at timeouts: a node just behind, which sees
+        the votes deciders cast in the next steps, gets its quorum before its timer.)"""
+        period, step = self._furthest
+        b = binary_index(step)
+        if period < self.period or period == self.period and (
+                b is None or b < (self.bstep if self.phase is Phase.BINARY else 0) + 2):
+            return False
+        if period > self.period:
+            self.period, self.bstep, self.waiting_block, self.block_value = period, 0, False, None
+        if self.phase is not Phase.BINARY or self.block_value is None:
+            self.block_value = self.value = self.empty_hash  # Reduction gave nothing
+        if b is None:  # a Reduction step of a later period
+            if step == REDUCTION_ONE:
+                best = self.proposals.best(period)
+                self._vote_reduction_one(best.block.hash if best else self.empty_hash, now)
+            else:
+                self._vote_reduction_two(self.empty_hash, now)
+            return True
+        self.phase = Phase.BINARY
+        if b > 1:
+            self.bstep = b - 1
+            self._timeout_value()
+        self.bstep = b
+        self._cast(period, step, self.value)
+        self.deadline = now + self.params.lambda_step_ms
+        return True
 
     def _quorum(self, period: int, step: int) -> bytes | None:
         tally = self.tallies.get((period, step))
@@ -341,8 +322,10 @@ class Player:
             return
         self._sync_asked = False  # ask again, at most once per timeout, while behind
         now, p = e.now, self.params
-        if self.phase is Phase.PROPOSE:
-            best = self.best.get(self.period)
+        if self.phase <= Phase.BINARY and self._fast_forward(now):
+            pass
+        elif self.phase is Phase.PROPOSE:
+            best = self.proposals.best(self.period)
             if best is not None:
                 self._vote_reduction_one(best.block.hash, now)
             elif not self.waiting_block:
@@ -384,7 +367,6 @@ class Player:
         self.deadline = now + self.params.lambda_step_ms
 
     def _binary_quorum(self, value: bytes, now: int) -> None:
-        kind = binary_kind(self.bstep)
         if is_terminating(binary_step(self.bstep), value, self.empty_hash):
             self._decide(value, self.period, binary_step(self.bstep), now)
             return
@@ -392,6 +374,12 @@ class Player:
         self._next_binary(now)
 
     def _binary_timeout(self, now: int) -> None:
+        self._timeout_value()
+        self._next_binary(now)
+
+    def _timeout_value(self) -> None:
+        """Alg. 8 when step b ends without a quorum: keep the block, take the empty block,
+        or flip the common coin between them."""
         kind = binary_kind(self.bstep)
         if kind is BinaryKind.BLOCK:
             self.value = self.block_value
@@ -400,7 +388,6 @@ class Player:
         else:
             tally = self.tallies.get((self.period, binary_step(self.bstep)), StepTally())
             self.value = self.block_value if tally.coin() == 0 else self.empty_hash
-        self._next_binary(now)
 
     def _next_binary(self, now: int) -> None:
         if self.bstep >= self.params.max_steps:
@@ -440,7 +427,7 @@ class Player:
     def _block(self, value: bytes) -> tuple[Block, State] | None:
         if value == self.empty_hash:
             return self.verifier.empty_block(self.ctx)
-        return self.proposals.get(value)
+        return self.proposals.blocks.get(value)
 
     def _finish(self, now: int) -> None:
         d = self.decision
@@ -460,10 +447,10 @@ class Player:
 
     def _on_block(self, e: BlockReceived) -> None:
         d = self.decision
-        if d is None or e.block.hash != d.value or e.block.hash in self.proposals:
+        if d is None or e.block.hash != d.value or e.block.hash in self.proposals.blocks:
             return
         try:
-            self.proposals[e.block.hash] = (e.block, self.verifier.block(e.block, self.ctx))
+            self.proposals.blocks[e.block.hash] = (e.block, self.verifier.block(e.block, self.ctx))
         except ConsensusError:
             return
         if self.phase is Phase.AWAIT_BLOCK:
@@ -472,54 +459,23 @@ class Player:
     # -- our own votes --
 
     def _cast(self, period: int, step: int, value: bytes) -> None:
-        """Vote `value` with every key the step's committee selects, at most once per step."""
-        if (period, step) in self.own_votes:
-            return
-        state = self.ctx.state
-        role, tau, _ = step_committee(self.params, step)
-        alpha = sortition_alpha(state.tip.seed, role, self.round, period, step)
-        votes = []
-        for key in self.keys.values():
-            seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake, tau)
-            if seat is None:
-                continue
-            body = VoteBody(self.round, period, step, self.ctx.prev_hash, value, key.public_key, seat.proof)
-            uv = sign_vote(key, self.ctx.genesis_hash, body)
-            votes.append(uv)
-            self.tallies.setdefault((period, step), StepTally()).add(Vote(uv, seat.subusers, seat.output))
-        self.own_votes[(period, step)] = (value, tuple(votes))
-        if votes:
-            self._dirty = True
-            self._outbox.extend(votes)
+        """Vote `value` with every selected key, at most once per step (the ballot sees to
+        it); the votes count here at once, and leave after the checkpoint is persisted."""
+        votes = self.ballot.cast(self.ctx, list(self.keys.values()), period, step, value)
+        for vote in votes:
+            self.tallies.setdefault((period, step), StepTally()).add(vote)
+            self._outbox.append(vote.unverified)
+        self._dirty = self._dirty or bool(votes)
 
     def checkpoint(self) -> bytes:
-        votes = tuple(v for _, vs in self.own_votes.values() for v in vs)
-        proposals = tuple(OwnProposal(p, h) for p, h in sorted(self.own_proposals.items()))
-        return encode_checkpoint(Checkpoint(
-            self.round, self.ctx.prev_hash, self.period, self._resumable_phase(),
-            self.bstep, self.block_value, self.value, votes, proposals,
-        ))
-
-    def _resumable_phase(self) -> Phase:
-        """The voting phase to resume after a restart (a decision is not persisted: the
-        node counts again, and its recorded votes keep it from contradicting itself)."""
-        if self.phase <= Phase.BINARY:
-            return self.phase
-        if self.bstep:
-            return Phase.BINARY
-        for step, phase in ((REDUCTION_TWO, Phase.REDUCTION_TWO), (REDUCTION_ONE, Phase.REDUCTION_ONE)):
-            if (self.period, step) in self.own_votes:
-                return phase
-        return Phase.PROPOSE
+        return capture(self)
 
     def _restore(self, cp: Checkpoint, now: int) -> None:
         """Resume the persisted round: same period and step, the same votes (re-sent, since
         a crash may have come between persisting and sending), none contradicting them."""
-        self.own_proposals = {p.period: p.block_hash for p in cp.proposals}
+        self.ballot.proposals = {p.period: p.block_hash for p in cp.proposals}
         for uv in cp.votes:
-            b = uv.body
-            value, votes = self.own_votes.get((b.period, b.step), (b.value, ()))
-            self.own_votes[(b.period, b.step)] = (value, votes + (uv,))
+            self.ballot.record(uv)
             self._outbox.append(uv)
         self.period, self.phase, self.bstep = cp.period, Phase(cp.phase), cp.binary_step
         self.block_value, self.value = cp.block_value, cp.value

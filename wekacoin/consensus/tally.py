@@ -15,12 +15,14 @@ class StepTally:
     already reached a quorum with its help stays reached: that decision has been acted on).
     """
 
-    __slots__ = ("votes", "weights", "equivocators")
+    __slots__ = ("votes", "weights", "equivocators", "total")
 
     def __init__(self) -> None:
         self.votes: dict[PublicKey, Vote] = {}
         self.weights: dict[Hash, int] = {}
         self.equivocators: set[PublicKey] = set()
+        self.total = 0
+        """Weight of every counted vote, whatever its value."""
 
     def add(self, vote: Vote) -> bool:
         """Count `vote`; False if it changed nothing (a duplicate or an equivocator's)."""
@@ -34,9 +36,11 @@ class StepTally:
             self.equivocators.add(voter)
             del self.votes[voter]
             self.weights[seen.value] -= seen.subusers
+            self.total -= seen.subusers
             return True
         self.votes[voter] = vote
         self.weights[vote.value] = self.weights.get(vote.value, 0) + vote.subusers
+        self.total += vote.subusers
         return True
 
     def weight(self, value: bytes) -> int:

@@ -41,7 +41,7 @@ from wekacoin.consensus.verify import RoundContext, Verifier
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.testing.sim_byzantine import Behaviour
 from wekacoin.testing.sim_net import NetworkModel
-from wekacoin.testing.sim_sync import sync_from
+from wekacoin.testing.sim_sync import prefers, sync_from
 from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 
@@ -339,7 +339,7 @@ class Simulation:
     def _fetch(self, node: SimNode, block_hash: bytes) -> None:
         """Ask the reachable peers; the first that has the block sends it."""
         for peer in self._reachable_peers(node):
-            known = peer.player.proposals.get(block_hash) if peer.player else None
+            known = peer.player.proposals.blocks.get(block_hash) if peer.player else None
             block = known[0] if known else next(
                 (c.block for c in peer.chain[1:] if c.block.hash == block_hash), None)
             if block is not None:
@@ -349,7 +349,9 @@ class Simulation:
                 return
 
     def _request_sync(self, node: SimNode) -> None:
-        peers = [p for p in self._reachable_peers(node) if p.height > node.height]
+        """Ask a reachable peer whose chain the fork choice prefers (as if the node asked
+        several peers for their tips first)."""
+        peers = [p for p in self._reachable_peers(node) if prefers(node, p.chain)]
         if not peers:
             return
         peer = self.rng.choice(peers)
