@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import wekacoin.consensus.player as player_module  # noqa: E402
+import wekacoin.consensus.ballot as ballot_module  # noqa: E402
 from wekacoin.testing.sim import SimConfig, Simulation  # noqa: E402
 from wekacoin.testing.sim_net import NetworkModel  # noqa: E402
 from wekacoin.testing.sim_scenarios import adversarial, check  # noqa: E402
@@ -39,7 +39,7 @@ class SortitionMeter:
     def __init__(self) -> None:
         self.calls = 0
         self.seconds = 0.0
-        self._select = player_module.select
+        self._select = ballot_module.select
 
     def __enter__(self) -> SortitionMeter:
         def counted(*args, **kwargs):
@@ -50,11 +50,11 @@ class SortitionMeter:
                 self.calls += 1
                 self.seconds += time.process_time() - start
 
-        player_module.select = counted
+        ballot_module.select = counted
         return self
 
     def __exit__(self, *exc) -> None:
-        player_module.select = self._select
+        ballot_module.select = self._select
 
 
 def sweep(seeds: range) -> None:
@@ -111,8 +111,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer seeds and rounds (under a minute)")
     args = parser.parse_args()
     if args.quick:
-        sweep(range(8))
-        common_case(range(2), 6)
+        sweep(range(6))
+        common_case(range(1), 8)
         costs = {u: cost(u, 1) for u in (100, 1_000, 10_000)}
     else:
         sweep(range(200))

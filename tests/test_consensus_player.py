@@ -111,8 +111,8 @@ def test_common_case_reaches_final_consensus_in_four_steps(net):
     acts = feed(player, [VoteReceived(v, 300) for v in net.votes([1, 2, 3], REDUCTION_TWO, value)])
     assert votes_in(acts, binary_step(1))[0].body.value == value
     acts = feed(player, [VoteReceived(v, 350) for v in net.votes([1, 2, 3], binary_step(1), value)])
-    # Decided at BinaryBA* step 1: vote the next three steps and the final step.
-    assert {v.body.step for v in sent_votes(acts)} == {4, 5, 6, FINAL_STEP}
+    # Decided at BinaryBA* step 1: vote the final step.
+    assert {v.body.step for v in sent_votes(acts)} == {FINAL_STEP}
     assert player.phase is Phase.FINALIZING and not any(isinstance(a, Commit) for a in acts)
     acts = feed(player, [VoteReceived(v, 400) for v in net.votes([1, 2, 3], FINAL_STEP, value)])
     (commit,) = [a for a in acts if isinstance(a, Commit)]
@@ -323,3 +323,53 @@ def test_the_next_round_starts_on_ledger_advanced(net):
     acts = feed(player, [LedgerAdvanced(state, 0, 10)])
     assert player.round == 2 and player.phase is Phase.PROPOSE
     assert SetDeadline(10 + PROPOSE_WAIT) in acts
+
+
+def test_a_node_left_behind_fast_forwards_at_its_timeout(net):
+    """Two validators (more than a third of the committee) already vote in BinaryBA* step
+    3 while we wait in Reduction one: at our timeout we jump there as if the timers of the
+    steps between had fired, voting nothing in them."""
+    player, _ = net.player(0)
+    feed(player, [DeadlineReached(PROPOSE_WAIT), DeadlineReached(PROPOSE_WAIT + 500)])
+    assert player.phase is Phase.REDUCTION_ONE
+    ahead = net.votes([1, 2], binary_step(3), net.empty.hash)
+    acts = feed(player, [VoteReceived(v, 800) for v in ahead])
+    assert not sent_votes(acts)  # no jump before a timeout
+    acts = feed(player, [DeadlineReached(player.deadline)])
+    assert [(v.body.step, v.body.value) for v in sent_votes(acts)] == [(binary_step(3), net.empty.hash)]
+    assert player.phase is Phase.BINARY and player.bstep == 3
+    assert not any(player.ballot.voted(0, s) for s in (REDUCTION_TWO, binary_step(1), binary_step(2)))
+
+
+def test_one_verification_per_distinct_vote_across_nodes(net):
+    verifier = Verifier()
+    players = []
+    for i in range(3):
+        p = Player([net.keys[i]], verifier)
+        step(p, Started(net.state, 0, None, 0))
+        players.append(p)
+    before = verifier.counts["vote"]
+    votes = net.votes([3, 4], REDUCTION_ONE, net.empty.hash)
+    for p in players:
+        feed(p, [VoteReceived(v, 5) for v in votes + votes])
+    assert verifier.counts["vote"] - before == 2
+
+
+def test_a_decided_node_helps_a_straggler_in_the_next_three_steps(net):
+    """Alg. 8's votes in steps b+1..b+3 after deciding at b are cast when a node that missed
+    the quorum shows up there, in this round or after we moved to the next."""
+    player, _ = net.player(0)
+    props, best = _best_proposal(net)
+    value = best.block.hash
+    feed(player, [ProposalReceived(p, 10) for p in props] + [DeadlineReached(PROPOSE_WAIT)])
+    for st in (REDUCTION_ONE, REDUCTION_TWO, binary_step(1), FINAL_STEP):
+        acts = feed(player, [VoteReceived(v, 400) for v in net.votes([1, 2, 3], st, value)])
+    (commit,) = [a for a in acts if isinstance(a, Commit)]
+    feed(player, [LedgerAdvanced(commit.state, commit.block.header.time_ms, 450)])
+    assert player.round == 2
+    straggler = net.votes([4], binary_step(2), value)  # validator 4 missed the quorum
+    acts = feed(player, [VoteReceived(v, 500) for v in straggler])
+    assert [(v.body.round, v.body.step, v.body.value) for v in sent_votes(acts)] == [(1, binary_step(2), value)]
+    assert sent_votes(feed(player, [VoteReceived(v, 510) for v in straggler])) == []  # once
+    far = net.votes([4], binary_step(5), value)  # beyond b + 3: no help
+    assert sent_votes(feed(player, [VoteReceived(v, 520) for v in far])) == []

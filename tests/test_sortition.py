@@ -211,6 +211,7 @@ def test_vrf_output_without_proof_is_the_proofs_output():
         alpha = b"alpha" + bytes([i]) * i
         proof = vrf.prove(key.seed, alpha)
         assert vrf.output(key.seed, alpha) == vrf.verify(key.public_key, proof, alpha)
+        assert vrf.output(key.seed, alpha, key.public_key) == vrf.output(key.seed, alpha)
     with pytest.raises(ValueError):
         vrf.output(b"short", b"a")
     with pytest.raises(TypeError):

@@ -16,6 +16,13 @@ Where the state machine departs from the paper (Gilad et al. SOSP'17), and why:
   one, so a node that fell behind jumps ahead. A quorum that completes in a step the node
   has already left does not count, exactly as Alg. 5 counts only the current step (late
   votes there could otherwise overturn what others decided meanwhile).
+- Fast-forward: at a timeout, a node that sees more than a third of a committee (more than
+  Byzantine stake) voting in a later period, or two or more BinaryBA* steps ahead, jumps
+  there as if its timers had fired without quorums (a legal run under message delay, so
+  no safety argument changes). After a partition heals nodes otherwise stay out of step.
+- Alg. 8's votes in steps b+1..b+3 after deciding at b are cast on demand: when a vote of
+  a node still in one of those steps arrives. Same help to stragglers, none of the cost
+  (three sortitions per user per round) when nobody is late.
 - Recovery instead of HangForever: after MAXSTEPS BinaryBA* steps the node starts the next
   period of the same round (new proposer and committee credentials: period is part of the
   sortition input). A node that decided never votes again in that round, so a later period

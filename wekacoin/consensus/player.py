@@ -74,6 +74,8 @@ class Player:
         self.round = 0
         self.deadline: int | None = None
         self._future: list[Event] = []
+        self._decided: tuple[RoundContext, Ballot, Decision] | None = None
+        """The last round this node decided, to help nodes that missed its quorum."""
         self._reset_round()
 
     def _reset_round(self) -> None:
@@ -201,6 +203,8 @@ class Player:
 
     def _on_vote(self, e: VoteReceived) -> None:
         b = e.vote.body
+        if self._decided is not None:
+            self._help(b)
         if self.ctx is None or b.round != self.round:
             if self.ctx is not None and b.round == self.round + 1:
                 self._buffer(e)
@@ -218,12 +222,30 @@ class Player:
             return
         self._count(vote, e.now)
 
+    def _help(self, b: VoteBody) -> None:
+        """Alg. 8 has a node that decides at step b vote its value in steps b..b+3 too, for
+        the nodes that missed the quorum. We vote there when one of them shows up (a vote
+        in one of those steps of the round we decided, the current or the previous one):
+        the same help, and nothing to pay in the common case where nobody is late. The
+        value is the decided block, so it can never contradict an earlier vote, even after
+        a restart."""
+        ctx, ballot, d = self._decided
+        s = binary_index(b.step)
+        if (s is None or b.round != ctx.round or b.prev_hash != ctx.prev_hash or b.period != d.period
+                or not d.binary <= s <= d.binary + 3 or ballot.voted(d.period, b.step)):
+            return
+        votes = ballot.cast(ctx, list(self.keys.values()), d.period, b.step, d.value)
+        self._outbox.extend(v.unverified for v in votes)
+        self._dirty = self._dirty or (bool(votes) and ballot is self.ballot)
+
     def _wants(self, b: VoteBody) -> bool:
         """Skip votes that can no longer change anything (and so their verification)."""
         if self.phase is Phase.COMMITTED:
             return False
         if self.decision is not None:
             return b.step == FINAL_STEP and not self.decision.final
+        if b.period > self.period + 2:
+            return False  # bounds the work a Byzantine voter can ask for in far periods
         if b.step == FINAL_STEP:
             return True
         if b.period == self.period and b.step in (REDUCTION_ONE, REDUCTION_TWO):
@@ -408,14 +430,11 @@ class Player:
                     self._finish(now)
             return
         b = binary_index(step)
-        if b is not None:
-            # Help the others to the same value (Alg. 8), and vote final after step 1.
-            for s in range(b, min(b + 4, self.params.max_steps + 4)):
-                self._cast(period, binary_step(s), value)
-            if b == 1:
-                self._cast(period, FINAL_STEP, value)
+        if b == 1:
+            self._cast(period, FINAL_STEP, value)
         final = step == FINAL_STEP or self._quorum(period, FINAL_STEP) == value
         self.decision = Decision(value, period, FINAL_STEP if final else step, final, b or 1)
+        self._decided = (self.ctx, self.ballot, self.decision)
         if self._block(value) is None:
             self._actions.append(FetchBlock(self.round, value))  # fetch while finalizing
         if final or b != 1:

@@ -89,7 +89,7 @@ def select(
         return None
     threshold = selection_threshold(weight, total, tau)
     if threshold > 2**255:  # selected less often than not: look before proving
-        output = vrf.output(key.seed, alpha)
+        output = vrf.output(key.seed, alpha, key.public_key)
         if int.from_bytes(output[:32], "big") < threshold:
             return None
         proof = vrf.prove(key.seed, alpha)
