@@ -94,6 +94,27 @@ def prove(secret_key: bytes, alpha: bytes) -> bytes:
     return gamma + c.to_bytes(_C_BYTES, "little") + s.to_bytes(32, "little")
 
 
+def output(secret_key: bytes, alpha: bytes, public_key_hint: bytes | None = None) -> bytes:
+    """beta for `alpha`, without the proof: what `verify` would return for `prove`'s proof.
+
+    About half the cost of `prove` (one multiplication of H instead of two, no base-point
+    multiplication), for callers such as sortition that need a proof only when beta passes
+    a test. `public_key_hint`, if given, must be the key's public key: it saves deriving it
+    (a sixth of the cost); a wrong one gives a wrong beta. Raises like `prove`.
+    """
+    _check_secret_key(secret_key)
+    _check_bytes(alpha)
+    x = _clamp(hashlib.sha512(secret_key).digest()[:32]) % _L
+    y = public_key_hint if public_key_hint is not None else public_key(secret_key)
+    h_point = _hash_to_curve(bytes(y), bytes(alpha))
+    if h_point is None:
+        raise ValueError("hash-to-curve failed")
+    h = _prime_order_point(h_point, *_invert_all((h_point[2], h_point[2] - h_point[1])))
+    # beta hashes cofactor * Gamma = (8x) * H, which has prime order like H.
+    (gamma_8,) = _mul_prime_order((8 * x % _L,), h)
+    return _beta(gamma_8)
+
+
 def verify(public_key: bytes, proof: bytes, alpha: bytes) -> bytes | None:
     """beta if `proof` is valid for `alpha` under `public_key`, otherwise None (section 5.3).
 

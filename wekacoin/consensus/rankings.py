@@ -1,0 +1,105 @@
+"""A node's side of ranking agreement: which tasks it must evaluate, its own signed
+rankings, the rankings it received, and the settlement it would propose."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from wekacoin.chain.state import State
+from wekacoin.chain.tasks import compute_task_to_settle, tasks_to_evaluate
+from wekacoin.crypto.keys import KeyPair
+from wekacoin.evaluation.ranking import (
+    RankingError, compute_ranking_quorum, compute_settlement, select_evaluator, sign_ranking,
+)
+from wekacoin.sortition import Selection
+from wekacoin.types.primitives import PublicKey
+from wekacoin.types.ranking import CandidateRanking, Outcome, RankEntry, Settlement, SignedRanking
+
+if TYPE_CHECKING:
+    from wekacoin.consensus.verify import Verifier
+
+
+class RankingBook:
+    def __init__(self) -> None:
+        self.seats: dict[int, dict[PublicKey, Selection]] = {}
+        """Tasks whose committee we looked up, and our keys' seats on it (maybe none)."""
+        self.own: dict[int, CandidateRanking] = {}
+        self.received: dict[int, dict[PublicKey, SignedRanking | None]] = {}
+        """None marks an evaluator that signed two different rankings of the task."""
+
+    def tasks_to_start(self, state: State, keys: list[KeyPair]) -> list[int]:
+        """Tasks whose committee is newly drawn and has a seat for one of our keys."""
+        started = []
+        for task_id in tasks_to_evaluate(state, state.height):
+            if task_id in self.seats:
+                continue
+            task = state.get_task(task_id)
+            seats = {}
+            for key in keys:
+                seat = select_evaluator(key, task, state)
+                if seat is not None:
+                    seats[key.public_key] = seat
+            self.seats[task_id] = seats
+            if seats:
+                started.append(task_id)
+        return started
+
+    def sign_own(
+        self, task_id: int, baseline: tuple[Outcome, int], entries: tuple[RankEntry, ...],
+        keys: dict[PublicKey, KeyPair], genesis_hash: bytes,
+    ) -> list[SignedRanking]:
+        """Our rankings of a task, one per seated key, from the sandbox's scores."""
+        signed = []
+        for pk, seat in sorted(self.seats.get(task_id, {}).items()):
+            ranking = CandidateRanking(task_id, pk, seat.proof, baseline[0], baseline[1], entries)
+            self.own[task_id] = ranking
+            s = sign_ranking(keys[pk], genesis_hash, ranking)
+            self.add(s)
+            signed.append(s)
+        return signed
+
+    def add(self, signed: SignedRanking) -> bool:
+        """Keep a received ranking (checked by the caller); False if nothing new."""
+        r = signed.ranking
+        book = self.received.setdefault(r.task_id, {})
+        if r.evaluator in book:
+            if book[r.evaluator] in (signed, None):
+                return False
+            book[r.evaluator] = None
+            return True
+        book[r.evaluator] = signed
+        return True
+
+    def settlement_for(
+        self, state: State, verifier: Verifier, genesis_hash: bytes
+    ) -> Settlement | None:
+        """What the block after `state` should settle, if the rankings allow it yet."""
+        task_id = compute_task_to_settle(state, state.height + 1)
+        if task_id is None:
+            return None
+        verified = []
+        for signed in self.received.get(task_id, {}).values():
+            if signed is None:
+                continue
+            try:
+                verified.append(verifier.ranking(signed, state, genesis_hash))
+            except RankingError:
+                continue
+        settlement = compute_settlement(task_id, verified, compute_ranking_quorum(state.params))
+        if settlement is not None and not self.agrees(settlement):
+            return None
+        return settlement
+
+    def agrees(self, settlement: Settlement) -> bool:
+        """Whether a meta-ranking matches our own scores (true if we did not evaluate)."""
+        own = self.own.get(settlement.task_id)
+        return own is None or (own.baseline_outcome, own.baseline_score, own.entries) == (
+            settlement.baseline_outcome, settlement.baseline_score, settlement.entries
+        )
+
+    def prune(self, state: State) -> None:
+        """Forget tasks that are no longer open."""
+        open_tasks = set(state.tip.open_tasks)
+        for book in (self.seats, self.own, self.received):
+            for task_id in [t for t in book if t not in open_tasks]:
+                del book[task_id]

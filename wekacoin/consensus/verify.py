@@ -1,0 +1,239 @@
+"""Verification: the only way from unverified messages to `Vote` and `Proposal`.
+
+Everything is checked against a `RoundContext`, the ledger tip that the round extends: its
+seed draws the committees, its weights (stake lagging `stake_lookback` blocks) and total stake
+weigh them. The functions are pure; `Verifier` puts caches in front of them, keyed by message
+and tip, so that a node (or every node of a simulation sharing one `Verifier`) checks a
+message once: an ECVRF verification costs about eight signature verifications.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from wekacoin.chain.blocks import apply_block, build_block
+from wekacoin.chain.errors import ChainError
+from wekacoin.chain.state import State
+from wekacoin.consensus.messages import (
+    FINAL_STEP, BinaryKind, Certificate, Proposal, ProposalBody, UnverifiedProposal,
+    UnverifiedVote, Vote, binary_index, binary_kind, proposal_signing_message,
+    vote_signing_message,
+)
+from wekacoin.crypto.keys import verify_signature
+from wekacoin.errors import WekaError
+from wekacoin.evaluation.ranking import RankingError, VerifiedRanking, verify_ranking, verify_settlement
+from wekacoin.sortition import (
+    Role, compute_block_seed, compute_empty_seed, compute_priority, sortition_alpha, verify,
+)
+from wekacoin.types.block import Block, BlockMeta
+from wekacoin.types.genesis import Params
+from wekacoin.types.primitives import Hash
+from wekacoin.types.ranking import SignedRanking
+
+
+class ConsensusError(WekaError):
+    pass
+
+
+class InvalidVote(ConsensusError):
+    pass
+
+
+class InvalidProposal(ConsensusError):
+    pass
+
+
+class InvalidCertificate(ConsensusError):
+    pass
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RoundContext:
+    """The ledger a round builds on: the tip state and the tip block's time (which an empty
+    block repeats, so that every node builds the same empty block)."""
+
+    state: State
+    tip_time_ms: int
+
+    @property
+    def round(self) -> int:
+        return self.state.height + 1
+
+    @property
+    def prev_hash(self) -> Hash:
+        return self.state.block_hash
+
+    @property
+    def params(self) -> Params:
+        return self.state.params
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return self.state.config.genesis_hash
+
+
+def step_committee(params: Params, step: int) -> tuple[Role, int, int]:
+    """(role, tau, threshold in permille) of the committee that votes in `step`."""
+    if step == FINAL_STEP:
+        return Role.FINAL, params.tau_final, params.final_threshold_permille
+    return Role.COMMITTEE, params.tau_step, params.step_threshold_permille
+
+
+def is_quorum(params: Params, step: int, weight: int) -> bool:
+    """More than T * tau sub-users (Alg. 5), in integers."""
+    _, tau, permille = step_committee(params, step)
+    return weight * 1000 > permille * tau
+
+
+def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
+    b = uv.body
+    params = ctx.params
+    if b.round != ctx.round or b.prev_hash != ctx.prev_hash:
+        raise InvalidVote(f"vote for round {b.round} on another tip")
+    if not (0 < b.step <= 2 + params.max_steps + 3 or b.step == FINAL_STEP):
+        raise InvalidVote(f"no step {b.step}")
+    weight = ctx.state.get_weight(b.voter)
+    if weight == 0:
+        raise InvalidVote("the voter has no stake")
+    if not verify_signature(b.voter, vote_signing_message(ctx.genesis_hash, b), uv.signature):
+        raise InvalidVote("bad signature")
+    role, tau, _ = step_committee(params, b.step)
+    alpha = sortition_alpha(ctx.state.tip.seed, role, b.round, b.period, b.step)
+    seat = verify(b.voter, b.credential, alpha, weight, ctx.state.tip.total_stake, tau)
+    if seat is None:
+        raise InvalidVote("the credential does not select the voter")
+    return Vote(uv, seat.subusers, seat.output)
+
+
+def verify_proposal(
+    up: UnverifiedProposal, ctx: RoundContext,
+    check_ranking: Callable[[SignedRanking, State, bytes], VerifiedRanking] = verify_ranking,
+) -> Proposal:
+    block, header = up.block, up.block.header
+    if header.height != ctx.round or header.prev_hash != ctx.prev_hash:
+        raise InvalidProposal(f"block {header.height} does not extend this round's tip")
+    if header.proposer is None or block.meta.seed_proof is None:
+        raise InvalidProposal("a proposed block names its proposer and carries its credential")
+    body = ProposalBody(ctx.round, up.period, block.hash)
+    if not verify_signature(header.proposer, proposal_signing_message(ctx.genesis_hash, body), up.signature):
+        raise InvalidProposal("bad proposer signature")
+    alpha = sortition_alpha(ctx.state.tip.seed, Role.PROPOSER, ctx.round, up.period)
+    seat = verify(
+        header.proposer, block.meta.seed_proof, alpha, ctx.state.get_weight(header.proposer),
+        ctx.state.tip.total_stake, ctx.params.tau_proposer,
+    )
+    if seat is None:
+        raise InvalidProposal("the credential does not select the proposer")
+    if header.seed != compute_block_seed(seat.output):
+        raise InvalidProposal("the block's seed is not the one its credential gives")
+    try:
+        if block.meta.settlement is not None:
+            verify_settlement(block.meta.settlement, ctx.state, ctx.genesis_hash, verify_one=check_ranking)
+        state = apply_block(ctx.state, block)
+    except (ChainError, RankingError) as e:
+        raise InvalidProposal(f"{type(e).__name__}: {e}") from None
+    return Proposal(up, state, compute_priority(seat.output, seat.subusers))
+
+
+def build_empty_block(ctx: RoundContext) -> tuple[Block, State]:
+    """The round's empty block: the same bytes on every node with this tip."""
+    seed = compute_empty_seed(ctx.state.tip.seed, ctx.round)
+    return build_block(
+        ctx.state, vtxs=[], seed=seed, proposer=None, meta=BlockMeta(None, None),
+        time_ms=ctx.tip_time_ms,
+    )
+
+
+def is_terminating(step: int, value: bytes, empty_hash: bytes) -> bool:
+    """Whether a quorum for `value` in `step` decides the round (Alg. 8's returns, or FINAL)."""
+    if step == FINAL_STEP:
+        return True
+    b = binary_index(step)
+    if b is None:
+        return False
+    kind = binary_kind(b)
+    return (kind is BinaryKind.BLOCK and value != empty_hash) or (
+        kind is BinaryKind.EMPTY and value == empty_hash
+    )
+
+
+class Verifier:
+    """Caches in front of the pure checks, for the last few tips. Shareable between the
+    nodes of a simulation; counts the verifications it really performed."""
+
+    def __init__(self, tips: int = 8) -> None:
+        self._tips = tips
+        self._caches: OrderedDict[bytes, dict[Any, Any]] = OrderedDict()
+        self.counts: dict[str, int] = {"vote": 0, "proposal": 0, "ranking": 0, "block": 0}
+
+    def _cache(self, tip: bytes) -> dict[Any, Any]:
+        cache = self._caches.get(tip)
+        if cache is None:
+            cache = self._caches[tip] = {}
+            while len(self._caches) > self._tips:
+                self._caches.popitem(last=False)
+        return cache
+
+    def _memo(self, kind: str, tip: bytes, key: Any, compute: Callable[[], Any]) -> Any:
+        cache = self._cache(tip)
+        result = cache.get((kind, key))
+        if result is None:
+            self.counts[kind] += 1
+            try:
+                result = compute()
+            except WekaError as e:
+                result = e
+            cache[(kind, key)] = result
+        if isinstance(result, WekaError):
+            raise result
+        return result
+
+    def vote(self, uv: UnverifiedVote, ctx: RoundContext) -> Vote:
+        return self._memo("vote", ctx.prev_hash, uv, lambda: verify_vote(uv, ctx))
+
+    def proposal(self, up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
+        return self._memo("proposal", ctx.prev_hash, up, lambda: verify_proposal(up, ctx, self.ranking))
+
+    def ranking(self, signed: SignedRanking, state: State, genesis_hash: bytes) -> VerifiedRanking:
+        return self._memo(
+            "ranking", state.block_hash, signed, lambda: verify_ranking(signed, state, genesis_hash)
+        )
+
+    def block(self, block: Block, ctx: RoundContext) -> State:
+        """The state after a block obtained by hash (a decided value): chain rules only."""
+        def apply() -> State:
+            try:
+                return apply_block(ctx.state, block)
+            except ChainError as e:
+                raise InvalidProposal(f"{type(e).__name__}: {e}") from None
+        return self._memo("block", ctx.prev_hash, block.hash, apply)
+
+    def empty_block(self, ctx: RoundContext) -> tuple[Block, State]:
+        return self._memo("block", ctx.prev_hash, "empty", lambda: build_empty_block(ctx))
+
+
+def verify_certificate(cert: Certificate, ctx: RoundContext, verifier: Verifier | None = None) -> None:
+    """Raise InvalidCertificate unless `cert` proves a decision for the round after `ctx`'s
+    tip: verified votes of distinct voters for one value in one terminating step, weighing
+    more than the step's threshold."""
+    verifier = verifier or Verifier()
+    if cert.round != ctx.round:
+        raise InvalidCertificate(f"a certificate for round {cert.round}, not {ctx.round}")
+    empty_hash = verifier.empty_block(ctx)[0].hash
+    if not is_terminating(cert.step, cert.value, empty_hash):
+        raise InvalidCertificate(f"a quorum in step {cert.step} decides nothing")
+    voters = set()
+    weight = 0
+    for uv in cert.votes:
+        b = uv.body
+        if (b.period, b.step, b.value) != (cert.period, cert.step, cert.value) or b.voter in voters:
+            raise InvalidCertificate("votes of one step for one value, one per voter")
+        voters.add(b.voter)
+        try:
+            weight += verifier.vote(uv, ctx).subusers
+        except InvalidVote as e:
+            raise InvalidCertificate(f"a vote is invalid: {e}") from None
+    if not is_quorum(ctx.params, cert.step, weight):
+        raise InvalidCertificate(f"{weight} sub-users are not a quorum")

@@ -1,0 +1,106 @@
+"""A competition run through the simulated chain: a supplier publishes a task, trainers
+submit and reveal models, the evaluation committee ranks them, a block settles the task.
+
+The transactions are signed for real and go into the simulation's pool as soon as the chain
+(seen by an honest node) is ready for them; proposers include whatever the chain rules
+accept. Scores come from a "sandbox" oracle: every honest evaluator gets the same, true
+scores; a `WrongRanking` node reports others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from wekacoin.chain.state import State
+from wekacoin.chain.tasks import group_commitment, model_commitment
+from wekacoin.chain.transactions import sign_tx, verify_tx
+from wekacoin.crypto.keys import KeyPair
+from wekacoin.testing.chain import fake_cid
+from wekacoin.types.ledger import TaskStatus
+from wekacoin.types.metric import Metric, TaskKind
+from wekacoin.types.ranking import Outcome, RankEntry
+from wekacoin.types.tx import (
+    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, SubmitModel,
+    TaskLimits, TxBody,
+)
+
+if TYPE_CHECKING:
+    from wekacoin.testing.sim import SimNode, Simulation
+
+TASK_ID = 1
+GROUPS = 10
+
+
+def _key(label: str) -> KeyPair:
+    return KeyPair.from_seed(hashlib.sha256(b"wekacoin-sim-competition/" + label.encode()).digest())
+
+
+class Competition:
+    def __init__(self, trainers: int = 3) -> None:
+        self.supplier = _key("supplier")
+        self.trainers = [_key(f"trainer-{i}") for i in range(trainers)]
+        self.cids = [fake_cid(f"sim-group-{i}") for i in range(GROUPS)]
+        self.nonces = [hashlib.sha256(b"sim-nonce" + bytes([i])).digest() for i in range(GROUPS)]
+        self.models = [fake_cid(f"sim-model-{i}") for i in range(trainers)]
+        self.stage = 0
+        self._nonce: dict[bytes, int] = {}
+        self.tbh = 0
+
+    def accounts(self) -> list[KeyPair]:
+        return [self.supplier, *self.trainers]
+
+    def _tx(self, sim: Simulation, key: KeyPair, body: TxBody) -> None:
+        nonce = self._nonce.get(key.address, 0)
+        self._nonce[key.address] = nonce + 1
+        sim.pool.append(verify_tx(sign_tx(key, sim.genesis.hash, nonce, 1, body), sim.genesis.hash))
+
+    def _reveals(self, indices) -> tuple[GroupReveal, ...]:
+        return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
+
+    def on_commit(self, sim: Simulation, node: SimNode) -> None:
+        """Move the competition on as far as the chain (at `node`'s tip) allows."""
+        state = node.state
+        sim.pool[:] = [v for v in sim.pool if v.nonce >= state.get_account(v.sender).nonce]
+        task = state.get_task(TASK_ID)
+        params = state.params
+        if self.stage == 0:
+            self.tbh = state.height + 4 + params.min_training_period
+            self._tx(sim, self.supplier, PublishTask(
+                title="simulated competition", metric=Metric.ACCURACY,
+                schema=DataSchema(TaskKind.CLASSIFICATION, ("x0", "x1"), "y"),
+                limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000), tbh=self.tbh,
+                reward=50_000, hosting_fee=10_000, participation_fee=100,
+                baseline_cid=fake_cid("sim-baseline"), baseline_score=500_000,
+                group_commitments=tuple(group_commitment(n, c) for n, c in zip(self.nonces, self.cids)),
+            ))
+            self.stage = 1
+        elif self.stage == 1 and task is not None:
+            training = [i for i in range(GROUPS) if i not in task.test_groups]
+            self._tx(sim, self.supplier, RevealTraining(TASK_ID, self._reveals(training)))
+            for key, cid in zip(self.trainers, self.models):
+                self._tx(sim, key, SubmitModel(TASK_ID, model_commitment(key.address, cid), 700_000))
+            self.stage = 2
+        elif self.stage == 2 and state.height + 1 >= self.tbh:
+            self._tx(sim, self.supplier, RevealTest(TASK_ID, self._reveals(task.test_groups)))
+            self.stage = 3
+        elif self.stage == 3 and task.test_revealed:
+            for key, cid in zip(self.trainers, self.models):
+                self._tx(sim, key, RevealModel(TASK_ID, cid))
+            self.stage = 4
+        elif self.stage == 4 and task.status is TaskStatus.SETTLED:
+            sim.settled.append(TASK_ID)
+            self.stage = 5
+
+    @staticmethod
+    def truth(state: State, task_id: int) -> tuple[tuple[Outcome, int], tuple[RankEntry, ...]]:
+        """What an honest sandbox reports: the same scores on every node."""
+        task = state.get_task(task_id)
+        entries = []
+        for sid in task.submissions:
+            if state.get_submission(sid).model_cid is None:
+                entries.append(RankEntry(sid, Outcome.INVALID, 0, 0))
+                continue
+            h = int.from_bytes(hashlib.sha256(b"sim-score" + sid.to_bytes(8, "big")).digest()[:4], "big")
+            entries.append(RankEntry(sid, Outcome.SCORED, 600_000 + h % 300_000, 1_000 + sid))
+        return (Outcome.SCORED, task.spec.baseline_score), tuple(entries)
