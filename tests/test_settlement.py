@@ -232,3 +232,27 @@ def test_settlement_errors_surface_from_apply_block():
     with pytest.raises(BlockError, match="metadata hash"):
         apply_block(comp.chain.state, dataclasses.replace(block, meta=dataclasses.replace(
             block.meta, settlement=None)))
+
+
+def test_a_task_nobody_settles_expires_with_refunds():
+    """If no committee agrees on a ranking within the settlement window, the task must not
+    block later settlements: it expires, the supplier gets the reward back, every trainer the
+    participation fee, and the hosting fee is burned."""
+    from wekacoin.chain.tasks import Phase, compute_phase, settlement_deadline
+
+    comp = ready_competition()
+    deadline = settlement_deadline(comp.task, comp.params)
+    comp.chain.advance_to(deadline)
+    assert compute_task_to_settle(comp.chain.state, deadline) == 1
+    assert compute_task_to_settle(comp.chain.state, deadline + 1) is None
+    before = balances(comp)
+    burned = comp.chain.state.tip.burned
+    comp.chain.commit()
+    d = deltas(comp, before)
+    assert d[comp.supplier.address] == comp.spec.reward
+    assert all(d[t.address] == comp.spec.participation_fee for t in comp.trainers)
+    assert comp.chain.state.tip.burned == burned + comp.spec.hosting_fee
+    assert compute_phase(comp.task, comp.chain.height, comp.params) is Phase.EXPIRED
+    assert comp.chain.state.tip.open_tasks == ()
+    with pytest.raises(InvalidSettlement, match="no task is ready"):
+        comp.chain.build(settlement=comp.chain.settlement(1))

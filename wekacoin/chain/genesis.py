@@ -118,6 +118,7 @@ def validate_params(p: Params) -> None:
         (p.test_reveal_window >= 1, "test_reveal_window"),
         (p.upload_window >= 1, "upload_window"),
         (p.evaluation_window >= 1, "evaluation_window"),
+        (p.settlement_window >= 1, "settlement_window"),
         (2 <= p.min_groups <= p.max_groups, "min_groups/max_groups (2 <= min <= max)"),
         (1 <= p.test_group_percent <= 50, "test_group_percent (1-50)"),
         (0 <= p.refund_top_percent <= 100, "refund_top_percent (0-100)"),

@@ -52,6 +52,7 @@ class Phase(Enum):
     READY = "ready to settle"
     CANCELLED = "cancelled"
     SETTLED = "settled"
+    EXPIRED = "expired"
 
 
 # -- commitments and the test split (pure helpers shared with wallets and evaluators) --
@@ -128,6 +129,11 @@ def ready_height(task: Task, params: Params) -> int:
     return upload_end(task, params) + params.evaluation_window
 
 
+def settlement_deadline(task: Task, params: Params) -> int:
+    """Last height whose block may settle the task."""
+    return ready_height(task, params) + params.settlement_window
+
+
 def model_reveal_open(task: Task, height: int, params: Params) -> bool:
     opened = task.test_revealed or height >= reveal_test_end(task, params)
     return task.spec.tbh <= height < upload_end(task, params) and opened
@@ -138,6 +144,8 @@ def compute_phase(task: Task, height: int, params: Params) -> Phase:
         return Phase.CANCELLED
     if task.status is TaskStatus.SETTLED:
         return Phase.SETTLED
+    if task.status is TaskStatus.EXPIRED:
+        return Phase.EXPIRED
     if task.status is TaskStatus.PUBLISHED:
         return Phase.AWAITING_TRAINING
     if height < task.spec.tbh:
@@ -331,15 +339,18 @@ def process_reveal_model(
 
 
 def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
-    """At the start of block `height`: cancel tasks whose training data never came, and fix
-    the evaluation seed of tasks whose uploads close at this height.
+    """At the start of block `height`: fix the evaluation seed of tasks whose uploads close
+    now, cancel tasks whose training data never came, and expire tasks no block settled.
 
-    A cancelled task's reward goes back to the supplier; the hosting fee is burned, so
-    withholding the data earns the supplier nothing.
+    Cancelled: the reward goes back to the supplier and the hosting fee is burned, so
+    withholding the data earns the supplier nothing. Expired (no committee agreed on a
+    ranking in time): the reward goes back to the supplier, every trainer gets the
+    participation fee back, and the hosting fee is burned; nobody gains from a task that
+    could not be judged.
     """
     params = state.params
     tip = state.tip
-    cancelled = []
+    closed = []
     for task_id in tip.open_tasks:
         task = state.get_task(task_id)
         if task.status is TaskStatus.ACTIVE and height == upload_end(task, params):
@@ -347,11 +358,18 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
         if task.status is TaskStatus.PUBLISHED and height > training_reveal_deadline(task, params):
             credit(state, task.supplier, task.spec.reward)
             state.put_task(replace(task, status=TaskStatus.CANCELLED, escrow=0))
-            cancelled.append(task_id)
-            burned = task.escrow - task.spec.reward
-            tip = replace(tip, burned=tip.burned + burned)
-    if cancelled:
-        state.put_tip(replace(tip, open_tasks=tuple(t for t in tip.open_tasks if t not in cancelled)))
+        elif task.status is TaskStatus.ACTIVE and height > settlement_deadline(task, params):
+            credit(state, task.supplier, task.spec.reward)
+            for sid in task.submissions:
+                submission = state.get_submission(sid)
+                credit(state, submission.trainer, submission.fee)
+            state.put_task(replace(task, status=TaskStatus.EXPIRED, escrow=0))
+        else:
+            continue
+        closed.append(task_id)
+        tip = replace(tip, burned=tip.burned + task.spec.hosting_fee)
+    if closed:
+        state.put_tip(replace(tip, open_tasks=tuple(t for t in tip.open_tasks if t not in closed)))
 
 
 def compute_task_to_settle(state: State, height: int) -> TaskId | None:
@@ -361,7 +379,9 @@ def compute_task_to_settle(state: State, height: int) -> TaskId | None:
     best: tuple[int, int] | None = None
     for task_id in state.tip.open_tasks:
         task = state.get_task(task_id)
-        if task.status is TaskStatus.ACTIVE and height >= ready_height(task, params):
+        if task.status is TaskStatus.ACTIVE and (
+            ready_height(task, params) <= height <= settlement_deadline(task, params)
+        ):
             key = (-len(task.submissions), task_id)
             if best is None or key < best:
                 best = key

@@ -28,6 +28,8 @@ class Params:
     test_reveal_window: Height = 20
     upload_window: Height = 20
     evaluation_window: Height = 10
+    settlement_window: Height = 20
+    """Blocks after a task is ready in which it can be settled; then it expires (refunds)."""
     min_groups: int = 5
     max_groups: int = 1_000
     test_group_percent: int = 20

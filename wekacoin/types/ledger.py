@@ -56,6 +56,8 @@ class TaskStatus(IntEnum):
     """Training revealed; the height decides the phase (see chain.tasks.compute_phase)."""
     CANCELLED = 2
     SETTLED = 3
+    EXPIRED = 4
+    """Ready but never settled within the settlement window (no committee agreed)."""
 
 
 @dataclass(frozen=True, slots=True)
