@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import typer
 
-from wekacoin.cli import wallet
+from wekacoin.cli import node_cmds, testnet, wallet
 from wekacoin.cli.common import DEFAULT_KEY, DEFAULT_RPC, Settings, errors
 from wekacoin.errors import WekaError
 
@@ -17,6 +17,10 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 app.add_typer(wallet.app, name="wallet")
+app.add_typer(testnet.app, name="testnet")
+app.command()(node_cmds.init)
+app.command()(node_cmds.node)
+app.command()(node_cmds.status)
 
 
 @app.callback()

@@ -88,6 +88,11 @@ class EmbeddedBlobStore:
         # Sizes as written, so the quota stays right even if a file is damaged on disk.
         self._sizes = {key: path.stat().st_size for path, key in self._stored()}
 
+    def set_fetcher(self, fetcher: Fetcher | None) -> None:
+        """Install (or remove) the seam that fetches missing blobs, e.g. from peers once the
+        network runs."""
+        self._fetcher = fetcher
+
     @property
     def used_bytes(self) -> int:
         """Bytes held in blobs/ (what the quota limits)."""

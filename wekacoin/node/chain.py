@@ -96,9 +96,13 @@ class ChainService:
         except DecodeError as e:
             raise Rejected(f"not a transaction: {e}") from None
         try:
-            admission = self.mempool.add(tx, now_ms)
+            return self.admit(tx, now_ms)
         except MempoolError as e:
             raise Rejected(str(e)) from None
+
+    def admit(self, tx: Tx, now_ms: int) -> Admission:
+        """Admit a transaction to the mempool; raises the mempool's own errors."""
+        admission = self.mempool.add(tx, now_ms)
         for dropped in admission.dropped:
             self._remember(dropped)
         return admission

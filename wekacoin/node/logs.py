@@ -34,3 +34,4 @@ def setup_logging(level: str, fmt: str, node_name: str = "") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("wekacoin").setLevel(level.upper())
+    logging.getLogger("libp2p").setLevel(logging.WARNING)  # its INFO lines are per-dial chatter

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 
 class NodeMetrics:
@@ -28,5 +30,6 @@ class NodeMetrics:
         self.models_scored = Counter("wekacoin_models_scored_total", "Models evaluated",
                                      ["outcome"], registry=r)
 
-    def asgi_app(self):
-        return make_asgi_app(registry=self.registry)
+    def asgi_app(self) -> Starlette:
+        """/metrics in a Starlette app (which, unlike the bare exporter, speaks ASGI lifespan)."""
+        return Starlette(routes=[Mount("/metrics", app=make_asgi_app(registry=self.registry))])

@@ -10,6 +10,8 @@ import base64
 import binascii
 from typing import Any, Callable
 
+import trio
+
 from wekacoin.content.errors import ContentError, InvalidCidError
 from wekacoin.crypto.keys import AddressError, format_address, parse_address
 from wekacoin.node.chain import ChainService, Rejected
@@ -195,23 +197,26 @@ class BlobRpc:
         self._blobs = blobs
         self._max = max_bytes
 
+    # Blob stores block (disk, Kubo, fetching from peers): they run on worker threads.
+
     @rpc_method(mutating=True)
-    def put(self, data: str, pin: bool = True) -> dict[str, Any]:
+    async def put(self, data: str, pin: bool = True) -> dict[str, Any]:
         """Store base64 bytes (a model or a data group); returns its CID."""
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise InvalidParams("data must be base64") from None
         try:
-            return {"cid": self._blobs.put(raw, pin=pin), "size": len(raw)}
+            cid = await trio.to_thread.run_sync(lambda: self._blobs.put(raw, pin=pin))
         except ContentError as e:
             raise RpcError(REJECTED, str(e)) from None
+        return {"cid": cid, "size": len(raw)}
 
     @rpc_method
-    def get(self, cid: str) -> dict[str, Any]:
+    async def get(self, cid: str) -> dict[str, Any]:
         """The bytes of a CID (base64), from this node or its peers."""
         try:
-            raw = self._blobs.get(cid)
+            raw = await trio.to_thread.run_sync(self._blobs.get, cid)
         except InvalidCidError as e:
             raise InvalidParams(str(e)) from None
         except ContentError as e:
@@ -221,10 +226,10 @@ class BlobRpc:
         return {"cid": cid, "data": base64.b64encode(raw).decode(), "size": len(raw)}
 
     @rpc_method
-    def has(self, cid: str) -> bool:
+    async def has(self, cid: str) -> bool:
         """Whether this node holds the CID locally."""
         try:
-            return self._blobs.has(cid)
+            return await trio.to_thread.run_sync(self._blobs.has, cid)
         except InvalidCidError as e:
             raise InvalidParams(str(e)) from None
 

@@ -1,0 +1,3 @@
+from wekacoin.cli.main import main
+
+main()

@@ -1,0 +1,236 @@
+"""The node: wires the ports to the protocol and runs them under one trio nursery.
+
+    store + mempool -> ChainService          (the ledger, `chain.py`)
+    libp2p Network  -> gossip validators      (`gossip.py`), block/blob serving, sync (`sync.py`)
+    BA* Player      -> ConsensusDriver        (`driver.py`), evaluation on worker threads
+    JSON-RPC + Prometheus over HTTP
+
+SIGINT/SIGTERM stop it cleanly: the network leaves its peers, the servers stop, the sandbox
+and the store close; a crash at any instant loses nothing committed (the store commits each
+block in one atomic batch, and the consensus checkpoint is written before votes leave).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+from multiaddr import Multiaddr
+
+import wekacoin
+from wekacoin.consensus.player import Player
+from wekacoin.consensus.verify import Verifier
+from wekacoin.content.embedded import EmbeddedBlobStore
+from wekacoin.content.kubo import KuboBlobStore
+from wekacoin.crypto.keys import KeyPair, format_address
+from wekacoin.net import Network
+from wekacoin.net.api import Topic
+from wekacoin.net.blobstore import store_fetcher, store_provider
+from wekacoin.net.config import NetConfig
+from wekacoin.node.chain import ChainService
+from wekacoin.node.config import NodeConfig
+from wekacoin.node.driver import ConsensusDriver
+from wekacoin.node.evaluation import EvaluationService, make_sandbox
+from wekacoin.node.gossip import Validators
+from wekacoin.node.metrics import NodeMetrics
+from wekacoin.node.rpc_api import BlobRpc, ChainRpc, NodeRpc, TaskRpc, TxRpc
+from wekacoin.node.sync import Syncer
+from wekacoin.rpc.protocol import Dispatcher
+from wekacoin.rpc.server import load_or_create_token, make_app, serve_http
+from wekacoin.store import ChainStore
+from wekacoin.types.genesis import Genesis
+
+log = logging.getLogger("wekacoin.node")
+
+HOUSEKEEPING_S = 1.0
+GOSSIP_TOPICS = (Topic.TX, Topic.VOTE, Topic.PROPOSAL, Topic.RANKING)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Node:
+    def __init__(self, config: NodeConfig, keypair: KeyPair, genesis: Genesis,
+                 clock=wall_clock_ms) -> None:
+        self.config = config
+        self.keypair = keypair
+        self.clock = clock
+        data_dir = Path(config.node.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = NodeMetrics()
+        self.store = ChainStore.open(data_dir / "chain", genesis)
+        try:
+            self.chain = ChainService(self.store, genesis)
+            self.blobs = self._open_blobs(data_dir)
+            self.sandbox = make_sandbox(config.sandbox)
+            self.evaluation = EvaluationService(self.blobs, self.sandbox, config.sandbox)
+            self.verifier = Verifier()
+            keys = [keypair] if config.consensus.validate else []
+            self.player = Player(keys, self.verifier)
+            host, port = _host_port(config.network.listen)
+            self.net = Network(NetConfig(
+                seed=keypair.seed, chain_id=genesis.chain_id, genesis_hash=self.chain.config.genesis_hash,
+                listen_host=host, listen_port=port, bootstrap=config.network.bootstrap,
+            ), block_provider=self._provide_blocks,
+                blob_provider=store_provider(self.blobs) if self._embedded else None)
+            self.syncer = Syncer(self.chain, self.net, self.verifier, self._synced)
+            self.driver = ConsensusDriver(
+                self.chain, self.player, self.net.publish, self.metrics, clock,
+                self.evaluation.evaluate, self.syncer.fetch_block, self.syncer.sync,
+            )
+            self.validators = Validators(self.chain, self.player, clock)
+            self.chain.on_commit(self._on_commit)
+        except BaseException:
+            self.store.close()
+            raise
+        self._nursery: trio.Nursery | None = None
+        self.rpc_url: str | None = None
+        self.shutdown: trio.Event | None = None  # created inside trio.run
+
+    @property
+    def _embedded(self) -> bool:
+        return self.config.blobs.backend == "embedded"
+
+    def _open_blobs(self, data_dir: Path):
+        b = self.config.blobs
+        if self._embedded:
+            return EmbeddedBlobStore(data_dir / "blobs", max_blob_size=b.max_blob_bytes,
+                                     quota=b.quota_bytes or None)
+        return KuboBlobStore(b.kubo_api, timeout=b.kubo_timeout_s, max_blob_size=b.max_blob_bytes)
+
+    # -- running --
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.shutdown = trio.Event()
+        self.sandbox.start()
+        log.info("model sandbox: %s", self.sandbox.isolation.describe())
+        try:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    nursery.start_soon(self._watch_signals, signals)
+                    await self._start(nursery)
+                    task_status.started()
+                    await self.shutdown.wait()
+                    log.info("stopping")
+                    self.net.stop()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.sandbox.close()
+            self.store.close()
+            log.info("stopped at height %d", self.chain.height)
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        await nursery.start(self.net.run)
+        self.net.set_tip(self.chain.height, self.chain.state.block_hash)
+        if self._embedded:
+            self.blobs.set_fetcher(store_fetcher(self.net.fetch_blob))
+        for topic in GOSSIP_TOPICS:
+            self.net.set_validator(topic, self.validators.for_topic(topic))
+            nursery.start_soon(self._consume, topic)
+        nursery.start_soon(self._peer_events)
+        if self.config.rpc.enabled:
+            binds = await nursery.start(serve_http, self._rpc_app(), self.config.rpc.bind,
+                                        self.config.rpc.port, self.shutdown)
+            self.rpc_url = binds[0] + "/"
+            log.info("RPC on %s", self.rpc_url)
+        if self.config.metrics.enabled:
+            await nursery.start(serve_http, self.metrics.asgi_app(), self.config.metrics.bind,
+                                self.config.metrics.port, self.shutdown)
+        log.info("node %s (peer %s) at height %d, listening on %s",
+                 format_address(self.keypair.address), self.net.peer_id, self.chain.height,
+                 ", ".join(self.net.listen_addrs()))
+        await nursery.start(self.driver.run)
+        nursery.start_soon(self._housekeeping)
+        nursery.start_soon(self.syncer.sync)
+
+    async def _watch_signals(self, signals) -> None:
+        async for signum in signals:
+            log.info("received %s", signal.Signals(signum).name)
+            self.shutdown.set()
+            return
+
+    async def _consume(self, topic: Topic) -> None:
+        async for message in self.net.messages(topic):
+            if topic is not Topic.TX:  # transactions were admitted by the validator
+                self.driver.on_gossip(topic, message.data)
+
+    async def _peer_events(self) -> None:
+        async for event in self.net.events():
+            status = getattr(event, "status", None)
+            if status is not None and status.tip_height > self.chain.height:
+                self._nursery.start_soon(self.syncer.sync)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await trio.sleep(HOUSEKEEPING_S)
+            self.chain.expire(self.clock())
+            self.metrics.peers.set(len(self.net.peers()))
+            self.metrics.mempool.set(len(self.chain.mempool))
+            if self.syncer.best_peer_height() > self.chain.height + 1:
+                self._nursery.start_soon(self.syncer.sync)
+
+    def _on_commit(self, block, state) -> None:
+        self.net.set_tip(block.height, block.hash)
+        self.metrics.height.set(block.height)
+
+    def _synced(self, block) -> None:
+        self.driver.on_ledger_advanced(block)
+
+    def _provide_blocks(self, from_height: int, count: int) -> list[tuple[bytes, bytes]]:
+        if from_height < 1:
+            return []
+        return list(self.chain.blocks(from_height, count))
+
+    # -- RPC --
+
+    def _rpc_app(self):
+        token = load_or_create_token(self.config.rpc.token_file)
+        dispatcher = Dispatcher(token)
+        dispatcher.register("chain", ChainRpc(self.chain))
+        dispatcher.register("tasks", TaskRpc(self.chain))
+        dispatcher.register("tx", TxRpc(self.chain, self.clock, self._relay_tx))
+        dispatcher.register("blobs", BlobRpc(self.blobs, self.config.rpc.max_request_bytes))
+        dispatcher.register("node", NodeRpc(self.status, self.peers))
+        return make_app(dispatcher, self.config.rpc.max_request_bytes)
+
+    def _relay_tx(self, raw: bytes) -> None:
+        self._nursery.start_soon(self.net.publish, Topic.TX, raw)
+
+    def status(self) -> dict[str, Any]:
+        state = self.chain.state
+        address = self.keypair.address
+        bond = state.get_bond(address)
+        return {
+            "version": wekacoin.__version__, "chain_id": self.chain.config.chain_id,
+            "genesis_hash": self.chain.config.genesis_hash.hex(),
+            "height": state.height, "block_hash": state.block_hash.hex(),
+            "state_root": state.root().hex(), "peers": len(self.net.peers()),
+            "peer_id": self.net.peer_id, "listen": self.net.listen_addrs(),
+            "syncing": self.syncer.syncing, "mempool": len(self.chain.mempool),
+            "validator": {
+                "address": format_address(address), "key": self.keypair.public_key.hex(),
+                "stake": 0 if bond is None else bond.stake,
+                "participating": self.config.consensus.validate,
+            },
+            "consensus": {"round": self.player.round, "period": self.player.period,
+                          "step": self.player.bstep},
+            "sandbox": self.sandbox.isolation.describe(),
+            "blobs": self.config.blobs.backend,
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        return [{"peer_id": p.peer_id, "height": p.tip_height, "tip": p.tip_hash.hex(),
+                 "version": p.node_version} for p in self.net.peers()]
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    addr = Multiaddr(listen)
+    host = addr.value_for_protocol("ip4")
+    port = int(addr.value_for_protocol("tcp"))
+    return host, port

@@ -1,0 +1,121 @@
+"""Catching up: fetch certified blocks from peers that are ahead, check each certificate
+against our own tip (a quorum of verified votes for exactly that block), apply the block with
+the chain rules, commit it. One sync at a time; a peer that sends a bad block or certificate
+is penalised and the next one is asked."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import trio
+
+from wekacoin.chain.blocks import apply_block
+from wekacoin.chain.errors import ChainError
+from wekacoin.consensus.messages import Certificate
+from wekacoin.consensus.verify import ConsensusError, RoundContext, Verifier, verify_certificate
+from wekacoin.net.errors import RequestError, SyncError
+from wekacoin.node.chain import ChainService
+from wekacoin.types.block import Block
+from wekacoin.types.codec import DecodeError, decode
+
+log = logging.getLogger("wekacoin.node.sync")
+
+BATCH = 128  # blocks per request
+
+
+class Syncer:
+    def __init__(self, chain: ChainService, net, verifier: Verifier,
+                 on_block: Callable[[Block], None]) -> None:
+        self.chain = chain
+        self.net = net
+        self.verifier = verifier
+        self._on_block = on_block
+        self._lock = trio.Lock()
+        self.syncing = False
+
+    def best_peer_height(self) -> int:
+        return max((p.tip_height for p in self.net.peers()), default=0)
+
+    async def sync(self) -> None:
+        """Catch up with the highest peer; returns when no peer is ahead (or none helps)."""
+        if self._lock.locked():
+            return
+        async with self._lock:
+            self.syncing = True
+            try:
+                await self._catch_up()
+            finally:
+                self.syncing = False
+
+    async def _catch_up(self) -> None:
+        tried: set[str] = set()
+        while True:
+            ahead = [p for p in self.net.peers()
+                     if p.tip_height > self.chain.height and p.peer_id not in tried]
+            if not ahead:
+                return
+            peer = max(ahead, key=lambda p: p.tip_height)
+            start = self.chain.height + 1
+            count = min(BATCH, peer.tip_height - self.chain.height)
+            try:
+                synced = await self.net.request_blocks(peer.peer_id, start, count)
+            except SyncError as e:
+                synced = list(e.partial)
+                log.info("sync from %s stopped early: %s", peer.peer_id[:16], e)
+            except RequestError as e:
+                log.info("sync from %s failed: %s", peer.peer_id[:16], e)
+                tried.add(peer.peer_id)
+                continue
+            if not synced:
+                tried.add(peer.peer_id)
+                continue
+            for item in synced:
+                if not self._apply(peer.peer_id, item.block, item.certificate):
+                    tried.add(peer.peer_id)
+                    break
+            else:
+                log.info("synced to height %d from %s", self.chain.height, peer.peer_id[:16])
+
+    def _apply(self, peer_id: str, raw_block: bytes, raw_cert: bytes) -> bool:
+        state = self.chain.state
+        try:
+            block = decode(Block, raw_block)
+            cert = decode(Certificate, raw_cert)
+            if block.height != state.height + 1:
+                raise ConsensusError(f"block {block.height} does not follow our tip {state.height}")
+            if cert.value != block.hash:
+                raise ConsensusError("the certificate is for another block")
+            verify_certificate(cert, RoundContext(state, self._tip_time()), self.verifier)
+            new_state = apply_block(state, block)
+        except (DecodeError, ConsensusError, ChainError) as e:
+            log.warning("peer %s sent an unusable block: %s", peer_id[:16], e)
+            self.net.penalize(peer_id, f"bad synced block: {e}", 5.0)
+            return False
+        self.chain.commit(block, new_state, raw_cert)
+        self._on_block(block)
+        return True
+
+    async def fetch_block(self, height: int, block_hash: bytes) -> Block | None:
+        """A block the committee decided but we never received: ask peers that have it."""
+        for peer in sorted(self.net.peers(), key=lambda p: -p.tip_height):
+            if peer.tip_height < height:
+                continue
+            try:
+                synced = await self.net.request_blocks(peer.peer_id, height, 1)
+            except RequestError:
+                continue
+            for item in synced:
+                try:
+                    block = decode(Block, item.block)
+                except DecodeError:
+                    continue
+                if block.hash == block_hash:
+                    return block
+        return None
+
+    def _tip_time(self) -> int:
+        height = self.chain.height
+        if height == 0:
+            return self.chain.genesis.time_ms
+        return self.chain.store.get_header(height).time_ms

@@ -1,0 +1,201 @@
+"""Local testnets: generate N validators (keys, genesis, node.toml each), start and stop them.
+
+Layout of a testnet directory:
+
+    password                 keystore password of every key in the testnet
+    genesis.json             validators' stakes and balances, funded wallets, fast params
+    wallets/<name>.key       funded wallets (supplier, trainers...) for users and the demo
+    node<i>/node.toml        the node's config (ports, bootstrap peers: every other node)
+    node<i>/validator.key    the node's key
+    node<i>/data/            its chain store, blobs, RPC token
+    node<i>/node.pid, node.log   while it runs (`up`), for `down` and debugging
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from wekacoin.chain.genesis import genesis_to_json
+from wekacoin.crypto.keys import KeyPair, format_address
+from wekacoin.errors import WekaError
+from wekacoin.keyfile import save_keystore
+from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
+
+PASSWORD = "wekacoin-testnet"
+VALIDATOR_BALANCE = 10**9
+VALIDATOR_STAKE = 10**6
+WALLET_BALANCE = 10**9
+
+# A local network answers in milliseconds: timeouts of a few hundred ms keep rounds short,
+# and task windows of a few blocks let a whole competition run in a couple of minutes.
+LOCAL_PARAMS = Params(
+    min_training_period=12, training_reveal_window=10, test_reveal_window=8, upload_window=8,
+    evaluation_window=10, settlement_window=40, stake_lookback=5, min_groups=5,
+    settlement_reward=1_000_000, lambda_priority_ms=300, lambda_stepvar_ms=200,
+    lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20,
+)
+
+
+class TestnetError(WekaError):
+    """A testnet directory that cannot be created, started or stopped."""
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    p2p: int
+    rpc: int
+    metrics: int
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1 (held open together so none repeats)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def generate(
+    root: Path, nodes: int, *, wallets: tuple[str, ...] = ("supplier", "trainer1", "trainer2", "trainer3"),
+    params: Params = LOCAL_PARAMS, ports: list[NodePorts] | None = None,
+    chain_id: str = "wekacoin-testnet", bind: str = "127.0.0.1", kubo: list[str] | None = None,
+) -> Genesis:
+    """Write a fresh testnet into `root`; refuses a directory that already holds one."""
+    if (root / "genesis.json").exists():
+        raise TestnetError(f"{root} already holds a testnet (remove it or use another --dir)")
+    if nodes < 1:
+        raise TestnetError("a testnet needs at least one node")
+    if ports is None:
+        flat = free_ports(3 * nodes)
+        ports = [NodePorts(*flat[3 * i: 3 * i + 3]) for i in range(nodes)]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "password").write_text(PASSWORD + "\n")
+    keys = [KeyPair.generate() for _ in range(nodes)]
+    wallet_keys = {name: KeyPair.generate() for name in wallets}
+    (root / "wallets").mkdir(exist_ok=True)
+    for name, key in wallet_keys.items():
+        save_keystore(root / "wallets" / f"{name}.key", key, PASSWORD, cost="interactive")
+    genesis = Genesis(
+        chain_id=chain_id, time_ms=int(time.time() * 1000),
+        accounts=tuple(
+            [GenesisAccount(k.address, VALIDATOR_BALANCE) for k in keys]
+            + [GenesisAccount(k.address, WALLET_BALANCE) for k in wallet_keys.values()]
+        ),
+        stakes=tuple(GenesisStake(k.address, VALIDATOR_STAKE, k.public_key) for k in keys),
+        params=params,
+    )
+    (root / "genesis.json").write_text(genesis_to_json(genesis))
+    from wekacoin.net import peer_id_from_seed
+
+    addrs = [f"/ip4/{bind}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}" for k, p in zip(keys, ports)]
+    for i, (key, p) in enumerate(zip(keys, ports)):
+        home = root / f"node{i}"
+        home.mkdir()
+        save_keystore(home / "validator.key", key, PASSWORD, cost="interactive")
+        blobs = {"backend": "embedded"}
+        if kubo is not None:
+            blobs = {"backend": "kubo", "kubo_api": kubo[i]}
+        config = {
+            "node": {"data_dir": "data", "genesis": "../genesis.json"},
+            "keys": {"keystore": "validator.key", "password_file": "../password"},
+            "network": {"listen": f"/ip4/{bind}/tcp/{p.p2p}",
+                        "bootstrap": [a for j, a in enumerate(addrs) if j != i]},
+            "rpc": {"bind": "127.0.0.1" if bind == "127.0.0.1" else "0.0.0.0", "port": p.rpc,
+                    "token_file": "data/rpc.token"},
+            "metrics": {"bind": "127.0.0.1" if bind == "127.0.0.1" else "0.0.0.0",
+                        "port": p.metrics},
+            "blobs": blobs,
+        }
+        (home / "node.toml").write_text(tomli_w.dumps(config))
+    (root / "testnet.json").write_text(json.dumps({
+        "chain_id": chain_id, "nodes": nodes,
+        "rpc": [f"http://127.0.0.1:{p.rpc}/" for p in ports],
+        "validators": [format_address(k.address) for k in keys],
+        "wallets": {name: format_address(k.address) for name, k in wallet_keys.items()},
+    }, indent=2) + "\n")
+    return genesis
+
+
+def node_homes(root: Path) -> list[Path]:
+    homes = sorted(root.glob("node[0-9]*"), key=lambda p: int(p.name[4:]))
+    if not homes:
+        raise TestnetError(f"no testnet in {root} (run `wekacoin testnet up` first)")
+    return homes
+
+
+def rpc_url(home: Path) -> str:
+    import tomllib
+
+    config = tomllib.loads((home / "node.toml").read_text())
+    return f"http://127.0.0.1:{config['rpc']['port']}/"
+
+
+def start_node(home: Path, extra_env: dict[str, str] | None = None) -> int:
+    """Start `wekacoin node` for `home` in the background; returns its pid."""
+    home = home.resolve()
+    log = open(home / "node.log", "ab")
+    env = {**os.environ, **(extra_env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wekacoin", "node", "--config", str(home / "node.toml")],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        env=env, cwd=home,
+    )
+    log.close()
+    (home / "node.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def running_pid(home: Path) -> int | None:
+    """The pid in node.pid if that process is still a wekacoin node."""
+    home = home.resolve()
+    try:
+        pid = int((home / "node.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"wekacoin" in cmdline and str(home).encode() in cmdline else None
+
+
+def stop_node(home: Path, timeout_s: float = 30.0) -> bool:
+    """SIGTERM the node started for `home` (by its pid), SIGKILL after `timeout_s`."""
+    pid = running_pid(home)
+    if pid is None:
+        (home / "node.pid").unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and running_pid(home) is not None:
+        if _reap(pid):
+            break
+        time.sleep(0.1)
+    if running_pid(home) is not None:
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+    (home / "node.pid").unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:
+        return False
+
+
