@@ -48,7 +48,7 @@ class Competition:
         return [i for i in range(len(self.data.cids)) if i not in self.task.test_groups]
 
     def reveal_training(self):
-        self.commit(self.supplier, RevealTraining(self.task_id, self.data.reveals(self.training_indices())))
+        self.commit(self.supplier, RevealTraining(self.task_id, self.data.reveals(self.training_indices()), self.data.baseline_score))
 
     def submit(self, trainer, cid, score=900_000):
         self.commit(trainer, SubmitModel(self.task_id, self.chain.commitment_for(trainer, cid), score))
@@ -141,7 +141,7 @@ def test_reveal_training_opens_the_task(comp):
 
 
 def test_reveal_training_only_by_the_supplier(comp):
-    body = RevealTraining(1, comp.data.reveals(comp.training_indices()))
+    body = RevealTraining(1, comp.data.reveals(comp.training_indices()), 1)
     with pytest.raises(NotSupplier):
         comp.attempt(comp.trainers[0], body)
 
@@ -151,23 +151,23 @@ def test_reveal_training_that_does_not_match_is_refused(comp):
     reveals = list(comp.data.reveals(idx))
     reveals[0] = dataclasses.replace(reveals[0], cid=fake_cid("other data"))
     with pytest.raises(CommitmentMismatch, match=f"group {idx[0]}"):
-        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals)))
+        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals), 1))
     reveals = list(comp.data.reveals(idx))
     reveals[1] = dataclasses.replace(reveals[1], nonce=b"\x00" * 32)
     with pytest.raises(CommitmentMismatch):
-        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals)))
+        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals), 1))
 
 
 def test_reveal_training_must_be_exactly_the_training_groups(comp):
     with pytest.raises(CommitmentMismatch, match="reveal exactly"):  # the test groups included
-        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(range(10))))
+        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(range(10)), 1))
     with pytest.raises(CommitmentMismatch):
-        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices()[1:])))
+        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices()[1:]), 1))
 
 
 def test_reveal_for_an_unknown_task(comp):
     with pytest.raises(UnknownTask):
-        comp.attempt(comp.supplier, RevealTraining(9, ()))
+        comp.attempt(comp.supplier, RevealTraining(9, (), 1))
 
 
 def test_unrevealed_training_cancels_the_task_and_burns_the_hosting_fee(comp):
@@ -175,7 +175,7 @@ def test_unrevealed_training_cancels_the_task_and_burns_the_hosting_fee(comp):
     comp.chain.advance_to(deadline)
     assert comp.task.status is TaskStatus.PUBLISHED
     with pytest.raises(WrongPhase, match="closed"):
-        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices())),
+        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices()), 1),
                      height=deadline + 1)
     balance = comp.chain.state.get_account(comp.supplier.address).balance
     comp.chain.commit()

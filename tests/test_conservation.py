@@ -96,7 +96,7 @@ class Scenario:
             return chain.keys[k], None, chain.settlement(settle_id, results, evaluators=evaluators)
         if phase is Phase.AWAITING_TRAINING:
             idx = [i for i in range(len(data.cids)) if i not in task.test_groups]
-            return supplier, RevealTraining(task.id, data.reveals(idx if honest else idx[:-1])), None
+            return supplier, RevealTraining(task.id, data.reveals(idx if honest else idx[:-1]), 1), None
         if phase is Phase.TRAINING:
             cid = fake_cid(f"m{task.id}-{k}-{chain.height}")
             self.models[(task.id, k)] = cid

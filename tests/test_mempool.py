@@ -198,7 +198,7 @@ def test_select_skips_what_the_evolving_block_state_refuses():
     pc.commit([pc.sign(4, 0, body=spec)])
     task = chain.state.get_task(1)
     training = [i for i in range(len(data.cids)) if i not in task.test_groups]
-    pc.commit([pc.sign(4, 1, body=RevealTraining(1, data.reveals(training)))])
+    pc.commit([pc.sign(4, 1, body=RevealTraining(1, data.reveals(training), 1))])
     submit = [
         pc.pool.add(pc.sign(k, 0, fee=fee, body=SubmitModel(
             1, chain.commitment_for(pc.keys[k], f"model{k}"), 900_000)), 0).vtx
@@ -219,7 +219,7 @@ def test_select_checks_against_the_next_blocks_opening_events():
     pc.commit([pc.sign(4, 0, body=spec)])
     task = chain.state.get_task(1)
     training = [i for i in range(len(data.cids)) if i not in task.test_groups]
-    pc.commit([pc.sign(4, 1, body=RevealTraining(1, data.reveals(training)))])
+    pc.commit([pc.sign(4, 1, body=RevealTraining(1, data.reveals(training), 1))])
     chain.advance_to(spec.tbh - 2)
     pc.pool.on_commit(chain.state)
     pc.pool.add(pc.sign(5, 0, body=SubmitModel(

@@ -37,7 +37,7 @@ class Committee:
     def ranking(self, i, results=TRUTH, baseline=None, credential=None):
         key = self.keys[i]
         entries = tuple(RankEntry(sid, *results[sid]) for sid in self.task.submissions)
-        b_outcome, b_score = baseline or (S, self.task.spec.baseline_score)
+        b_outcome, b_score = baseline or (S, self.task.baseline_score)
         proof = credential if credential is not None else self.seats[i].proof
         r = CandidateRanking(self.task.id, key.public_key, proof, b_outcome, b_score, entries)
         return sign_ranking(key, self.chain.genesis.hash, r)

@@ -187,7 +187,7 @@ def two_ready_tasks(submit_to_second):
     chain.commit([chain.tx(comp.supplier, spec2)])
     comp.reveal_training()
     test2 = set(chain.state.get_task(2).test_groups)
-    comp.commit(comp.supplier, RevealTraining(2, data2.reveals([i for i in range(10) if i not in test2])))
+    comp.commit(comp.supplier, RevealTraining(2, data2.reveals([i for i in range(10) if i not in test2]), 1))
     if submit_to_second:
         comp.commit(comp.trainers[0], SubmitModel(2, b"m" * 32, 1))
     ready = max(ready_height(chain.state.get_task(t), comp.params) for t in (1, 2))

@@ -94,7 +94,7 @@ def test_a_task_with_its_submissions(sc):
     sc.commit([sc.tx(4, spec)])
     task = sc.store.get_task(1).task
     training = [i for i in range(len(data.cids)) if i not in task.test_groups]
-    sc.commit([sc.tx(4, RevealTraining(1, data.reveals(training)))])
+    sc.commit([sc.tx(4, RevealTraining(1, data.reveals(training), 1))])
     sc.commit([sc.tx(k, SubmitModel(1, chain.commitment_for(chain.keys[k], f"m{k}"), 900_000))
                for k in (5, 6)])
     view = sc.store.get_task(1)

@@ -61,10 +61,10 @@ def compute_winner(
     task: Task, settlement: Settlement, ranked: list[RankEntry], submissions: dict[int, Submission]
 ) -> Submission | None:
     """The best scored submission if it strictly beats the baseline: the baseline's score on
-    the same data, or its claimed training score if the committee could not score it."""
+    the same data, or its stated training score if the committee could not score it."""
     baseline = (
         settlement.baseline_score if settlement.baseline_outcome is Outcome.SCORED
-        else task.spec.baseline_score
+        else task.baseline_score
     )
     if ranked and is_better(task.spec.metric, ranked[0].score, baseline):
         return submissions[ranked[0].submission_id]

@@ -261,7 +261,10 @@ def process_reveal_training(
     training = [i for i in range(len(task.spec.group_commitments)) if i not in test]
     _check_reveal(task, body.groups, training)
     state.put_account(vtx.sender, payer)
-    state.put_task(replace(task, status=TaskStatus.ACTIVE, training_reveals=body.groups))
+    state.put_task(replace(
+        task, status=TaskStatus.ACTIVE, training_reveals=body.groups,
+        baseline_score=body.baseline_score,
+    ))
 
 
 def process_submit_model(

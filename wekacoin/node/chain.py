@@ -15,12 +15,11 @@ from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.settlement import compute_ranking_order, compute_winner
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
-from wekacoin.mempool import Mempool, MempoolError
+from wekacoin.mempool import Mempool
 from wekacoin.mempool.pool import Admission, Dropped
 from wekacoin.store import ChainStore
 from wekacoin.store.reader import TaskView
 from wekacoin.types.block import Block
-from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.genesis import Genesis
 from wekacoin.types.ranking import Outcome, Settlement
 from wekacoin.types.tx import Tx
@@ -88,17 +87,6 @@ class ChainService:
         return state
 
     # -- transactions --
-
-    def submit(self, raw: bytes | Tx, now_ms: int) -> Admission:
-        """Admit a transaction to the mempool or raise Rejected with the reason."""
-        try:
-            tx = raw if isinstance(raw, Tx) else decode(Tx, raw)
-        except DecodeError as e:
-            raise Rejected(f"not a transaction: {e}") from None
-        try:
-            return self.admit(tx, now_ms)
-        except MempoolError as e:
-            raise Rejected(str(e)) from None
 
     def admit(self, tx: Tx, now_ms: int) -> Admission:
         """Admit a transaction to the mempool; raises the mempool's own errors."""

@@ -31,6 +31,7 @@ from wekacoin.net import Network
 from wekacoin.net.api import Topic
 from wekacoin.net.blobstore import store_fetcher, store_provider
 from wekacoin.net.config import NetConfig
+from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService
 from wekacoin.node.config import NodeConfig
 from wekacoin.node.driver import ConsensusDriver
@@ -83,7 +84,8 @@ class Node:
                 self.chain, self.player, self.net.publish, self.metrics, clock,
                 self.evaluation.evaluate, self.syncer.fetch_block, self.syncer.sync,
             )
-            self.validators = Validators(self.chain, self.player, clock)
+            self.admissions = Admissions(self.chain, self.evaluation)
+            self.validators = Validators(self.chain, self.admissions, self.player, clock)
             self.chain.on_commit(self._on_commit)
         except BaseException:
             self.store.close()
@@ -194,7 +196,7 @@ class Node:
         dispatcher = Dispatcher(token)
         dispatcher.register("chain", ChainRpc(self.chain))
         dispatcher.register("tasks", TaskRpc(self.chain))
-        dispatcher.register("tx", TxRpc(self.chain, self.clock, self._relay_tx))
+        dispatcher.register("tx", TxRpc(self.chain, self.admissions, self.clock, self._relay_tx))
         dispatcher.register("blobs", BlobRpc(self.blobs, self.config.rpc.max_request_bytes))
         dispatcher.register("node", NodeRpc(self.status, self.peers))
         return make_app(dispatcher, self.config.rpc.max_request_bytes)

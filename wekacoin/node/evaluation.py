@@ -17,7 +17,7 @@ from wekacoin.chain.state import State
 from wekacoin.content.cid import verify_cid
 from wekacoin.errors import WekaError
 from wekacoin.evaluation.data import DataSchema
-from wekacoin.evaluation.evaluate import Submission, TaskSpec, evaluate_task
+from wekacoin.evaluation.evaluate import Submission, TaskSpec, check_baseline, evaluate_task
 from wekacoin.evaluation.outcome import Outcome as EvalOutcome
 from wekacoin.evaluation.outcome import Status
 from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits
@@ -25,6 +25,7 @@ from wekacoin.node.config import SandboxSection
 from wekacoin.ports import BlobStore
 from wekacoin.types.primitives import Score, SubmissionId
 from wekacoin.types.ranking import Outcome, RankEntry
+from wekacoin.types.tx import RevealTraining
 
 log = logging.getLogger("wekacoin.node.evaluation")
 
@@ -52,29 +53,44 @@ class EvaluationService:
         self.sandbox = sandbox
         self.settings = settings
 
-    def evaluate(self, state: State, task_id: int) -> TaskScores:
-        """Blocking: fetch, score and rank every submission of `task_id` as of `state`."""
-        started = time.monotonic()
-        task = state.get_task(task_id)
-        submissions = [state.get_submission(sid) for sid in task.submissions]
-        spec = task.spec
+    def _task_spec(self, spec) -> TaskSpec:
         limits = Limits(
             wall_seconds=spec.limits.eval_time_ms / 1000,
             cpu_seconds=self.settings.cpu_seconds,
             memory_bytes=self.settings.memory_mb * 2**20,
             file_bytes=self.settings.max_file_mb * 2**20,
         )
-        eval_spec = TaskSpec(
+        return TaskSpec(
             spec.metric,
             DataSchema(spec.schema.feature_columns, spec.schema.label_column, spec.schema.kind),
             spec.limits.max_model_bytes, limits,
         )
+
+    def check_training_reveal(self, state: State, reveal: RevealTraining) -> None:
+        """Blocking: raise a WekaError unless the revealed training groups and the task's
+        baseline can be fetched and the baseline reproduces the stated training score. A node
+        relays a training reveal only after this passes (DESIGN.md, Evaluation)."""
+        task = state.get_task(reveal.task_id)
+        if task is None:
+            return  # the chain rules refuse it with a better message
+        training = {g.index: self.blobs.get(g.cid) for g in reveal.groups}
+        baseline = self.blobs.get(task.spec.baseline_cid)
+        check_baseline(self._task_spec(task.spec), training, baseline, reveal.baseline_score,
+                       self.sandbox)
+
+    def evaluate(self, state: State, task_id: int) -> TaskScores:
+        """Blocking: fetch, score and rank every submission of `task_id` as of `state`."""
+        started = time.monotonic()
+        task = state.get_task(task_id)
+        submissions = [state.get_submission(sid) for sid in task.submissions]
+        spec = task.spec
+        eval_spec = self._task_spec(spec)
         try:
             training = {g.index: self.blobs.get(g.cid) for g in task.training_reveals}
             test = {g.index: self.blobs.get(g.cid) for g in task.test_reveals} or None
             baseline = self.blobs.get(spec.baseline_cid)
             result = evaluate_task(
-                eval_spec, training, test, baseline, spec.baseline_score,
+                eval_spec, training, test, baseline, task.baseline_score,
                 [Submission(str(s.id), s.train_score, None, s.model_cid) for s in submissions],
                 self.sandbox, fetch=self.blobs.get, verify=verify_cid,
             )

@@ -10,7 +10,7 @@ node may simply be behind, and the state machine keeps them until it gets there.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Awaitable, Callable
 
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.consensus.player import Player
@@ -19,6 +19,7 @@ from wekacoin.errors import WekaError
 from wekacoin.mempool.errors import AlreadyKnown, InvalidTransaction
 from wekacoin.chain.errors import BadSignature
 from wekacoin.net.api import Accept, Ignore, Reject, Topic, Verdict
+from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService
 from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.ranking import SignedRanking
@@ -28,31 +29,33 @@ ROUNDS_AHEAD = 2  # how far ahead of our round we still deliver (and relay) cons
 
 
 class Validators:
-    def __init__(self, chain: ChainService, player: Player, clock: Callable[[], int]) -> None:
+    def __init__(self, chain: ChainService, admissions: Admissions, player: Player,
+                 clock: Callable[[], int]) -> None:
         self.chain = chain
+        self.admissions = admissions
         self.player = player
         self.clock = clock
 
-    def for_topic(self, topic: Topic) -> Callable[[bytes], Verdict]:
+    def for_topic(self, topic: Topic) -> Callable[[bytes], Verdict | Awaitable[Verdict]]:
         return {
             Topic.TX: self.tx, Topic.VOTE: self.vote, Topic.PROPOSAL: self.proposal,
             Topic.RANKING: self.ranking,
         }[topic]
 
-    def tx(self, data: bytes) -> Verdict:
+    async def tx(self, data: bytes) -> Verdict:
         """Admit to the mempool: relayed only if this node would include it."""
         try:
             tx = decode(Tx, data)
         except DecodeError:
             return Reject
         try:
-            self.chain.admit(tx, self.clock())
+            await self.admissions.admit(tx, self.clock())
         except AlreadyKnown:
             return Ignore
         except InvalidTransaction as e:
             return Reject if isinstance(e.error, BadSignature) else Ignore
         except WekaError:
-            return Ignore  # pool full, nonce gap, ...: fine from an honest peer
+            return Ignore  # pool full, nonce gap, data not yet reachable: fine from an honest peer
         return Accept
 
     def _round_verdict(self, round_: int, prev_hash: bytes, check: Callable[[], object]) -> Verdict:

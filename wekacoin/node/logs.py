@@ -21,8 +21,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class _DialNoise(logging.Filter):
+    """libp2p logs every failed dial as an ERROR, which peers that are starting or stopping
+    cause all the time; our network layer reports real connection problems itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and "Failed to open TCP stream" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def setup_logging(level: str, fmt: str, node_name: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_DialNoise())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

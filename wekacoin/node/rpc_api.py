@@ -14,7 +14,11 @@ import trio
 
 from wekacoin.content.errors import ContentError, InvalidCidError
 from wekacoin.crypto.keys import AddressError, format_address, parse_address
+from wekacoin.mempool import MempoolError
+from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService, Rejected
+from wekacoin.types.codec import DecodeError, decode
+from wekacoin.types.tx import Tx
 from wekacoin.ports import BlobStore
 from wekacoin.rpc.protocol import REJECTED, InvalidParams, NotFound, RpcError, parse_hex, rpc_method
 from wekacoin.rpc.views import to_json
@@ -167,19 +171,25 @@ class TaskRpc:
 
 
 class TxRpc:
-    def __init__(self, chain: ChainService, clock: Clock, relay: Callable[[bytes], None]) -> None:
+    def __init__(self, chain: ChainService, admissions: Admissions, clock: Clock,
+                 relay: Callable[[bytes], None]) -> None:
         self._chain = chain
+        self._admissions = admissions
         self._clock = clock
         self._relay = relay
 
     @rpc_method(mutating=True)
-    def submit(self, tx: str) -> dict[str, Any]:
+    async def submit(self, tx: str) -> dict[str, Any]:
         """Admit a signed transaction (hex of its encoding) and gossip it; -32010 with the
         reason if the node refuses it."""
         raw = parse_hex(tx, "tx")
         try:
-            admission = self._chain.submit(raw, self._clock())
-        except Rejected as e:
+            decoded = decode(Tx, raw)
+        except DecodeError as e:
+            raise RpcError(REJECTED, f"not a transaction: {e}") from None
+        try:
+            admission = await self._admissions.admit(decoded, self._clock())
+        except (Rejected, MempoolError) as e:
             raise RpcError(REJECTED, str(e)) from None
         self._relay(raw)
         return {"id": admission.vtx.id.hex(), "ready": admission.ready}

@@ -24,7 +24,7 @@ from wekacoin.types.ranking import (
     CandidateRanking, Outcome, RankEntry, Settlement, SignedRanking, ranking_signing_message,
 )
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, TaskLimits, Tx, TxBody,
+    DataSchema, GroupReveal, PublishTask, RevealTraining, TaskLimits, Tx, TxBody,
 )
 
 # Local-testnet timing: short windows so a whole task lifecycle fits in a few dozen blocks.
@@ -53,9 +53,14 @@ class TaskData:
 
     cids: list[str]
     nonces: list[bytes]
+    baseline_score: int = 500_000
 
     def reveals(self, indices) -> tuple[GroupReveal, ...]:
         return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
+
+    def reveal_training(self, task_id: int, test_groups) -> RevealTraining:
+        training = [i for i in range(len(self.cids)) if i not in set(test_groups)]
+        return RevealTraining(task_id, self.reveals(training), self.baseline_score)
 
 
 @dataclass
@@ -133,6 +138,7 @@ class LocalChain:
         data = TaskData(
             cids=[fake_cid(f"{label}/group/{i}") for i in range(groups)],
             nonces=[hashlib.sha256(f"{label}/nonce/{i}".encode()).digest() for i in range(groups)],
+            baseline_score=baseline_score,
         )
         kind = TaskKind.REGRESSION if Metric(metric) in (Metric.RMSE, Metric.MAE, Metric.R2) \
             else TaskKind.CLASSIFICATION
@@ -142,7 +148,7 @@ class LocalChain:
             limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000),
             tbh=tbh if tbh is not None else self.height + 1 + self.params.min_training_period,
             reward=reward, hosting_fee=hosting_fee, participation_fee=participation_fee,
-            baseline_cid=fake_cid(f"{label}/baseline"), baseline_score=baseline_score,
+            baseline_cid=fake_cid(f"{label}/baseline"),
             group_commitments=tuple(group_commitment(n, c) for n, c in zip(data.nonces, data.cids)),
         )
         return spec, data
@@ -162,7 +168,7 @@ class LocalChain:
         entries = tuple(
             RankEntry(sid, *results.get(sid, (Outcome.INVALID, 0, 0))) for sid in task.submissions
         )
-        b_outcome, b_score = baseline or (Outcome.SCORED, task.spec.baseline_score)
+        b_outcome, b_score = baseline or (Outcome.SCORED, task.baseline_score)
         signed = []
         for i in evaluators:
             key = self.keys[i]

@@ -72,6 +72,8 @@ class Task:
     escrow: Amount
     """Reward + hosting fee + participation fees still held by the task."""
     training_reveals: tuple[GroupReveal, ...] = ()
+    baseline_score: Score = 0
+    """The baseline's score on the training set, as the supplier stated it with the reveal."""
     test_reveals: tuple[GroupReveal, ...] = ()
     submissions: tuple[SubmissionId, ...] = ()
     evaluation_seed: Hash = bytes(32)

@@ -59,8 +59,6 @@ class PublishTask:
     hosting_fee: Amount
     participation_fee: Amount
     baseline_cid: str
-    baseline_score: Score
-    """The baseline model's score on the training set."""
     group_commitments: tuple[Hash, ...]
 
 
@@ -73,9 +71,13 @@ class GroupReveal:
 
 @dataclass(frozen=True, slots=True)
 class RevealTraining:
+    """The training groups, and the baseline's score on them: the supplier can compute it
+    only now, since the chain drew the split when it included the task."""
+
     KIND: ClassVar[int] = 3
     task_id: TaskId
     groups: tuple[GroupReveal, ...]
+    baseline_score: Score
 
 
 @dataclass(frozen=True, slots=True)
