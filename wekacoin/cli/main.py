@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import typer
 
-from wekacoin.cli import node_cmds, testnet, wallet
+from wekacoin.cli import competition_cmds, demo_cmd, node_cmds, testnet, wallet
 from wekacoin.cli.common import DEFAULT_KEY, DEFAULT_RPC, Settings, errors
 from wekacoin.errors import WekaError
 
@@ -18,6 +18,9 @@ app = typer.Typer(
 )
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(testnet.app, name="testnet")
+app.add_typer(competition_cmds.task_app, name="task")
+app.add_typer(competition_cmds.model_app, name="model")
+app.command()(demo_cmd.demo)
 app.command()(node_cmds.init)
 app.command()(node_cmds.node)
 app.command()(node_cmds.status)

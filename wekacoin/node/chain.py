@@ -21,6 +21,7 @@ from wekacoin.store import ChainStore
 from wekacoin.store.reader import TaskView
 from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis
+from wekacoin.types.primitives import Address
 from wekacoin.types.ranking import Outcome, Settlement
 from wekacoin.types.tx import Tx
 from wekacoin.errors import WekaError
@@ -38,7 +39,7 @@ class Rejected(WekaError):
 class LeaderboardRow:
     rank: int | None
     submission_id: int
-    trainer: bytes
+    trainer: Address
     outcome: Outcome | None
     score: int | None
     model_size: int | None

@@ -1,0 +1,93 @@
+"""A wallet's view of a node: sign locally, submit over RPC, wait for heights and blocks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from wekacoin.chain.transactions import sign_tx
+from wekacoin.crypto.keys import KeyPair, format_address
+from wekacoin.errors import WekaError
+from wekacoin.rpc.client import RpcCallError, RpcClient
+from wekacoin.types.codec import encode
+from wekacoin.types.tx import TxBody
+
+POLL_S = 0.25
+
+
+class ClientError(WekaError):
+    """A workflow step that cannot go on (refused transaction, timeout, missing task...)."""
+
+
+@dataclass
+class ChainClient:
+    rpc: RpcClient
+    keypair: KeyPair
+    on_wait: Callable[[str], None] | None = None  # progress callback for long waits
+
+    @property
+    def address(self) -> str:
+        return format_address(self.keypair.address)
+
+    def info(self) -> dict[str, Any]:
+        return self.rpc.call("chain.info")
+
+    def height(self) -> int:
+        return self.rpc.call("node.status")["height"]
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return self.rpc.call("tasks.get", task_id=task_id)
+
+    def send(self, body: TxBody, *, fee: int | None = None, wait: bool = True,
+             timeout_s: float = 120.0) -> dict[str, Any]:
+        """Sign `body` and submit it; with `wait`, return once it is in a block:
+        {"id": hex, "height": int | None}."""
+        info = self.info()
+        account = self.rpc.call("chain.account", address=self.address)
+        tx = sign_tx(
+            self.keypair, bytes.fromhex(info["genesis_hash"]), account["next_nonce"],
+            info["params"]["min_tx_fee"] if fee is None else fee, body,
+        )
+        try:
+            tx_id = self.rpc.call("tx.submit", tx=encode(tx).hex())["id"]
+        except RpcCallError as e:
+            raise ClientError(f"the node refused the {type(body).__name__}: {e.message}") from None
+        if not wait:
+            return {"id": tx_id, "height": None}
+        return {"id": tx_id, "height": self.wait_for_tx(tx_id, timeout_s)}
+
+    def wait_for_tx(self, tx_id: str, timeout_s: float = 120.0) -> int:
+        self._note(f"waiting for transaction {tx_id[:12]}… to be in a block")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.rpc.call("chain.tx", id=tx_id)
+            if found is not None and found.get("height") is not None:
+                return found["height"]
+            if found is not None and found.get("rejected"):
+                raise ClientError(f"transaction {tx_id} was dropped: {found['rejected']}")
+            time.sleep(POLL_S)
+        raise ClientError(f"transaction {tx_id} is not in a block after {timeout_s:.0f} s")
+
+    def wait_for_height(self, height: int, timeout_s: float = 600.0, what: str = "") -> None:
+        self._note(f"waiting for height {height}{' (' + what + ')' if what else ''}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.height() >= height:
+                return
+            time.sleep(POLL_S)
+        raise ClientError(f"the chain did not reach height {height} within {timeout_s:.0f} s")
+
+    def wait_for_phase(self, task_id: int, phases: tuple[str, ...], timeout_s: float = 600.0) -> dict:
+        self._note(f"waiting for task {task_id} to be {' or '.join(phases)}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            task = self.task(task_id)
+            if task["phase"] in phases:
+                return task
+            time.sleep(POLL_S)
+        raise ClientError(f"task {task_id} did not reach {phases} within {timeout_s:.0f} s")
+
+    def _note(self, message: str) -> None:
+        if self.on_wait is not None:
+            self.on_wait(message)

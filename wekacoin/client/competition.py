@@ -1,0 +1,204 @@
+"""The competition workflows of suppliers and trainers, over a node's RPC.
+
+Supplier: `publish_task` (commit to the groups, publish, then reveal the training groups with
+the baseline's score on them as soon as the chain has drawn the split), `reveal_test` after
+`tbh`. Trainer: `submit_model` (score on the training set locally, commit), `reveal_model`
+after the test reveal. Secrets (nonces, test groups, models) stay in a local workspace
+directory until their reveal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wekacoin.chain.tasks import model_commitment
+from wekacoin.client.chainclient import ChainClient, ClientError
+from wekacoin.client.datasets import PreparedData
+from wekacoin.content.cid import compute_cid
+from wekacoin.evaluation.data import DataSchema
+from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec, predict
+from wekacoin.evaluation.outcome import Status
+from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits
+from wekacoin.types.metric import Metric, TaskKind
+from wekacoin.types.tx import (
+    DataSchema as ChainSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining,
+    SubmitModel, TaskLimits,
+)
+
+log = logging.getLogger("wekacoin.client")
+
+
+# -- the local workspace --
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    def task_dir(self, key: str) -> Path:
+        path = self.root / "tasks" / key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_task(self, task_id: int, data: PreparedData, baseline: bytes) -> None:
+        d = self.task_dir(str(task_id))
+        for i, blob in enumerate(data.groups):
+            (d / f"group{i}.csv").write_bytes(blob)
+        (d / "baseline.onnx").write_bytes(baseline)
+        (d / "secrets.json").write_text(json.dumps({
+            "cids": data.cids, "nonces": [n.hex() for n in data.nonces],
+        }, indent=1))
+
+    def load_task(self, task_id: int) -> tuple[list[bytes], list[str], list[bytes]]:
+        d = self.root / "tasks" / str(task_id)
+        try:
+            secrets = json.loads((d / "secrets.json").read_text())
+            groups = [(d / f"group{i}.csv").read_bytes() for i in range(len(secrets["cids"]))]
+        except (OSError, ValueError, KeyError):
+            raise ClientError(f"no secrets for task {task_id} in {d} (published from elsewhere?)") from None
+        return groups, secrets["cids"], [bytes.fromhex(n) for n in secrets["nonces"]]
+
+    def save_model(self, task_id: int, model: bytes) -> str:
+        cid = compute_cid(model)
+        (self.task_dir(f"model-{task_id}") / f"{cid}.model").write_bytes(model)
+        return cid
+
+    def models(self, task_id: int) -> dict[str, bytes]:
+        d = self.root / "tasks" / f"model-{task_id}"
+        return {p.stem: p.read_bytes() for p in sorted(d.glob("*.model"))} if d.exists() else {}
+
+
+# -- shared helpers --
+
+
+def task_spec_of(task: dict[str, Any], limits: Limits | None = None) -> TaskSpec:
+    spec = task["spec"]
+    schema = DataSchema(tuple(spec["schema"]["feature_columns"]), spec["schema"]["label_column"],
+                        TaskKind(spec["schema"]["kind"]))
+    limits = limits or Limits(wall_seconds=spec["limits"]["eval_time_ms"] / 1000)
+    return TaskSpec(Metric(spec["metric"]), schema, spec["limits"]["max_model_bytes"], limits)
+
+
+def upload(client: ChainClient, data: bytes) -> str:
+    return client.rpc.call("blobs.put", data=base64.b64encode(data).decode())["cid"]
+
+
+def download(client: ChainClient, cid: str) -> bytes:
+    blob = base64.b64decode(client.rpc.call("blobs.get", cid=cid)["data"])
+    if compute_cid(blob) != cid:
+        raise ClientError(f"the node sent bytes that do not match {cid}")
+    return blob
+
+
+def training_score(task: dict, training: dict[int, bytes], model: bytes,
+                   sandbox: ForkServerSandbox) -> int:
+    """The score a model gets on the training groups: what a SubmitModel states and what
+    evaluators recompute to the unit."""
+    with EvaluationSession(task_spec_of(task), training, None, sandbox) as session:
+        outcome = session.evaluate(model, 0, check_claim=False)
+    if outcome.status is not Status.SCORED:
+        raise ClientError(f"the model cannot be scored on the training set: {outcome.reason}")
+    return outcome.score
+
+
+# -- supplier --
+
+
+def publish_task(
+    client: ChainClient, workspace: Workspace, data: PreparedData, baseline: bytes, *,
+    title: str, metric: Metric, reward: int, hosting_fee: int, participation_fee: int,
+    training_blocks: int, eval_seconds: int, max_model_bytes: int,
+) -> int:
+    """Publish the task and wait until it is on the chain; returns its id."""
+    baseline_cid = upload(client, baseline)
+    height = client.height()
+    spec = PublishTask(
+        title=title, metric=metric,
+        schema=ChainSchema(data.schema.kind, data.schema.feature_columns, data.schema.label_column),
+        limits=TaskLimits(max_model_bytes, eval_seconds * 1000),
+        tbh=height + 1 + training_blocks, reward=reward, hosting_fee=hosting_fee,
+        participation_fee=participation_fee, baseline_cid=baseline_cid,
+        group_commitments=data.commitments,
+    )
+    client.send(spec)
+    commitments = [c.hex() for c in data.commitments]
+    for summary in reversed(client.rpc.call("tasks.list")):
+        task = client.task(summary["id"])
+        if task["spec"]["group_commitments"] == commitments:
+            workspace.save_task(task["id"], data, baseline)
+            return task["id"]
+    raise ClientError("the task is in a block but the node does not list it")
+
+
+def reveal_training(client: ChainClient, workspace: Workspace, task_id: int,
+                    sandbox: ForkServerSandbox) -> int:
+    """Upload the training groups the chain drew, score the baseline on them, reveal."""
+    groups, cids, nonces = workspace.load_task(task_id)
+    task = client.task(task_id)
+    test = set(task["test_groups"])
+    training = {i: groups[i] for i in range(len(groups)) if i not in test}
+    for blob in training.values():
+        upload(client, blob)
+    baseline = (workspace.root / "tasks" / str(task_id) / "baseline.onnx").read_bytes()
+    score = training_score(task, training, baseline, sandbox)
+    reveals = tuple(GroupReveal(i, cids[i], nonces[i]) for i in sorted(training))
+    client.send(RevealTraining(task_id, reveals, score))
+    return score
+
+
+def reveal_test(client: ChainClient, workspace: Workspace, task_id: int) -> None:
+    groups, cids, nonces = workspace.load_task(task_id)
+    task = client.task(task_id)
+    indices = sorted(task["test_groups"])
+    for i in indices:
+        upload(client, groups[i])
+    client.send(RevealTest(task_id, tuple(GroupReveal(i, cids[i], nonces[i]) for i in indices)))
+
+
+# -- trainer --
+
+
+def training_data(client: ChainClient, task: dict) -> dict[int, bytes]:
+    return {g["index"]: download(client, g["cid"]) for g in task["training_reveals"]}
+
+
+def submit_model(client: ChainClient, workspace: Workspace, task_id: int, model: bytes,
+                 sandbox: ForkServerSandbox) -> tuple[str, int]:
+    """Score the model on the training groups, commit to it; returns (CID, training score)."""
+    task = client.task(task_id)
+    if task["phase"] != "training":
+        raise ClientError(f"task {task_id} takes no submissions: it is {task['phase']}")
+    score = training_score(task, training_data(client, task), model, sandbox)
+    cid = workspace.save_model(task_id, model)
+    commitment = model_commitment(client.keypair.address, cid)
+    client.send(SubmitModel(task_id, commitment, score))
+    return cid, score
+
+
+def reveal_model(client: ChainClient, workspace: Workspace, task_id: int) -> list[str]:
+    """Upload and reveal every model this workspace submitted to the task."""
+    models = workspace.models(task_id)
+    if not models:
+        raise ClientError(f"no submitted models for task {task_id} in {workspace.root}")
+    for cid, model in models.items():
+        upload(client, model)
+        client.send(RevealModel(task_id, cid))
+    return list(models)
+
+
+def winning_model(client: ChainClient, task_id: int) -> tuple[dict, bytes]:
+    task = client.task(task_id)
+    winners = [row for row in task["leaderboard"] if row["winner"]]
+    if not winners:
+        raise ClientError(f"task {task_id} has no winning model ({task['phase']})")
+    return task, download(client, winners[0]["model_cid"])
+
+
+def predict_csv(task: dict, model: bytes, features_csv: bytes, sandbox: ForkServerSandbox):
+    return predict(model, features_csv, task_spec_of(task).schema, sandbox)
+
