@@ -19,6 +19,20 @@ DIR_OPTION = typer.Option(Path(".testnet"), "--dir", help="Testnet directory.")
 
 
 @app.command()
+def init(
+    nodes: int = typer.Option(4, min=1, max=16, help="Number of validators."),
+    dir: Path = DIR_OPTION,
+    docker: bool = typer.Option(False, help="For docker-compose: service names, Kubo sidecars."),
+) -> None:
+    """Create a testnet directory (keys, genesis, one node.toml per node) without starting it."""
+    layout = tn.Layout.docker(nodes) if docker else None
+    tn.generate(dir, nodes, layout=layout)
+    console.print(f"created a {nodes}-validator testnet in {dir}")
+    if docker:
+        console.print("start it with: docker compose up (see docker-compose.yml)")
+
+
+@app.command()
 def up(
     nodes: int = typer.Option(4, min=1, max=16, help="Number of validators (first run only)."),
     dir: Path = DIR_OPTION,

@@ -71,19 +71,43 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where the nodes of a testnet listen and how they find each other."""
+
+    ports: list[NodePorts]
+    listen_host: str = "127.0.0.1"
+    peer_hosts: list[str] | None = None
+    """Multiaddr prefix peers dial for node i ("/ip4/127.0.0.1", "/dns4/node0"...)."""
+    rpc_bind: str = "127.0.0.1"
+    kubo: list[str] | None = None
+    """Kubo API multiaddr per node (blob backend "kubo"); None: the embedded blob store."""
+
+    @classmethod
+    def local(cls, nodes: int) -> Layout:
+        flat = free_ports(3 * nodes)
+        return cls([NodePorts(*flat[3 * i: 3 * i + 3]) for i in range(nodes)])
+
+    @classmethod
+    def docker(cls, nodes: int) -> Layout:
+        """docker-compose: services node<i> and kubo<i>, the same ports in every container."""
+        return cls(
+            [NodePorts(30333, 8645, 9645)] * nodes, listen_host="0.0.0.0",
+            peer_hosts=[f"/dns4/node{i}" for i in range(nodes)], rpc_bind="0.0.0.0",
+            kubo=[f"/dns4/kubo{i}/tcp/5001/http" for i in range(nodes)],
+        )
+
+
 def generate(
     root: Path, nodes: int, *, wallets: tuple[str, ...] = ("supplier", "trainer1", "trainer2", "trainer3"),
-    params: Params = LOCAL_PARAMS, ports: list[NodePorts] | None = None,
-    chain_id: str = "wekacoin-testnet", bind: str = "127.0.0.1", kubo: list[str] | None = None,
+    params: Params = LOCAL_PARAMS, layout: Layout | None = None, chain_id: str = "wekacoin-testnet",
 ) -> Genesis:
     """Write a fresh testnet into `root`; refuses a directory that already holds one."""
     if (root / "genesis.json").exists():
         raise TestnetError(f"{root} already holds a testnet (remove it or use another --dir)")
     if nodes < 1:
         raise TestnetError("a testnet needs at least one node")
-    if ports is None:
-        flat = free_ports(3 * nodes)
-        ports = [NodePorts(*flat[3 * i: 3 * i + 3]) for i in range(nodes)]
+    layout = layout or Layout.local(nodes)
     root.mkdir(parents=True, exist_ok=True)
     (root / "password").write_text(PASSWORD + "\n")
     keys = [KeyPair.generate() for _ in range(nodes)]
@@ -103,29 +127,29 @@ def generate(
     (root / "genesis.json").write_text(genesis_to_json(genesis))
     from wekacoin.net import peer_id_from_seed
 
-    addrs = [f"/ip4/{bind}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}" for k, p in zip(keys, ports)]
-    for i, (key, p) in enumerate(zip(keys, ports)):
+    hosts = layout.peer_hosts or [f"/ip4/{layout.listen_host}"] * nodes
+    addrs = [f"{h}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}"
+             for h, k, p in zip(hosts, keys, layout.ports)]
+    for i, (key, p) in enumerate(zip(keys, layout.ports)):
         home = root / f"node{i}"
         home.mkdir()
         save_keystore(home / "validator.key", key, PASSWORD, cost="interactive")
         blobs = {"backend": "embedded"}
-        if kubo is not None:
-            blobs = {"backend": "kubo", "kubo_api": kubo[i]}
+        if layout.kubo is not None:
+            blobs = {"backend": "kubo", "kubo_api": layout.kubo[i]}
         config = {
             "node": {"data_dir": "data", "genesis": "../genesis.json"},
             "keys": {"keystore": "validator.key", "password_file": "../password"},
-            "network": {"listen": f"/ip4/{bind}/tcp/{p.p2p}",
+            "network": {"listen": f"/ip4/{layout.listen_host}/tcp/{p.p2p}",
                         "bootstrap": [a for j, a in enumerate(addrs) if j != i]},
-            "rpc": {"bind": "127.0.0.1" if bind == "127.0.0.1" else "0.0.0.0", "port": p.rpc,
-                    "token_file": "data/rpc.token"},
-            "metrics": {"bind": "127.0.0.1" if bind == "127.0.0.1" else "0.0.0.0",
-                        "port": p.metrics},
+            "rpc": {"bind": layout.rpc_bind, "port": p.rpc, "token_file": "data/rpc.token"},
+            "metrics": {"bind": layout.rpc_bind, "port": p.metrics},
             "blobs": blobs,
         }
         (home / "node.toml").write_text(tomli_w.dumps(config))
     (root / "testnet.json").write_text(json.dumps({
         "chain_id": chain_id, "nodes": nodes,
-        "rpc": [f"http://127.0.0.1:{p.rpc}/" for p in ports],
+        "rpc": [f"http://127.0.0.1:{p.rpc}/" for p in layout.ports],
         "validators": [format_address(k.address) for k in keys],
         "wallets": {name: format_address(k.address) for name, k in wallet_keys.items()},
     }, indent=2) + "\n")
