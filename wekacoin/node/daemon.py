@@ -198,7 +198,7 @@ class Node:
         dispatcher.register("tasks", TaskRpc(self.chain))
         dispatcher.register("tx", TxRpc(self.chain, self.admissions, self.clock, self._relay_tx))
         dispatcher.register("blobs", BlobRpc(self.blobs, self.config.rpc.max_request_bytes))
-        dispatcher.register("node", NodeRpc(self.status, self.peers))
+        dispatcher.register("node", NodeRpc(self.status, self.peers, lambda: list(self.driver.vote_log)))
         return make_app(dispatcher, self.config.rpc.max_request_bytes)
 
     def _relay_tx(self, raw: bytes) -> None:

@@ -10,7 +10,10 @@ and reports back with an event, so the state machine never waits.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
+from collections import deque
 from typing import Callable
 
 import trio
@@ -38,6 +41,7 @@ log = logging.getLogger("wekacoin.node.driver")
 
 Clock = Callable[[], int]
 _QUEUE = 100_000  # events; gossip beyond this is dropped (and counted) rather than stall the net
+_VOTE_LOG = 4_096
 
 
 class ConsensusDriver:
@@ -60,6 +64,8 @@ class ConsensusDriver:
         self._nursery: trio.Nursery | None = None
         self.dropped_events = 0
         self._evaluating: set[int] = set()
+        self.vote_log: deque[tuple[str, str, int]] = deque(maxlen=_VOTE_LOG)
+        """(vote hash, "sent" | "received", wall-clock ns): diagnostics of vote propagation."""
 
     # -- inputs (any task on the trio thread) --
 
@@ -74,6 +80,7 @@ class ConsensusDriver:
         try:
             if topic is Topic.VOTE:
                 self._metrics.votes.inc()
+                self.vote_log.append((hashlib.sha256(data).hexdigest(), "received", time.time_ns()))
                 self.submit(VoteReceived(decode(UnverifiedVote, data), now))
             elif topic is Topic.PROPOSAL:
                 self.submit(ProposalReceived(decode(UnverifiedProposal, data), now))
@@ -138,9 +145,11 @@ class ConsensusDriver:
     async def _broadcast(self, message) -> None:
         topic = (Topic.VOTE if isinstance(message, UnverifiedVote)
                  else Topic.PROPOSAL if isinstance(message, UnverifiedProposal) else Topic.RANKING)
+        data = encode(message)
         if topic is Topic.VOTE:
             self._metrics.votes_sent.inc()
-        await self._publish(topic, encode(message))
+            self.vote_log.append((hashlib.sha256(data).hexdigest(), "sent", time.time_ns()))
+        await self._publish(topic, data)
 
     def _assemble(self, request: AssembleBlock) -> None:
         state = self.chain.state

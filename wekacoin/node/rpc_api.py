@@ -18,6 +18,7 @@ from wekacoin.mempool import MempoolError
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService, Rejected
 from wekacoin.types.codec import DecodeError, decode
+from wekacoin.consensus.messages import Certificate
 from wekacoin.types.tx import Tx
 from wekacoin.ports import BlobStore
 from wekacoin.rpc.protocol import REJECTED, InvalidParams, NotFound, RpcError, parse_hex, rpc_method
@@ -25,6 +26,7 @@ from wekacoin.rpc.views import to_json
 from wekacoin.types.block import Block
 
 Clock = Callable[[], int]
+_FINALITY_LOOKAHEAD = 64  # blocks after a TENTATIVE one searched for a FINAL certificate
 
 
 def _address(text: Any) -> bytes:
@@ -34,8 +36,10 @@ def _address(text: Any) -> bytes:
         raise InvalidParams(str(e)) from None
 
 
-def block_json(block: Block, full: bool = True) -> dict[str, Any]:
+def block_json(block: Block, full: bool = True, final: bool | None = None) -> dict[str, Any]:
     out = {"hash": block.hash.hex(), **to_json(block.header), "tx_count": len(block.txs)}
+    if final is not None:
+        out["final"] = final
     if full:
         out["txs"] = [tx_json(tx) for tx in block.txs]
         out["meta"] = to_json(block.meta)
@@ -88,7 +92,19 @@ class ChainRpc:
             block = self._chain.store.get_block_by_hash(parse_hex(hash, "hash", 32))
         if block is None:
             raise NotFound("no such block")
-        return block_json(block, full)
+        return block_json(block, full, self._is_final(block.height))
+
+    def _is_final(self, height: int) -> bool | None:
+        """FINAL if its own certificate is, or if a later block's is (which makes it final)."""
+        store = self._chain.store
+        for h in range(height, min(store.height, height + _FINALITY_LOOKAHEAD) + 1):
+            raw = store.get_certificate(h)
+            try:
+                if raw and decode(Certificate, raw).final:
+                    return True
+            except DecodeError:
+                return None
+        return False
 
     @rpc_method
     def tx(self, id: str) -> dict[str, Any] | None:
@@ -245,9 +261,11 @@ class BlobRpc:
 
 
 class NodeRpc:
-    def __init__(self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]],
+                 vote_log: Callable[[], list[tuple[str, str, int]]]) -> None:
         self._status = status
         self._peers = peers
+        self._vote_log = vote_log
 
     @rpc_method
     def status(self) -> dict[str, Any]:
@@ -258,5 +276,13 @@ class NodeRpc:
     def peers(self) -> list[dict[str, Any]]:
         """Connected peers (after the chain handshake) with their advertised tips."""
         return self._peers()
+
+    @rpc_method
+    def recent_votes(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Diagnostics: the last votes this node sent or received, with wall-clock times (ns),
+        to measure propagation between nodes on one machine."""
+        if type(limit) is not int or limit < 1:
+            raise InvalidParams("limit is a positive integer")
+        return [{"vote": v, "event": e, "time_ns": t} for v, e, t in self._vote_log()[-limit:]]
 
 

@@ -1,0 +1,35 @@
+"""Certificates for blocks built outside consensus (tests and benchmarks): the validators'
+real FINAL-step votes, with real sortition credentials and signatures, as BA* would gather
+them. Sync checks such a certificate exactly like one from a live network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from wekacoin.chain.state import State
+from wekacoin.consensus.messages import FINAL_STEP, Certificate, VoteBody, sign_vote
+from wekacoin.consensus.verify import is_quorum
+from wekacoin.crypto.keys import KeyPair
+from wekacoin.sortition import Role, select, sortition_alpha
+from wekacoin.types.block import Block
+
+
+def certify_block(state: State, block: Block, keys: Sequence[KeyPair]) -> Certificate:
+    """FINAL votes for `block` (which extends `state`) from those of `keys` that sortition
+    seats on the final committee, until they weigh a quorum."""
+    params = state.params
+    round_ = state.height + 1
+    alpha = sortition_alpha(state.tip.seed, Role.FINAL, round_, 0, FINAL_STEP)
+    votes, weight = [], 0
+    for key in sorted(keys, key=lambda k: k.public_key):
+        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake,
+                      params.tau_final)
+        if seat is None:
+            continue
+        body = VoteBody(round_, 0, FINAL_STEP, state.block_hash, block.hash, key.public_key,
+                        seat.proof)
+        votes.append(sign_vote(key, state.config.genesis_hash, body))
+        weight += seat.subusers
+        if is_quorum(params, FINAL_STEP, weight):
+            return Certificate(round_, 0, FINAL_STEP, block.hash, tuple(votes))
+    raise ValueError(f"the keys weigh {weight} sub-users: not a final quorum")
