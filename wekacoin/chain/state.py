@@ -191,6 +191,12 @@ class State:
 
     # -- raw access --
 
+    def previous_raw(self, key: bytes) -> bytes | None:
+        """The entry as it was below this layer (what undoing this layer restores)."""
+        if self._parent is not None:
+            return self._parent.get_raw(key)
+        return self._source.get(key)
+
     def get_raw(self, key: bytes) -> bytes | None:
         if key in self._written:
             return self._encoded(key)

@@ -23,6 +23,8 @@ from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis
 from wekacoin.types.primitives import Address
 from wekacoin.types.ranking import Outcome, Settlement
+from wekacoin.consensus.messages import Certificate
+from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.tx import Tx
 from wekacoin.errors import WekaError
 
@@ -31,8 +33,15 @@ log = logging.getLogger("wekacoin.node.chain")
 _DROPPED_MEMORY = 10_000  # how many refused/dropped tx ids the node remembers, for RPC
 
 
+FINALITY_LOOKAHEAD = 64  # blocks after a TENTATIVE one searched for a FINAL certificate
+
+
 class Rejected(WekaError):
     """A transaction the node refused, with the reason."""
+
+
+class RollbackRefused(WekaError):
+    """A branch that would replace a FINAL block."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +64,7 @@ class ChainService:
         self._tip = store.state()
         self.mempool = mempool or Mempool(self._tip)
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
-        self._listeners: list[Callable[[Block, State], None]] = []
+        self._listeners: list[Callable[[State], None]] = []
 
     # -- the tip --
 
@@ -67,7 +76,8 @@ class ChainService:
     def height(self) -> int:
         return self._tip.height
 
-    def on_commit(self, listener: Callable[[Block, State], None]) -> None:
+    def on_tip(self, listener: Callable[[State], None]) -> None:
+        """Call `listener(new tip state)` after every commit and rollback."""
         self._listeners.append(listener)
 
     def commit(self, block: Block, state: State, certificate: bytes) -> None:
@@ -79,7 +89,42 @@ class ChainService:
         log.info("block %d %s txs=%d root=%s", block.height, block.hash.hex()[:12],
                  len(block.txs), block.header.state_root.hex()[:12])
         for listener in self._listeners:
-            listener(block, self._tip)
+            listener(self._tip)
+
+    def is_final(self, height: int) -> bool:
+        """A block is FINAL when its certificate is, or a later block's is (BA*: a FINAL block
+        makes the TENTATIVE ones before it final)."""
+        store = self.store
+        for h in range(height, min(store.height, height + FINALITY_LOOKAHEAD) + 1):
+            raw = store.get_certificate(h)
+            try:
+                if raw and decode(Certificate, raw).final:
+                    return True
+            except DecodeError:
+                log.warning("the certificate of block %d is unreadable", h)
+        return False
+
+    def rollback(self, to_height: int, now_ms: int) -> int:
+        """Drop the TENTATIVE blocks above `to_height` (never a FINAL one); their
+        transactions go back to the mempool when still valid. Returns how many went."""
+        if to_height >= self.height:
+            return 0
+        if self.is_final(to_height + 1):
+            raise RollbackRefused(f"block {to_height + 1} is FINAL: it cannot be rolled back")
+        txs = [tx for h in range(to_height + 1, self.height + 1) for tx in self.store.get_block(h).txs]
+        dropped = self.height - to_height
+        self.store.rollback(to_height)
+        self._tip = self.store.state()
+        self.mempool.on_commit(self._tip)
+        for tx in txs:
+            try:
+                self.admit(tx, now_ms)
+            except WekaError:
+                pass  # no longer valid on this branch: it is simply not pending any more
+        log.warning("rolled back %d TENTATIVE block(s) to height %d", dropped, to_height)
+        for listener in self._listeners:
+            listener(self._tip)
+        return dropped
 
     def apply_and_commit(self, block: Block, certificate: bytes) -> State:
         """Apply a block from a peer (after its certificate was checked) and commit it."""

@@ -79,14 +79,14 @@ class Node:
                 listen_host=host, listen_port=port, bootstrap=config.network.bootstrap,
             ), block_provider=self._provide_blocks,
                 blob_provider=store_provider(self.blobs) if self._embedded else None)
-            self.syncer = Syncer(self.chain, self.net, self.verifier, self._synced)
+            self.syncer = Syncer(self.chain, self.net, self.verifier, self._synced, clock)
             self.driver = ConsensusDriver(
                 self.chain, self.player, self.net.publish, self.metrics, clock,
                 self.evaluation.evaluate, self.syncer.fetch_block, self.syncer.sync,
             )
             self.admissions = Admissions(self.chain, self.evaluation)
             self.validators = Validators(self.chain, self.admissions, self.player, clock)
-            self.chain.on_commit(self._on_commit)
+            self.chain.on_tip(self._on_tip)
         except BaseException:
             self.store.close()
             raise
@@ -177,9 +177,9 @@ class Node:
             if self.syncer.best_peer_height() > self.chain.height + 1:
                 self._nursery.start_soon(self.syncer.sync)
 
-    def _on_commit(self, block, state) -> None:
-        self.net.set_tip(block.height, block.hash)
-        self.metrics.height.set(block.height)
+    def _on_tip(self, state) -> None:
+        self.net.set_tip(state.height, state.block_hash)
+        self.metrics.height.set(state.height)
 
     def _synced(self, block) -> None:
         self.driver.on_ledger_advanced(block)

@@ -89,9 +89,10 @@ class ConsensusDriver:
         except DecodeError:
             pass  # the topic validator already refused it; nothing to do
 
-    def on_ledger_advanced(self, block: Block) -> None:
-        """Blocks committed outside consensus (sync) move the round on too."""
-        self.submit(LedgerAdvanced(self.chain.state, block.header.time_ms, self._clock()))
+    def on_ledger_advanced(self, block: Block | None) -> None:
+        """Blocks committed (or rolled back: None) outside consensus move the round on too."""
+        tip_time = self._tip_time() if block is None else block.header.time_ms
+        self.submit(LedgerAdvanced(self.chain.state, tip_time, self._clock()))
 
     # -- the loop --
 

@@ -18,7 +18,6 @@ from wekacoin.mempool import MempoolError
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService, Rejected
 from wekacoin.types.codec import DecodeError, decode
-from wekacoin.consensus.messages import Certificate
 from wekacoin.types.tx import Tx
 from wekacoin.ports import BlobStore
 from wekacoin.rpc.protocol import REJECTED, InvalidParams, NotFound, RpcError, parse_hex, rpc_method
@@ -26,7 +25,6 @@ from wekacoin.rpc.views import to_json
 from wekacoin.types.block import Block
 
 Clock = Callable[[], int]
-_FINALITY_LOOKAHEAD = 64  # blocks after a TENTATIVE one searched for a FINAL certificate
 
 
 def _address(text: Any) -> bytes:
@@ -92,19 +90,7 @@ class ChainRpc:
             block = self._chain.store.get_block_by_hash(parse_hex(hash, "hash", 32))
         if block is None:
             raise NotFound("no such block")
-        return block_json(block, full, self._is_final(block.height))
-
-    def _is_final(self, height: int) -> bool | None:
-        """FINAL if its own certificate is, or if a later block's is (which makes it final)."""
-        store = self._chain.store
-        for h in range(height, min(store.height, height + _FINALITY_LOOKAHEAD) + 1):
-            raw = store.get_certificate(h)
-            try:
-                if raw and decode(Certificate, raw).final:
-                    return True
-            except DecodeError:
-                return None
-        return False
+        return block_json(block, full, self._chain.is_final(block.height))
 
     @rpc_method
     def tx(self, id: str) -> dict[str, Any] | None:

@@ -1,7 +1,13 @@
 """Catching up: fetch certified blocks from peers that are ahead, check each certificate
 against our own tip (a quorum of verified votes for exactly that block), apply the block with
 the chain rules, commit it. One sync at a time; a peer that sends a bad block or certificate
-is penalised and the next one is asked."""
+is penalised and the next one is asked.
+
+Forks: BA* can commit a TENTATIVE block that the rest of the network decided otherwise. When
+a peer ahead of us does not extend our tip, we find the last block we share, and if nothing
+of ours after it is FINAL we roll back to it and take the peer's (longer, certified) branch;
+a branch that would replace a FINAL block is refused and its peer penalised.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ from wekacoin.chain.errors import ChainError
 from wekacoin.consensus.messages import Certificate
 from wekacoin.consensus.verify import ConsensusError, RoundContext, Verifier, verify_certificate
 from wekacoin.net.errors import RequestError, SyncError
-from wekacoin.node.chain import ChainService
+from wekacoin.node.chain import ChainService, RollbackRefused
+from wekacoin.store.layout import UNDO_DEPTH
 from wekacoin.types.block import Block
 from wekacoin.types.codec import DecodeError, decode
 
@@ -26,11 +33,13 @@ BATCH = 128  # blocks per request
 
 class Syncer:
     def __init__(self, chain: ChainService, net, verifier: Verifier,
-                 on_block: Callable[[Block], None]) -> None:
+                 on_block: Callable[[Block | None], None], now: Callable[[], int]) -> None:
+        """`on_block(block)` after each block applied (None after a rollback)."""
         self.chain = chain
         self.net = net
         self.verifier = verifier
         self._on_block = on_block
+        self._now = now
         self._lock = trio.Lock()
         self.syncing = False
 
@@ -70,12 +79,57 @@ class Syncer:
             if not synced:
                 tried.add(peer.peer_id)
                 continue
+            verdict = await self._extends_our_tip(peer.peer_id, synced[0].block)
+            if verdict == "rolled back":
+                continue  # the same peer again, from the fork point
+            if verdict == "no":
+                tried.add(peer.peer_id)
+                continue
             for item in synced:
                 if not self._apply(peer.peer_id, item.block, item.certificate):
                     tried.add(peer.peer_id)
                     break
             else:
                 log.info("synced to height %d from %s", self.chain.height, peer.peer_id[:16])
+
+    async def _extends_our_tip(self, peer_id: str, raw_block: bytes) -> str:
+        """"yes" if the peer's next block builds on our tip, "rolled back" once we rolled our
+        TENTATIVE blocks back to where its chain and ours part, "no" if we will not."""
+        try:
+            first = decode(Block, raw_block)
+        except DecodeError:
+            return "yes"  # _apply refuses and penalises it
+        if first.header.prev_hash == self.chain.state.block_hash:
+            return "yes"
+        ours = self.chain.height
+        low = max(0, ours - UNDO_DEPTH)
+        try:
+            theirs = await self.net.request_blocks(peer_id, low + 1, ours - low)
+        except RequestError as e:
+            log.info("cannot compare chains with %s: %s", peer_id[:16], e)
+            return "no"
+        fork = low
+        for item in theirs:
+            try:
+                block = decode(Block, item.block)
+            except DecodeError:
+                break
+            if self.chain.store.get_block_hash(block.height) != block.hash:
+                break
+            fork = block.height
+        if fork == ours:
+            # Same chain up to our tip, yet their next block does not follow it.
+            self.net.penalize(peer_id, "a block that does not extend its own chain", 5.0)
+            return "no"
+        try:
+            self.chain.rollback(fork, self._now())
+        except RollbackRefused as e:
+            log.error("peer %s is on a branch that conflicts with our FINAL chain: %s",
+                      peer_id[:16], e)
+            self.net.penalize(peer_id, "a branch against a FINAL block", 5.0)
+            return "no"
+        self._on_block(None)
+        return "rolled back"
 
     def _apply(self, peer_id: str, raw_block: bytes, raw_cert: bytes) -> bool:
         state = self.chain.state

@@ -23,6 +23,7 @@ from wekacoin.chain.genesis import genesis_state
 from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store import recovery
 from wekacoin.store.errors import (
+    CommitError,
     CorruptStoreError, IncompatibleStoreError, StoreError, StoreInUseError,
 )
 from wekacoin.store.layout import CHECKPOINT_KEY, FORMAT_VERSION, StoreMeta, StoredTip
@@ -30,7 +31,7 @@ from wekacoin.store.metafile import (
     DB_DIR, META_FILE, META_TMP, check_compatible, read_meta_file, write_meta_file,
 )
 from wekacoin.store.reader import ChainReader
-from wekacoin.store.writes import write_block, write_genesis
+from wekacoin.store.writes import write_block, write_genesis, write_rollback
 from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis
 
@@ -124,6 +125,18 @@ class ChainStore(ChainReader):
         tip = write_block(batch, self.stored_tip(), block, state, certificate)
         batch.write()  # a batch that is never written (write_block raised) leaves no trace
         self._tip = tip
+
+    def rollback(self, to_height: int) -> None:
+        """Remove the blocks above `to_height` (at most the last UNDO_DEPTH) and restore the
+        ledger as it was there, in one atomic batch. The caller decides whether those blocks
+        may go (never a FINAL one); CommitError, with nothing written, if they cannot."""
+        tip = self.stored_tip()
+        if not 0 <= to_height <= tip.height:
+            raise CommitError(f"cannot roll back to height {to_height} from {tip.height}")
+        batch = self._leveldb.write_batch(sync=self._sync)
+        new_tip = write_rollback(batch, self, tip, to_height, self.config.genesis_hash)
+        batch.write()
+        self._tip = new_tip
 
     def put_checkpoint(self, data: bytes) -> None:
         """Persist the consensus checkpoint, durably (fsync) before returning: the caller may

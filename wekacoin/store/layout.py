@@ -11,6 +11,8 @@ One LevelDB database; the first byte of a key names its table:
     t + tx id(32)         height(8) + index(4) + signature(64) + payload: the transaction
                           and where it sits
     s + state key         a ledger entry as of the tip (keys of `wekacoin.chain.state`)
+    u + height(8)         StoredUndo of that block, for the last UNDO_DEPTH blocks: the
+                          entries it changed as they were before, and the previous lattice
 
 Each transaction is stored once, under its id, as fixed fields and its signed payload (the
 bytes its id hashes), not inside a block blob: committing then costs a concatenation per
@@ -19,8 +21,10 @@ lookup by id is one read. Reading a whole block (RPC, sync) gathers its transact
 and re-encodes it for the wire when asked; those reads are rarer than commits.
 
 Heights and indexes are big-endian so that key order is height order: a range of blocks is
-one forward scan of `h`. Only final blocks are stored (BA* does not fork), so a height names
-one block. Genesis is not a block: height 0 has no `h`, `b` or `c` entry.
+one forward scan of `h`. A height names one block. BA* may commit a TENTATIVE block that the
+network later decides otherwise; the undo records let the node roll such blocks back (never a
+FINAL one: sync checks that) and take the other branch. Genesis is not a block: height 0 has
+no `h`, `b`, `c` or `u` entry.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ BLOCK_PREFIX = b"b"
 CERT_PREFIX = b"c"
 TX_PREFIX = b"t"
 STATE_PREFIX = b"s"
+UNDO_PREFIX = b"u"
+UNDO_DEPTH = 128
+"""Blocks that can be rolled back: far more than a TENTATIVE run lasts before a FINAL one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,25 @@ class StoredTip:
     lattice: bytes
     """The tip state's LtHash accumulator (1024 little-endian uint16 lanes), so opening the
     store and every new tip `State` know the state root without scanning the entries."""
+
+
+@dataclass(frozen=True, slots=True)
+class UndoEntry:
+    key: bytes
+    value: bytes | None
+    """The value before the block; None: the block created the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUndo:
+    """What rolling one block back restores."""
+
+    prev_lattice: bytes
+    entries: tuple[UndoEntry, ...]
+
+
+def undo_key(height: int) -> bytes:
+    return UNDO_PREFIX + height.to_bytes(8, "big")
 
 
 @dataclass(frozen=True, slots=True)

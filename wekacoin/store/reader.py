@@ -16,7 +16,8 @@ from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store.errors import CorruptStoreError
 from wekacoin.store.layout import (
     HEIGHT_PREFIX, META_KEY, STATE_PREFIX, TIP_KEY, StoreMeta, StoredBlock, StoredTip,
-    TxLocation, block_key, cert_key, height_key, lattice_from_bytes, parse_tx_value, tx_key,
+    StoredUndo, TxLocation, block_key, cert_key, height_key, lattice_from_bytes, parse_tx_value,
+    tx_key, undo_key,
 )
 from wekacoin.types.block import Block, BlockHeader
 from wekacoin.types.codec import DecodeError, decode_trusted, encode
@@ -161,6 +162,15 @@ class ChainReader:
             return decode_trusted(StoredBlock, raw)
         except DecodeError as e:
             raise CorruptStoreError(f"block {block_hash.hex()} is unreadable: {e}") from None
+
+    def get_undo(self, height: int) -> StoredUndo | None:
+        raw = self._db.get(undo_key(height))
+        if raw is None:
+            return None
+        try:
+            return decode_trusted(StoredUndo, raw)
+        except DecodeError as e:
+            raise CorruptStoreError(f"the undo record of block {height} is unreadable: {e}") from None
 
     def get_block_by_hash(self, block_hash: bytes) -> Block | None:
         stored = self.get_stored_block(block_hash)

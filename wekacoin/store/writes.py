@@ -14,8 +14,8 @@ from wekacoin.chain import state as ledger
 from wekacoin.chain.state import State
 from wekacoin.store.errors import CommitError
 from wekacoin.store.layout import (
-    META_KEY, STATE_PREFIX, TIP_KEY, TX_PREFIX, StoreMeta, StoredBlock, StoredTip, block_key,
-    cert_key, height_key, lattice_bytes, tx_value,
+    META_KEY, STATE_PREFIX, TIP_KEY, TX_PREFIX, UNDO_DEPTH, StoreMeta, StoredBlock, StoredTip,
+    StoredUndo, UndoEntry, block_key, cert_key, height_key, lattice_bytes, tx_value, undo_key,
 )
 from wekacoin.types.block import Block, block_hash
 from wekacoin.types.codec import encode
@@ -73,8 +73,49 @@ def write_block(
             delete(STATE_PREFIX + key)
         else:
             put(STATE_PREFIX + key, value)
+    undo = StoredUndo(tip.lattice, tuple(UndoEntry(k, state.previous_raw(k)) for k in changes))
+    put(undo_key(header.height), encode(undo))
+    if header.height > UNDO_DEPTH:
+        delete(undo_key(header.height - UNDO_DEPTH))
     new_tip = StoredTip(header.height, hash_, lattice_bytes(lattice))
     put(TIP_KEY, encode(new_tip))
+    return new_tip
+
+
+def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash: bytes) -> StoredTip:
+    """Write the batch that takes the store from `tip` back to `to_height`: each block above
+    it removed with its indexes, and the ledger entries it changed restored, newest first.
+    CommitError, before any write, if a block has no undo record left."""
+    from wekacoin.store.reader import ChainReader  # reads through the same database
+
+    reader: ChainReader = db
+    undos = []
+    for height in range(tip.height, to_height, -1):
+        undo = reader.get_undo(height)
+        stored = reader.get_stored_block(reader.get_block_hash(height) or b"")
+        if undo is None or stored is None:
+            raise CommitError(f"block {height} can no longer be rolled back (no undo record)")
+        undos.append((height, undo, stored))
+    restored: dict[bytes, bytes | None] = {}
+    for height, undo, stored in undos:  # newest first: older values overwrite newer ones
+        for entry in undo.entries:
+            restored[entry.key] = entry.value
+        hash_ = block_hash(stored.header)
+        for tx_id in stored.ids():
+            sink.delete(TX_PREFIX + tx_id)
+        sink.delete(height_key(height))
+        sink.delete(block_key(hash_))
+        sink.delete(cert_key(hash_))
+        sink.delete(undo_key(height))
+    for key, value in restored.items():
+        if value is None:
+            sink.delete(STATE_PREFIX + key)
+        else:
+            sink.put(STATE_PREFIX + key, value)
+    prev_lattice = undos[-1][1].prev_lattice if undos else tip.lattice
+    new_hash = reader.get_block_hash(to_height) if to_height else genesis_hash
+    new_tip = StoredTip(Height(to_height), Hash(new_hash), prev_lattice)
+    sink.put(TIP_KEY, encode(new_tip))
     return new_tip
 
 
