@@ -191,7 +191,7 @@ def test_a_store_killed_while_being_created_opens(tmp_path):
     """Killed after writing the temporary identity file, before renaming it."""
     root = tmp_path / "new"
     root.mkdir()
-    (root / "chainstore.json.tmp").write_text('{"kind": "wekacoin-chain-')
+    (root / ".chainstore.json.k1llx9.tmp").write_text('{"kind": "wekacoin-chain-')
     chain = LocalChain()
     with ChainStore.open(root, chain.genesis) as store:
         assert store.height == 0

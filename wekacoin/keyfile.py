@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.crypto.keystore import KeystoreError, decrypt_key, encrypt_key
+from wekacoin.fsutil import write_atomically
 
 
 def save_keystore(path: Path, keypair: KeyPair, password: str, cost: str = "moderate") -> None:
@@ -16,13 +16,10 @@ def save_keystore(path: Path, keypair: KeyPair, password: str, cost: str = "mode
     if path.exists():
         raise KeystoreError(f"{path} already exists; refusing to overwrite a key")
     document = encrypt_key(keypair, password, cost)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(document, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+    try:
+        write_atomically(path, json.dumps(document, indent=2).encode(), mode=0o600, exclusive=True)
+    except FileExistsError:
+        raise KeystoreError(f"{path} already exists; refusing to overwrite a key") from None
 
 
 def load_keystore(path: Path, password: str) -> KeyPair:

@@ -18,13 +18,13 @@ never served.
 import logging
 import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from wekacoin.fsutil import fsync_dir, write_atomically
 from wekacoin.content.cid import compute_cid, parse_cid, verify_cid
 from wekacoin.content.errors import (
     BlobNotFoundError,
@@ -214,7 +214,7 @@ class EmbeddedBlobStore:
 
     def _add_pin(self, key: str) -> None:
         (self._pins / key).touch()
-        _fsync_dir(self._pins)
+        fsync_dir(self._pins)
 
     def _quarantine_blob(self, key: str) -> None:
         target = self._quarantine / f"{key}.{secrets.token_hex(4)}"
@@ -238,23 +238,4 @@ def _key(cid: str) -> str:
 def _write_atomically(path: Path, data: bytes, tmp_dir: Path) -> None:
     """Write `data` to `path` so that a crash leaves the old file or the new, never a part."""
     path.parent.mkdir(exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or a new entry in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(path, data, tmp_dir=tmp_dir)

@@ -28,7 +28,7 @@ from wekacoin.store.errors import (
 )
 from wekacoin.store.layout import CHECKPOINT_KEY, FORMAT_VERSION, StoreMeta, StoredTip
 from wekacoin.store.metafile import (
-    DB_DIR, META_FILE, META_TMP, check_compatible, read_meta_file, write_meta_file,
+    DB_DIR, META_FILE, check_compatible, is_unfinished_write, read_meta_file, write_meta_file,
 )
 from wekacoin.store.reader import ChainReader
 from wekacoin.store.writes import write_block, write_genesis, write_rollback
@@ -157,12 +157,14 @@ def _prepare_root(root: Path, expected: StoreMeta) -> None:
     if found is not None:
         check_compatible(found, expected, root)
         return
-    if root.exists() and any(p.name != META_TMP for p in root.iterdir()):
+    if root.exists() and any(not is_unfinished_write(p.name) for p in root.iterdir()):
         raise IncompatibleStoreError(
             f"{root} is not empty and has no {META_FILE}: it is not a chain store, and the "
             "node will not write into it; choose an empty or missing directory"
         )
     root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.iterdir():
+        leftover.unlink()  # only unfinished writes of the identity file can be here
     write_meta_file(root, expected)
 
 

@@ -9,15 +9,17 @@ The same record is also kept inside the database (key `M`) and the two must agre
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from wekacoin.fsutil import write_atomically
 from wekacoin.store.errors import CorruptStoreError, IncompatibleStoreError
 from wekacoin.store.layout import FORMAT_VERSION, StoreMeta
 from wekacoin.types.primitives import Hash
 
 META_FILE = "chainstore.json"
-META_TMP = META_FILE + ".tmp"
+def is_unfinished_write(name: str) -> bool:
+    """A temporary file `write_atomically` leaves when killed mid-write of the identity file."""
+    return name.startswith(f".{META_FILE}.") and name.endswith(".tmp")
 DB_DIR = "leveldb"
 _KIND = "wekacoin-chain-store"
 
@@ -57,21 +59,7 @@ def write_meta_file(root: Path, meta: StoreMeta) -> None:
         "chain_id": meta.chain_id,
         "genesis_hash": meta.genesis_hash.hex(),
     }
-    tmp = root / META_TMP
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(doc, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / META_FILE)
-    fsync_dir(root)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(root / META_FILE, (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def check_compatible(found: StoreMeta, expected: StoreMeta, root: Path) -> None:
