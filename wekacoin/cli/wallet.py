@@ -82,3 +82,39 @@ def send(
 
     result = submit(ctx, Transfer(parse_address(to), amount), fee=fee, wait=wait)
     console.print(f"transfer {result['id']} {'final at height ' + str(result['height']) if wait else 'submitted'}")
+
+
+@app.command()
+def stake(
+    ctx: typer.Context,
+    amount: int = typer.Argument(..., min=1, help="Amount to bond."),
+    validator_key: str = typer.Option(
+        ..., help="The validator's public key (64 hex), as `wekacoin init` printed it."),
+    wait: bool = typer.Option(True, help="Wait until the transaction is in a block."),
+) -> None:
+    """Bond stake for a validator; it counts for sortition after the chain's look-back."""
+    from wekacoin.cli.transactions import submit
+    from wekacoin.types.tx import Stake
+
+    try:
+        key = bytes.fromhex(validator_key)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise CliError("--validator-key is a 64-character hex public key")
+    result = submit(ctx, Stake(amount, key), wait=wait)
+    console.print(f"stake {result['id']} {'in block ' + str(result['height']) if wait else 'submitted'}")
+
+
+@app.command()
+def unstake(
+    ctx: typer.Context,
+    amount: int = typer.Argument(..., min=1, help="Amount to unbond."),
+    wait: bool = typer.Option(True, help="Wait until the transaction is in a block."),
+) -> None:
+    """Unbond stake; it keeps counting (and stays locked) until the look-back has passed."""
+    from wekacoin.cli.transactions import submit
+    from wekacoin.types.tx import Unstake
+
+    result = submit(ctx, Unstake(amount), wait=wait)
+    console.print(f"unstake {result['id']} {'in block ' + str(result['height']) if wait else 'submitted'}")
