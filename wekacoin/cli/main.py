@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import typer
+from rich.text import Text
 
 from wekacoin.cli import competition_cmds, demo_cmd, node_cmds, testnet, wallet
 from wekacoin.cli.common import DEFAULT_KEY, DEFAULT_RPC, Settings, errors
@@ -55,7 +56,13 @@ def main() -> None:
         e.show()
         sys.exit(e.exit_code)
     except WekaError as e:
-        errors.print(f"[red]error:[/] {e}")
-        sys.exit(1)
+        fail(str(e), 1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def fail(message: str, code: int) -> None:
+    """`error: <message>` as one line on stderr, then exit: never wrapped at the terminal's
+    width, and never read as rich markup (a path or a node's reason may hold brackets)."""
+    errors.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
+    sys.exit(code)
