@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
 from rich.text import Text
 
@@ -43,18 +42,28 @@ def root(
     ctx.obj = Settings(rpc=rpc, token_file=token_file, key=key.expanduser(), password_file=password_file)
 
 
+# The exceptions of the click that typer runs on: click's own, or the copy that typer >= 0.2x
+# vendors (typer._click), whose classes are not the `click` package's.
+_click = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelp = getattr(_click, "NoArgsIsHelpError", ())  # click >= 8.2: a group run bare
+
+
 def main() -> None:
     """Console entry point: errors become one line on stderr and a non-zero exit."""
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         errors.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except _NoArgsIsHelp as e:
+        e.show()  # the group's help
         sys.exit(e.exit_code)
+    except _click.ClickException as e:
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(e.format_message().rstrip(".") + hint, e.exit_code)
     except WekaError as e:
         fail(str(e), 1)
     except KeyboardInterrupt:
