@@ -118,6 +118,7 @@ class FunctionalNode:
         self.proc: subprocess.Popen[bytes] | None = None
         self.keep = False  # left running at exit (--keep-testnet)
         self._rpc: RpcClient | None = None
+        self._rpc_token: str | None = None
 
     def __repr__(self) -> str:
         return f"<FunctionalNode {self.name} pid={self.pid}>"
@@ -235,9 +236,12 @@ class FunctionalNode:
 
     @property
     def rpc(self) -> RpcClient:
-        """A client with this node's token (renewed at every start)."""
-        if self._rpc is None:
-            self._rpc = RpcClient(self.rpc_url, token=self.token, timeout=10.0)
+        """A client with this node's token (renewed at every start). The node writes its
+        token when it starts serving: a client made before that is replaced once it exists."""
+        if self._rpc is None or (self._rpc_token is None and self.token is not None):
+            self._reset_rpc()
+            self._rpc_token = self.token
+            self._rpc = RpcClient(self.rpc_url, token=self._rpc_token, timeout=10.0)
         return self._rpc
 
     def _reset_rpc(self) -> None:
