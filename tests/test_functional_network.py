@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from wekacoin.testing.functional import NodeGroup, child_env, package_root, wait_until
+from wekacoin.testing.functional import (
+    FunctionalNode, NodeGroup, child_env, package_root, wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,3 +44,85 @@ def test_four_validators_finalize_and_agree(network: NodeGroup) -> None:
     final = [n.metrics().get('wekacoin_blocks_committed_total{final="true"}', 0)
              for n in network.nodes]
     assert all(f > 0 for f in final), f"some node never saw a FINAL block: {final}"
+
+
+def votes_sent(node: FunctionalNode) -> float:
+    return node.metrics().get("wekacoin_votes_sent_total", 0.0)
+
+
+def test_sigkilled_validator_restarts_catches_up_and_votes(network: NodeGroup) -> None:
+    victim = network.nodes[2]
+    others = [n for n in network.nodes if n is not victim]
+    key = victim.status()["validator"]["key"]
+    network.wait_for_blocks(2)
+    killed_at = victim.height()
+    assert victim.kill() == -9
+    # three of four validators hold more than the step threshold of stake: blocks go on
+    behind = network.wait_for_blocks(15, others, timeout=90)
+    victim.start()
+    top = network.sync_all(timeout=90)
+    assert top >= behind
+    network.assert_same_blocks(range(max(1, killed_at - 3), top + 1))
+    # it is a validator again: it votes, and sortition makes it propose some blocks
+    wait_until(lambda: votes_sent(victim) >= 10, what=f"{victim.name} to vote again",
+               nodes=[victim])
+
+    def proposed_after_restart() -> bool:
+        now = victim.height()
+        return any(victim.block(h)["proposer"] == key for h in range(top + 1, now + 1))
+
+    wait_until(proposed_after_restart, timeout=90, what=f"a block proposed by {victim.name}",
+               interval=2.0)
+    network.sync_all()
+
+
+def test_follower_started_after_50_blocks_syncs_from_genesis(network: NodeGroup) -> None:
+    validators = list(network.nodes)
+    network.wait_for_height(50, timeout=120)
+    follower = network.add_follower()
+    try:
+        follower.start()
+        assert follower.status()["validator"]["participating"] is False
+        target = max(network.heights(validators).values())
+        network.wait_for_height(target, [follower], timeout=90)
+        # the whole chain, block by block, is the validators' chain
+        network.assert_same_blocks(range(1, target + 1), [follower, validators[0]])
+        # and it follows what comes next
+        network.wait_for_blocks(5, [follower, *validators])
+        network.sync_all([follower, *validators])
+        assert follower.status()["peers"] >= len(validators)
+        assert votes_sent(follower) == 0
+    finally:
+        follower.stop()
+        network.nodes.remove(follower)
+
+
+def test_peer_on_another_chain_is_refused(network: NodeGroup, tmp_path: Path) -> None:
+    target = network.nodes[0]
+    other = NodeGroup.generate(tmp_path / "other", 1, chain_id="wekacoin-other")
+    stranger = other.nodes[0]
+    stranger.update_config("network", bootstrap=[network.p2p_addr(target)])
+    target_id = target.status()["peer_id"]
+    with other:
+        other.start()
+        stranger_id = stranger.status()["peer_id"]
+        seen_as_peer = []
+
+        def refused_both_ways() -> bool:
+            for node in network.nodes:
+                if stranger_id in node.peer_ids():
+                    seen_as_peer.append(node.name)
+            return (f"refusing peer {stranger_id} for good: on another chain" in target.log_text()
+                    and f"refusing peer {target_id} for good: on another chain"
+                    in stranger.log_text())
+
+        wait_until(refused_both_ways, what="the refusal in both nodes' logs",
+                   nodes=[target, stranger])
+        # for a while longer, it never becomes anybody's peer, and both sides keep working
+        network.wait_for_blocks(5)
+        refused_both_ways()
+        assert not seen_as_peer, f"the stranger was a peer of {seen_as_peer}"
+        assert target_id not in stranger.peer_ids()
+        assert stranger.is_running() and stranger.status()["chain_id"] == "wekacoin-other"
+        assert f"not dialling bootstrap peer {target_id} again" in stranger.log_text()
+    network.sync_all()
