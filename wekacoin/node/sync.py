@@ -81,6 +81,8 @@ class Syncer:
         state = self.chain.state
         try:
             block = decode(Block, raw_block)
+            if block.height <= state.height:
+                return True  # consensus committed it while we waited: nothing to apply
             cert = decode(Certificate, raw_cert)
             if block.height != state.height + 1:
                 raise ConsensusError(f"block {block.height} does not follow our tip {state.height}")
