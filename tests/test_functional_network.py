@@ -7,6 +7,7 @@ They share the session's `network` (tests/conftest.py); each leaves its four val
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -50,30 +51,61 @@ def votes_sent(node: FunctionalNode) -> float:
     return node.metrics().get("wekacoin_votes_sent_total", 0.0)
 
 
+def wait_for_proposals(node: FunctionalNode, after: int, count: int, timeout: float = 60) -> None:
+    """Until `node` has proposed `count` blocks above height `after`. With four equal
+    validators it proposes about a quarter of them; a node that lags a round behind the
+    others proposes none (its proposals come too late), so this shows it is in step."""
+    key = node.status()["validator"]["key"]
+    proposed, checked = [], [after]
+
+    def enough() -> bool:
+        now = node.height()
+        proposed.extend(h for h in range(checked[0] + 1, now + 1)
+                        if node.block(h)["proposer"] == key)
+        checked[0] = now
+        return len(proposed) >= count
+
+    wait_until(enough, timeout=timeout, interval=2.0, nodes=[node],
+               what=f"{count} blocks proposed by {node.name} after height {after}")
+
+
 def test_sigkilled_validator_restarts_catches_up_and_votes(network: NodeGroup) -> None:
     victim = network.nodes[2]
     others = [n for n in network.nodes if n is not victim]
-    key = victim.status()["validator"]["key"]
     network.wait_for_blocks(2)
     killed_at = victim.height()
     assert victim.kill() == -9
     # three of four validators hold more than the step threshold of stake: blocks go on
-    behind = network.wait_for_blocks(15, others, timeout=90)
+    behind = network.wait_for_blocks(20, others, timeout=90)
+    marks = network.log_marks()
     victim.start()
     top = network.sync_all(timeout=90)
     assert top >= behind
     network.assert_same_blocks(range(max(1, killed_at - 3), top + 1))
-    # it is a validator again: it votes, and sortition makes it propose some blocks
+    # it is a validator again, in step with the others
     wait_until(lambda: votes_sent(victim) >= 10, what=f"{victim.name} to vote again",
                nodes=[victim])
-
-    def proposed_after_restart() -> bool:
-        now = victim.height()
-        return any(victim.block(h)["proposer"] == key for h in range(top + 1, now + 1))
-
-    wait_until(proposed_after_restart, timeout=90, what=f"a block proposed by {victim.name}",
-               interval=2.0)
+    wait_for_proposals(victim, after=top, count=3)
     network.sync_all()
+    # nobody took the restart for misbehaviour
+    network.assert_not_logged(marks, "Equivocation detected", "unusable block", "refusing peer")
+
+
+def test_frozen_validator_resumes_in_step(network: NodeGroup) -> None:
+    """A validator stopped (SIGSTOP) for ten blocks, as a long GC pause or a suspended VM
+    would: resumed, it sees the others' votes for later rounds, syncs, and is in step."""
+    victim = network.nodes[1]
+    others = [n for n in network.nodes if n is not victim]
+    marks = network.log_marks()
+    victim.signal(signal.SIGSTOP)
+    try:
+        behind = network.wait_for_blocks(10, others, timeout=60)
+    finally:
+        victim.signal(signal.SIGCONT)
+    network.wait_for_height(behind, [victim], timeout=30)
+    wait_for_proposals(victim, after=behind, count=3)
+    network.sync_all()
+    network.assert_not_logged(marks, "Equivocation detected", "unusable block", "refusing peer")
 
 
 def test_follower_started_after_50_blocks_syncs_from_genesis(network: NodeGroup) -> None:
@@ -87,8 +119,18 @@ def test_follower_started_after_50_blocks_syncs_from_genesis(network: NodeGroup)
         network.wait_for_height(target, [follower], timeout=90)
         # the whole chain, block by block, is the validators' chain
         network.assert_same_blocks(range(1, target + 1), [follower, validators[0]])
-        # and it follows what comes next
-        network.wait_for_blocks(5, [follower, *validators])
+        # and it follows, in step: a node left a round behind cannot finish that round from
+        # gossip, so it must sync again at once, not when its peers next announce their tips
+        lags: list[int] = []
+        end = max(network.heights(validators).values()) + 10
+
+        def validators_at_end() -> bool:
+            top = max(network.heights(validators).values())
+            lags.append(top - follower.height())
+            return top >= end
+
+        wait_until(validators_at_end, what=f"height {end}", nodes=[follower, *validators])
+        assert max(lags) <= 3, f"the follower lagged behind the validators by {lags} blocks"
         network.sync_all([follower, *validators])
         assert follower.status()["peers"] >= len(validators)
         assert votes_sent(follower) == 0

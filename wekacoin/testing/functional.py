@@ -286,11 +286,16 @@ class FunctionalNode:
             return "(no log yet)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def log_text(self) -> str:
+    def log_text(self, since: int = 0) -> str:
+        """The log from character `since` on (see `log_mark`)."""
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")[since:]
         except FileNotFoundError:
             return ""
+
+    def log_mark(self) -> int:
+        """Where the log ends now: `log_text(mark)` is what the node logged since."""
+        return len(self.log_text())
 
     def cli(self, *args: str, key: Path | None = None, password_file: Path | None = None,
             timeout: float = 180.0) -> CliResult:
@@ -448,6 +453,18 @@ class NodeGroup:
 
     def log_tails(self, lines: int = LOG_TAIL_LINES) -> str:
         return log_tails(self.nodes, lines)
+
+    def log_marks(self) -> dict[str, int]:
+        return {n.name: n.log_mark() for n in self.nodes}
+
+    def assert_not_logged(self, marks: dict[str, int], *needles: str) -> None:
+        """No node logged any of `needles` since `marks` (from `log_marks`)."""
+        for node in self.nodes:
+            text = node.log_text(marks.get(node.name, 0))
+            for needle in needles:
+                if needle in text:
+                    line = next(x for x in text.splitlines() if needle in x)
+                    raise AssertionError(f"{node.name} logged {needle!r}: {line}")
 
 
 def _block_id(block: dict[str, Any]) -> tuple[str, str]:
