@@ -18,7 +18,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def network(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[NodeGroup]:
+def network(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[NodeGroup]:
     """Four validator processes making blocks, shared by the functional tests.
 
     Tests may stop, kill and restart its nodes but must leave all four running."""

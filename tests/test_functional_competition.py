@@ -55,7 +55,8 @@ def models_of_three_qualities(features: np.ndarray, labels: np.ndarray) -> list[
     from sklearn.tree import DecisionTreeClassifier
 
     shuffled = np.random.default_rng(3).permutation(labels)
-    noise = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, shuffled)
+    noise = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    noise.fit(features, shuffled)
     tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(features, labels)
     good = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(features, labels)
     return [to_onnx_bytes(m, features) for m in (noise, tree, good)]

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from wekacoin.net import Topic
-from wekacoin.testing.functional import FunctionalNode, NodeGroup, wait_until
+from wekacoin.testing.functional import FunctionalNode, NodeGroup
 from wekacoin.testing.functional_gossip import flood, make_intruder
 
 pytestmark = pytest.mark.slow
@@ -53,8 +53,8 @@ MALFORMED_REQUESTS = [
     (b"null", INVALID_REQUEST),
     (b"42", INVALID_REQUEST),
     (b"[]", INVALID_REQUEST),
-    (json.dumps([{"jsonrpc": "2.0", "id": i, "method": "node.status"} for i in range(101)]).encode(),
-     INVALID_REQUEST),
+    (json.dumps([{"jsonrpc": "2.0", "id": i, "method": "node.status"}
+                 for i in range(101)]).encode(), INVALID_REQUEST),
     (b'{"jsonrpc":"1.0","id":1,"method":"node.status"}', INVALID_REQUEST),
     (b'{"jsonrpc":"2.0","id":{},"method":"node.status"}', INVALID_REQUEST),
     (b'{"jsonrpc":"2.0","id":1,"method":5}', INVALID_REQUEST),

@@ -57,6 +57,6 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180.0,
     """`python -m wekacoin *args` with no stdin; returns (exit code, stdout, stderr)."""
     done = subprocess.run(
         [sys.executable, "-m", "wekacoin", *args], capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd, env=child_env(env),
+        stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd, env=child_env(env), check=False,
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
