@@ -28,9 +28,11 @@ Clock = Callable[[], int]
 
 
 def _address(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidParams("an address is a Base58Check string")
     try:
         return parse_address(text)
-    except (AddressError, AttributeError) as e:
+    except AddressError as e:
         raise InvalidParams(str(e)) from None
 
 
