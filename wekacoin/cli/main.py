@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
+from rich.text import Text
 
 from wekacoin.cli import competition_cmds, demo_cmd, node_cmds, testnet, wallet
 from wekacoin.cli.common import DEFAULT_KEY, DEFAULT_RPC, Settings, errors
@@ -42,20 +42,36 @@ def root(
     ctx.obj = Settings(rpc=rpc, token_file=token_file, key=key.expanduser(), password_file=password_file)
 
 
+# The exceptions of the click that typer runs on: click's own, or the copy that typer >= 0.2x
+# vendors (typer._click), whose classes are not the `click` package's.
+_click = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelp = getattr(_click, "NoArgsIsHelpError", ())  # click >= 8.2: a group run bare
+
+
 def main() -> None:
     """Console entry point: errors become one line on stderr and a non-zero exit."""
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         errors.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except _NoArgsIsHelp as e:
+        e.show()  # the group's help
         sys.exit(e.exit_code)
+    except _click.ClickException as e:
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        fail(e.format_message().rstrip(".") + hint, e.exit_code)
     except WekaError as e:
-        errors.print(f"[red]error:[/] {e}")
-        sys.exit(1)
+        fail(str(e), 1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def fail(message: str, code: int) -> None:
+    """`error: <message>` as one line on stderr, then exit: never wrapped at the terminal's
+    width, and never read as rich markup (a path or a node's reason may hold brackets)."""
+    errors.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
+    sys.exit(code)

@@ -15,6 +15,10 @@ py-libp2p 0.8.1 defaults that lose messages or misbehave, and what this module d
   seen-cache anyway.
 - message ids: sender + sequence number -> a hash of topic and content, so the same
   transaction gossiped by two nodes is relayed once.
+- sequence numbers: start at the Unix time in seconds, plus one per publish, so a node that
+  publishes several messages a second and restarts reuses numbers its peers saw, and they
+  stop relaying its messages as "equivocation" (same sender and number, other bytes) ->
+  started at the time in nanoseconds.
 Kept: strict signing (origin authenticated), eclipse protection (prefers mesh peers on distinct
 IPs), mesh degree 6/4/12, IDONTWANT (GossipSub 1.2).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +80,7 @@ class _Pubsub(Pubsub):
     def __init__(self, host: IHost, router: GossipSub, *, deliver: Callable[[Any], None],
                  queue_size: int, **kwargs: Any) -> None:
         super().__init__(host, router, **kwargs)
+        self.counter = time.time_ns()  # seqnos never repeat across restarts (see above)
         self.peer_queues = _SizedQueues(queue_size)
         self._deliver = deliver
 

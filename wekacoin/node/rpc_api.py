@@ -28,9 +28,11 @@ Clock = Callable[[], int]
 
 
 def _address(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidParams("an address is a Base58Check string")
     try:
         return parse_address(text)
-    except (AddressError, AttributeError) as e:
+    except AddressError as e:
         raise InvalidParams(str(e)) from None
 
 
@@ -151,8 +153,8 @@ class TaskRpc:
     @rpc_method
     def get(self, task_id: int) -> dict[str, Any]:
         """A task: its specification, phase, data reveals, submissions and leaderboard."""
-        if type(task_id) is not int:
-            raise InvalidParams("task_id is an integer")
+        if type(task_id) is not int or not 0 <= task_id < 2**64:
+            raise InvalidParams("task_id is an integer in [0, 2**64)")  # the ledger's key range
         view = self._chain.task(task_id)
         if view is None:
             raise NotFound(f"there is no task {task_id}")

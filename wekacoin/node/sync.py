@@ -47,7 +47,7 @@ class Syncer:
         return max((p.tip_height for p in self.net.peers()), default=0)
 
     async def sync(self) -> None:
-        """Catch up with the highest peer; returns when no peer is ahead (or none helps)."""
+        """Catch up with the peers; returns when none has a next block (or none helps)."""
         if self._lock.locked():
             return
         async with self._lock:
@@ -58,17 +58,17 @@ class Syncer:
                 self.syncing = False
 
     async def _catch_up(self) -> None:
+        # A peer's tip is what its last hello said (every status_interval, 15 s) while the
+        # chain grows every second or so: ask the highest first, for what it has now.
         tried: set[str] = set()
         while True:
-            ahead = [p for p in self.net.peers()
-                     if p.tip_height > self.chain.height and p.peer_id not in tried]
-            if not ahead:
+            untried = [p for p in self.net.peers() if p.peer_id not in tried]
+            if not untried:
                 return
-            peer = max(ahead, key=lambda p: p.tip_height)
+            peer = max(untried, key=lambda p: p.tip_height)
             start = self.chain.height + 1
-            count = min(BATCH, peer.tip_height - self.chain.height)
             try:
-                synced = await self.net.request_blocks(peer.peer_id, start, count)
+                synced = await self.net.request_blocks(peer.peer_id, start, BATCH)
             except SyncError as e:
                 synced = list(e.partial)
                 log.info("sync from %s stopped early: %s", peer.peer_id[:16], e)
@@ -135,6 +135,8 @@ class Syncer:
         state = self.chain.state
         try:
             block = decode(Block, raw_block)
+            if block.height <= state.height:
+                return True  # consensus committed it while we waited: nothing to apply
             cert = decode(Certificate, raw_cert)
             if block.height != state.height + 1:
                 raise ConsensusError(f"block {block.height} does not follow our tip {state.height}")
@@ -152,9 +154,7 @@ class Syncer:
 
     async def fetch_block(self, height: int, block_hash: bytes) -> Block | None:
         """A block the committee decided but we never received: ask peers that have it."""
-        for peer in sorted(self.net.peers(), key=lambda p: -p.tip_height):
-            if peer.tip_height < height:
-                continue
+        for peer in sorted(self.net.peers(), key=lambda p: -p.tip_height):  # tips may be stale
             try:
                 synced = await self.net.request_blocks(peer.peer_id, height, 1)
             except RequestError:

@@ -1,0 +1,49 @@
+"""Shared fixtures: the functional tests' 4-validator testnet, and node logs on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from wekacoin.testing.functional import LOG_TAIL_LINES, NodeGroup, started_nodes
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--keep-testnet", action="store_true", default=False,
+        help="functional tests: leave the shared testnet running at the end (stop it with "
+             "`wekacoin testnet down --dir <dir>`)",
+    )
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[NodeGroup]:
+    """Four validator processes making blocks, shared by the functional tests.
+
+    Tests may stop, kill and restart its nodes but must leave all four running."""
+    group = NodeGroup.generate(tmp_path_factory.mktemp("functional") / "testnet", 4)
+    keep = request.config.getoption("--keep-testnet")
+    try:
+        group.start()
+        group.wait_for_height(2, timeout=90)
+        yield group
+    finally:
+        if keep:
+            for node in group.nodes:
+                node.keep = True
+            print(f"\nthe testnet keeps running in {group.root}; stop it with: "
+                  f"python -m wekacoin testnet down --dir {group.root}")
+        group.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test that ran node processes reports the end of each node's log."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.when in ("setup", "call"):
+        for node in started_nodes():
+            report.sections.append((f"{node.name} log (last {LOG_TAIL_LINES} lines)",
+                                    node.log_tail()))

@@ -1,0 +1,122 @@
+"""Functional tests of the `wekacoin` command line against running nodes: a transfer made with
+`wallet send` is final everywhere, `status --json` says where the node is, every command has
+--help, and errors are one line on stderr with a non-zero exit."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from wekacoin.cli.main import app
+from wekacoin.testing.functional import NodeGroup, fresh_address, run_cli, wait_until
+
+
+def all_commands() -> list[list[str]]:
+    """The path of every command and group, e.g. ["wallet", "send"] (the root is [])."""
+    paths: list[list[str]] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+@pytest.mark.parametrize("path", all_commands(), ids=lambda p: " ".join(p) or "wekacoin")
+def test_every_command_has_help(path: list[str]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and "--help" in result.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_one_line_error(result, code: int | None = None) -> str:
+    """Non-zero exit, nothing on stdout, one `error: ...` line on stderr."""
+    assert result.code != 0 if code is None else result.code == code, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.stdout == "", result.stdout
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_cli_errors_are_one_line(tmp_path) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}/"
+    line = assert_one_line_error(run_cli("--rpc", nowhere, "status", "--json"), 1)
+    assert nowhere in line
+    line = assert_one_line_error(run_cli("--rpc", nowhere, "wallet", "send", "notanaddr", "5"), 1)
+    assert "not an address" in line
+    # a long message stays on one line, and brackets in it are text, not markup
+    long_address = "W" + "x" * 150
+    line = assert_one_line_error(run_cli("--rpc", nowhere, "wallet", "balance", long_address), 1)
+    assert long_address in line
+    key = tmp_path / "[red]" / "[/x].key"
+    line = assert_one_line_error(run_cli("--key", str(key), "wallet", "address"), 1)
+    assert line == f"error: no readable keystore at {key}"
+    # usage mistakes: an unknown option, a missing argument
+    line = assert_one_line_error(run_cli("status", "--bogus"), 2)
+    assert "--bogus" in line
+    line = assert_one_line_error(run_cli("wallet", "send"), 2)
+    assert re.search(r"missing|TO", line, re.IGNORECASE), line
+    # a group without its command shows the group's help, never a traceback
+    bare = run_cli("wallet")
+    assert "Traceback" not in bare.stderr and "Usage" in bare.stdout + bare.stderr, bare
+    # a real --help in a real process, deep in the tree
+    helped = run_cli("task", "publish", "--help").check()
+    assert "--reward" in helped.stdout
+
+
+@pytest.mark.slow
+def test_status_json(network: NodeGroup) -> None:
+    for node in (network.nodes[0], network.nodes[3]):
+        status = node.cli("status", "--json").check().json()
+        assert type(status["height"]) is int and status["height"] >= 1
+        assert re.fullmatch(r"[0-9a-f]{64}", status["state_root"]), status["state_root"]
+        assert type(status["peers"]) is int and status["peers"] == len(network.nodes) - 1
+        assert status["chain_id"] == network.chain_id
+        rpc = node.status()
+        assert rpc["height"] >= status["height"]
+
+
+@pytest.mark.slow
+def test_cli_transfer_is_final_on_every_node(network: NodeGroup) -> None:
+    alice = network.address("alice")
+    before = network.nodes[0].balance(alice)
+    fee = network.nodes[0].call("chain.info")["params"]["min_tx_fee"]
+    to, amount = fresh_address(), 12_345
+    result = network.nodes[1].cli("wallet", "send", to, str(amount),
+                                  key=network.wallet_key("alice"),
+                                  password_file=network.password_file).check()
+    match = re.search(r"transfer ([0-9a-f]{64}) final at height (\d+)", result.stdout)
+    assert match, result.stdout
+    tx_id, height = match.group(1), int(match.group(2))
+    network.wait_for_height(height)
+    for node in network.nodes:
+        assert node.balance(to) == amount, node.name
+        assert node.balance(alice) == before - amount - fee, node.name
+        assert node.call("chain.tx", id=tx_id)["height"] == height, node.name
+    network.assert_same_blocks([height])
+    # the CLI reads it back from another node
+    shown = network.nodes[3].cli("wallet", "balance", to, "--json").check().json()
+    assert shown["balance"] == amount
+    # a transfer the node refuses (more than the balance) is one line and a non-zero exit
+    refused = network.nodes[2].cli("wallet", "send", to, str(10**18),
+                                   key=network.wallet_key("alice"),
+                                   password_file=network.password_file)
+    line = assert_one_line_error(refused, 1)
+    assert "refused" in line
+    wait_until(lambda: network.nodes[0].balance(alice) == before - amount - fee,
+               what="alice's balance to stay put")
