@@ -123,6 +123,21 @@ def test_checkpoint_slot(sc):
     assert sc.store.get_checkpoint() == b"b"
 
 
+def test_proposals_kept_with_a_checkpoint_survive_reopening_until_their_height_commits(sc):
+    sc.commit()
+    h2, h3 = b"\x02" * 32, b"\x03" * 32
+    sc.store.put_checkpoint(b"round 2 step 3", [(2, h2, b"block two"), (3, h3, b"block three")])
+    store = sc.reopen()
+    assert store.get_checkpoint() == b"round 2 step 3"
+    assert store.get_proposed(2, h2) == b"block two"
+    assert store.get_proposed(2, h3) is None  # kept under its own height only
+    sc.commit()  # height 2 is decided: its proposals go, later ones stay
+    assert store.get_proposed(2, h2) is None
+    assert store.get_proposed(3, h3) == b"block three"
+    sc.commit()
+    assert store.get_proposed(3, h3) is None
+
+
 def test_a_snapshot_keeps_its_tip_while_blocks_commit(sc):
     sc.commit()
     view = sc.store.snapshot()

@@ -66,6 +66,8 @@ class ConsensusDriver:
         self._evaluating: set[int] = set()
         self.vote_log: deque[tuple[str, str, int]] = deque(maxlen=_VOTE_LOG)
         """(vote hash, "sent" | "received", wall-clock ns): diagnostics of vote propagation."""
+        self._saved_round = -1  # the round whose proposed blocks are in the store...
+        self._saved: set[bytes] = set()  # ...and which ones
 
     # -- inputs (any task on the trio thread) --
 
@@ -124,8 +126,8 @@ class ConsensusDriver:
         self._metrics.step.set(self.player.bstep)
 
     async def _carry_out(self, action) -> None:
-        if isinstance(action, Persist):
-            self.chain.store.put_checkpoint(action.checkpoint)  # durable before anything leaves
+        if isinstance(action, Persist):  # durable before anything leaves
+            self.chain.store.put_checkpoint(action.checkpoint, self._unsaved_proposals())
         elif isinstance(action, Broadcast):
             await self._broadcast(action.message)
         elif isinstance(action, SetDeadline):
@@ -191,8 +193,35 @@ class ConsensusDriver:
             task_id, scores.baseline_outcome, scores.baseline_score, scores.entries, self._clock(),
         ))
 
+    def _unsaved_proposals(self) -> list[tuple[int, bytes, bytes]]:
+        """The round's proposed blocks not in the store yet. Votes name blocks by hash only:
+        if every node crashed after voting, a block the network decided would exist nowhere
+        else, and the round could never commit."""
+        round_ = self.player.round
+        if self._saved_round != round_:
+            self._saved_round, self._saved = round_, set()
+        fresh = [(h, b) for h, (b, _) in self.player.proposals.blocks.items()
+                 if h not in self._saved]
+        self._saved.update(h for h, _ in fresh)
+        return [(round_, h, encode(b)) for h, b in fresh]
+
+    def _kept_proposal(self, height: int, block_hash: bytes) -> Block | None:
+        """The block as this node kept it before voting (`_unsaved_proposals`), if it did."""
+        raw = self.chain.store.get_proposed(height, block_hash)
+        if raw is None:
+            return None
+        try:
+            block = decode(Block, raw)
+        except DecodeError:
+            log.warning("kept proposal %s at height %d does not decode; fetching it",
+                        block_hash.hex()[:16], height)
+            return None
+        return block if block.hash == block_hash else None
+
     async def _fetch(self, height: int, block_hash: bytes) -> None:
-        block = await self._fetch_block(height, block_hash)
+        block = self._kept_proposal(height, block_hash)
+        if block is None:
+            block = await self._fetch_block(height, block_hash)
         if block is not None:
             self.submit(BlockReceived(block, self._clock()))
 

@@ -7,7 +7,7 @@ A data directory holds `chainstore.json` (its identity, see `metafile`) and `lev
     store = ChainStore.open(path, genesis)        # creates it at height 0 if empty
     new = apply_block(store.state(), block)       # the chain rules, reading through the store
     store.commit(block, new, certificate)         # one atomic batch
-    store.put_checkpoint(data)                    # durable before the node votes
+    store.put_checkpoint(data, proposed)          # durable before the node votes
 
 Writes come from one thread (the node's driver); reads may come from any thread.
 """
@@ -15,6 +15,7 @@ Writes come from one thread (the node's driver); reads may come from any thread.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import plyvel
@@ -26,7 +27,9 @@ from wekacoin.store.errors import (
     CommitError,
     CorruptStoreError, IncompatibleStoreError, StoreError, StoreInUseError,
 )
-from wekacoin.store.layout import CHECKPOINT_KEY, FORMAT_VERSION, StoreMeta, StoredTip
+from wekacoin.store.layout import (
+    CHECKPOINT_KEY, FORMAT_VERSION, PROPOSED_PREFIX, StoreMeta, StoredTip, proposed_key,
+)
 from wekacoin.store.metafile import (
     DB_DIR, META_FILE, check_compatible, is_unfinished_write, read_meta_file, write_meta_file,
 )
@@ -123,6 +126,10 @@ class ChainStore(ChainReader):
         extend the tip or the state is not the block's."""
         batch = self._leveldb.write_batch(sync=self._sync)
         tip = write_block(batch, self.stored_tip(), block, state, certificate)
+        with self._leveldb.iterator(prefix=PROPOSED_PREFIX, include_value=False) as it:
+            for key in it:  # proposals up to this height are decided now
+                if int.from_bytes(key[1:9], "big") <= block.height:
+                    batch.delete(key)
         batch.write()  # a batch that is never written (write_block raised) leaves no trace
         self._tip = tip
 
@@ -138,13 +145,24 @@ class ChainStore(ChainReader):
         batch.write()
         self._tip = new_tip
 
-    def put_checkpoint(self, data: bytes) -> None:
+    def put_checkpoint(self, data: bytes,
+                       proposed: Iterable[tuple[int, bytes, bytes]] = ()) -> None:
         """Persist the consensus checkpoint, durably (fsync) before returning: the caller may
-        send the vote it protects as soon as this returns."""
-        self._leveldb.put(CHECKPOINT_KEY, data, sync=True)
+        send the vote it protects as soon as this returns. `proposed` (height, block hash,
+        block bytes) are blocks not final yet that the votes may name: after a crash they
+        may be the only copies of a block the network decided (`get_proposed`)."""
+        batch = self._leveldb.write_batch(sync=True)
+        for height, block_hash, raw in proposed:
+            batch.put(proposed_key(height, block_hash), raw)
+        batch.put(CHECKPOINT_KEY, data)
+        batch.write()
 
     def get_checkpoint(self) -> bytes | None:
         return self._leveldb.get(CHECKPOINT_KEY)
+
+    def get_proposed(self, height: int, block_hash: bytes) -> bytes | None:
+        """A proposed block kept with a checkpoint, until its height is committed."""
+        return self._leveldb.get(proposed_key(height, block_hash))
 
 
 def _prepare_root(root: Path, expected: StoreMeta) -> None:

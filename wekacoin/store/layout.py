@@ -5,6 +5,9 @@ One LevelDB database; the first byte of a key names its table:
     M                     StoreMeta: format version, chain id, genesis hash (written once)
     Z                     StoredTip: height, block hash and LtHash lattice of the tip state
     K                     the consensus checkpoint (opaque bytes, written with sync)
+    p + height(8) + hash  a block proposed for that height, not final yet (bytes from
+                          consensus), written with the checkpoint, dropped once the
+                          height is committed
     h + height(8)         hash of the block at that height
     b + block hash(32)    StoredBlock: header, metadata, and the ids of its transactions
     c + block hash(32)    the block's certificate (opaque bytes from consensus)
@@ -51,6 +54,7 @@ STATE_PREFIX = b"s"
 UNDO_PREFIX = b"u"
 UNDO_DEPTH = 128
 """Blocks that can be rolled back: far more than a TENTATIVE run lasts before a FINAL one."""
+PROPOSED_PREFIX = b"p"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,10 @@ def cert_key(block_hash: bytes) -> bytes:
 
 def tx_key(tx_id: bytes) -> bytes:
     return TX_PREFIX + tx_id
+
+
+def proposed_key(height: int, block_hash: bytes) -> bytes:
+    return PROPOSED_PREFIX + height.to_bytes(8, "big") + block_hash
 
 
 _SIG_AT, _PAYLOAD_AT = 12, 76
