@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import socket
 
-import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -20,7 +19,7 @@ def all_commands() -> list[list[str]]:
     """The path of every command and group, e.g. ["wallet", "send"] (the root is [])."""
     paths: list[list[str]] = []
 
-    def walk(command: click.Command, path: list[str]) -> None:
+    def walk(command, path: list[str]) -> None:  # a click command, typer's or click's own
         paths.append(path)
         for name, sub in getattr(command, "commands", {}).items():
             walk(sub, [*path, name])
