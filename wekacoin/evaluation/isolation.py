@@ -3,10 +3,10 @@
 Strongest first, each layered with what the fork server adds in every child (rlimits always,
 seccomp and the drop to a uid of the child's own when they work, as its probe reports):
 - "bwrap": bubblewrap gives the server (and so every child it forks) no network, its own
-  pid/ipc/uts namespaces, a read-only view of / and a small tmpfs /tmp holding the per-model
-  scratch dirs. Run as root we skip the user namespace, so children can still drop to their
-  own uids, and keep only the capabilities the server needs to do that, clean up, and
-  let spare children prepare at idle priority.
+  pid/ipc/uts namespaces, a read-only view of / and a small private tmpfs (mounted over an
+  empty directory of ours) holding the per-model scratch dirs. Run as root we skip the user
+  namespace, so children can still drop to their own uids, and keep only the capabilities
+  the server needs to do that, clean up, and let spare children prepare at idle priority.
   Unprivileged, `--unshare-all` applies (its user namespace maps only our own uid).
 - "unshare-net": `unshare --net`: no network, but the filesystem is the host's; writes are
   stopped only by file permissions once children run under their own uids (so, for

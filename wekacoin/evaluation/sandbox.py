@@ -217,12 +217,11 @@ class ForkServerSandbox:
         raise SandboxError("could not start the model sandbox: " + "; ".join(failures))
 
     def _launch(self, ns: Namespaces) -> None:
-        if ns is Namespaces.BWRAP:
-            scratch = "/tmp"  # a private tmpfs inside the sandbox
-        else:
-            if self._scratch is None:
-                self._scratch = tempfile.mkdtemp(prefix="wekacoin-sandbox-")
-            scratch = self._scratch
+        # An empty directory of our own; under bwrap a private tmpfs is mounted over it, which
+        # hides nothing (a tmpfs over /tmp would hide a virtualenv or checkout living there).
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="wekacoin-sandbox-")
+        scratch = self._scratch
         command = [
             *launcher(ns, scratch),
             sys.executable,

@@ -7,6 +7,10 @@ it raises ModelRejected for anything the trainer got wrong.
 
 from __future__ import annotations
 
+# zipfile decodes the member names of a skops file with cp437 unless they are flagged UTF-8,
+# importing the codec on first use. Import it here, before fork: a confined child under its
+# own uid may not be able to read the standard library's directory (e.g. under /root).
+import encodings.cp437  # noqa: F401
 from typing import Any
 
 import numpy as np
