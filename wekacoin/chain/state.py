@@ -151,7 +151,8 @@ class State:
         self._source = source if source is not None else {}
         self._records: dict[bytes, Any] = {}
         self._written: set[bytes] = set()
-        self._encodings: dict[bytes, bytes | None] = {}  # of written entries, on demand
+        # Encoded entries: those written here (on demand), and those a root layer has read.
+        self._encodings: dict[bytes, bytes | None] = {}
         self._lattice = lattice  # None: compute lazily (from the parent, or by a full scan)
 
     @property
@@ -198,6 +199,9 @@ class State:
         return self._source.get(key)
 
     def get_raw(self, key: bytes) -> bytes | None:
+        raw = self._encodings.get(key, _MISSING)
+        if raw is not _MISSING:
+            return raw
         if key in self._written:
             return self._encoded(key)
         if self._parent is not None:
@@ -220,6 +224,7 @@ class State:
             else:
                 raw = self._source.get(key)
                 value = None if raw is None else _decode_value(key, raw)
+                self._encodings[key] = raw  # the root and the undo record read it again
             self._records[key] = value
         return value
 

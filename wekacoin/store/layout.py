@@ -32,6 +32,7 @@ no `h`, `b`, `c` or `u` entry.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,18 +76,21 @@ class StoredTip:
 
 
 @dataclass(frozen=True, slots=True)
-class UndoEntry:
-    key: bytes
-    value: bytes | None
-    """The value before the block; None: the block created the entry."""
-
-
-@dataclass(frozen=True, slots=True)
 class StoredUndo:
-    """What rolling one block back restores."""
+    """What rolling one block back restores: each ledger entry the block changed, with its
+    value before the block (None: the block created it). Two parallel arrays rather than an
+    array of pairs: one is written with every block, and this way it encodes in C."""
 
     prev_lattice: bytes
-    entries: tuple[UndoEntry, ...]
+    keys: tuple[bytes, ...]
+    values: tuple[bytes | None, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.keys) != len(self.values):
+            raise ValueError("an undo record needs one value per key")
+
+    def entries(self) -> Iterator[tuple[bytes, bytes | None]]:
+        return zip(self.keys, self.values)
 
 
 def undo_key(height: int) -> bytes:

@@ -15,7 +15,7 @@ from wekacoin.chain.state import State
 from wekacoin.store.errors import CommitError
 from wekacoin.store.layout import (
     META_KEY, STATE_PREFIX, TIP_KEY, TX_PREFIX, UNDO_DEPTH, StoreMeta, StoredBlock, StoredTip,
-    StoredUndo, UndoEntry, block_key, cert_key, height_key, lattice_bytes, tx_value, undo_key,
+    StoredUndo, block_key, cert_key, height_key, lattice_bytes, tx_value, undo_key,
 )
 from wekacoin.types.block import Block, block_hash
 from wekacoin.types.codec import encode
@@ -73,7 +73,8 @@ def write_block(
             delete(STATE_PREFIX + key)
         else:
             put(STATE_PREFIX + key, value)
-    undo = StoredUndo(tip.lattice, tuple(UndoEntry(k, state.previous_raw(k)) for k in changes))
+    keys = tuple(changes)
+    undo = StoredUndo(tip.lattice, keys, tuple(map(state.previous_raw, keys)))
     put(undo_key(header.height), encode(undo))
     if header.height > UNDO_DEPTH:
         delete(undo_key(header.height - UNDO_DEPTH))
@@ -98,8 +99,7 @@ def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash:
         undos.append((height, undo, stored))
     restored: dict[bytes, bytes | None] = {}
     for height, undo, stored in undos:  # newest first: older values overwrite newer ones
-        for entry in undo.entries:
-            restored[entry.key] = entry.value
+        restored.update(undo.entries())
         hash_ = block_hash(stored.header)
         for tx_id in stored.ids():
             sink.delete(TX_PREFIX + tx_id)

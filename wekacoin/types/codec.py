@@ -132,7 +132,11 @@ def _value_encoder(tp: Any) -> Callable[[Any], Any] | None:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return lambda v: _encoder_for(type(v))(v)
     if origin is tuple:
-        inner = _value_encoder(typing.get_args(tp)[0])
+        item = _strip_newtype(typing.get_args(tp)[0])
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
+            # One record type: look its encoder up once per tuple, not once per item.
+            return lambda v: list(map(_encoder_for(item), v))
+        inner = _value_encoder(item)
         if inner is None:
             return list
         return lambda v: [inner(x) for x in v]
