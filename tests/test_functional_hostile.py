@@ -112,11 +112,6 @@ def test_malformed_rpc_requests_get_errors_and_nodes_keep_going(network: NodeGro
     assert_healthy(network, marks)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "wekacoin/rpc/protocol.py Dispatcher.handle catches ValueError/UnicodeDecodeError from "
-    "json.loads but not RecursionError: a deeply nested body gets a bare HTTP 500 and a "
-    "traceback in the log instead of a -32700 parse error (wekacoin/rpc is outside this "
-    "branch's remit; the node keeps running)"))
 def test_deeply_nested_json_is_a_parse_error(network: NodeGroup) -> None:
     node = network.nodes[1]
     r = rpc_post(node, b"[" * 100_000 + b"]" * 100_000)

@@ -82,6 +82,7 @@ def test_calls_with_named_and_positional_params():
 @pytest.mark.parametrize("request_, code", [
     (b"{not json", PARSE_ERROR),
     (b"\xff\xfe", PARSE_ERROR),
+    (b"[" * 100_000 + b"]" * 100_000, PARSE_ERROR),
     ([], INVALID_REQUEST),
     ({"jsonrpc": "1.0", "id": 1, "method": "counter.get"}, INVALID_REQUEST),
     ({"jsonrpc": "2.0", "id": [1], "method": "counter.get"}, INVALID_REQUEST),

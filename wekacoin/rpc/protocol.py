@@ -99,6 +99,8 @@ class Dispatcher:
             request = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             return _dump(_error(None, PARSE_ERROR, f"parse error: {e}"))
+        except RecursionError:
+            return _dump(_error(None, PARSE_ERROR, "parse error: nested too deeply"))
         if isinstance(request, list):
             if not request or len(request) > MAX_BATCH:
                 return _dump(_error(None, INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH} calls"))
