@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -19,7 +20,7 @@ def demo(
     from wekacoin.client.demo import run_demo
 
     def say(message: str) -> None:
-        console.log(message)
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
 
     task = run_demo(dir, nodes, keep, say, print_task)
     winner = next((row for row in task["leaderboard"] if row["winner"]), None)
