@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from wekacoin.chain.errors import (
-    BadNonce, BadSignature, FeeTooLow, InsufficientFunds, LimitExceeded, WrongPhase,
+    BadNonce, BadSignature, FeeTooLow, InsufficientFunds, WrongPhase,
 )
 from wekacoin.mempool import (
     AlreadyKnown, InvalidTransaction, MempoolPolicy, NonceGapTooLarge, PoolFull,

@@ -34,7 +34,7 @@ import numpy as np
 from wekacoin.types.codec import decode_trusted, encode
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
-from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId, TaskId
+from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId
 
 _LANES = 1024
 _LANE_BYTES = 2 * _LANES

@@ -26,7 +26,6 @@ from wekacoin.net.errors import (
     BadRequestError,
     ProtocolViolationError,
     RemoteStatusError,
-    RequestError,
     RequestTimeoutError,
     ResponseTooLargeError,
 )

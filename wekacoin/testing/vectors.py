@@ -17,7 +17,7 @@ from typing import Any
 from wekacoin.chain.tasks import group_commitment, model_commitment
 from wekacoin.chain.transactions import sign_tx
 from wekacoin.testing.chain import LocalChain, fake_cid, dev_key
-from wekacoin.types.block import Block, BlockHeader, BlockMeta
+from wekacoin.types.block import BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
 from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.metric import Metric, TaskKind

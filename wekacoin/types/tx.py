@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from wekacoin.types.codec import decode, encode
+from wekacoin.types.codec import decode
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.primitives import (
     Address, Amount, Hash, Height, Millis, Nonce, Nonce32, PublicKey, Score, Signature, TaskId,
