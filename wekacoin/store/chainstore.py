@@ -126,10 +126,11 @@ class ChainStore(ChainReader):
         extend the tip or the state is not the block's."""
         batch = self._leveldb.write_batch(sync=self._sync)
         tip = write_block(batch, self.stored_tip(), block, state, certificate)
-        with self._leveldb.iterator(prefix=PROPOSED_PREFIX, include_value=False) as it:
-            for key in it:  # proposals up to this height are decided now
-                if int.from_bytes(key[1:9], "big") <= block.height:
-                    batch.delete(key)
+        decided = self._leveldb.iterator(  # proposals up to this height: decided now
+            start=PROPOSED_PREFIX, stop=proposed_key(block.height + 1, b""), include_value=False)
+        with decided as it:
+            for key in it:
+                batch.delete(key)
         batch.write()  # a batch that is never written (write_block raised) leaves no trace
         self._tip = tip
 
