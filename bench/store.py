@@ -58,7 +58,7 @@ from wekacoin.testing.chain import LocalChain  # noqa: E402
 from wekacoin.types.block import BlockMeta  # noqa: E402
 from wekacoin.types.tx import Transfer  # noqa: E402
 
-META = BlockMeta(seed_proof=None, settlement=None)
+META = BlockMeta(seed_proof=None, rankings=())
 
 
 def main() -> None:

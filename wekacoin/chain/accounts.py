@@ -11,6 +11,7 @@ from dataclasses import replace
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import InsufficientFunds, InvalidField, StakeError
 from wekacoin.chain.state import State
+from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.primitives import Address, Height
 from wekacoin.types.tx import Stake, Transfer, Unstake, VerifiedTx
@@ -69,11 +70,19 @@ def schedule_stake_change(state: State, height: int, address: Address) -> None:
         state.put_agenda(height, agenda + (address,))
 
 
+def weight_horizon(params: Params) -> int:
+    """How far back a rule may ask for a weight: a task's evaluation committee is weighed as
+    of the block that fixed its seed (its upload end), and it may settle up to
+    evaluation_window + settlement_window blocks later."""
+    return params.evaluation_window + params.settlement_window
+
+
 def process_stake_agenda(state: State, height: int) -> None:
     """At the start of block `height`: bonded stake starts counting, unbonded stake returns.
 
-    A validator key stays registered to its account even when its stake reaches zero, so a
-    key can never move to another account.
+    The stake a bond had until now joins its history, and history no rule can ask about any
+    more is dropped. A validator key stays registered to its account even when its stake
+    reaches zero, so a key can never move to another account.
     """
     addresses = state.get_agenda(height)
     if not addresses:
@@ -83,10 +92,15 @@ def process_stake_agenda(state: State, height: int) -> None:
         bond = state.get_bond(address)
         joining = sum(p.amount for p in bond.bonding if p.height <= height)
         leaving = sum(p.amount for p in bond.unbonding if p.height <= height)
+        oldest = height - weight_horizon(state.params)
+        history = tuple(p for p in bond.history if p.height > oldest)
+        if joining != leaving:
+            history += (Pending(Height(height), bond.stake),)
         state.put_bond(address, replace(
             bond, stake=bond.stake + joining - leaving,
             bonding=tuple(p for p in bond.bonding if p.height > height),
             unbonding=tuple(p for p in bond.unbonding if p.height > height),
+            history=history,
         ))
         if leaving:
             credit(state, address, leaving)

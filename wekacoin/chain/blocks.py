@@ -10,7 +10,8 @@ from dataclasses import replace
 from wekacoin.chain.accounts import credit, process_stake_agenda
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import BlockError, InvalidBlockTx, StateRootMismatch, TxError
-from wekacoin.chain.settlement import process_settlement
+from wekacoin.chain.rankings import process_rankings
+from wekacoin.chain.settlement import process_settlements
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import process_task_deadlines
 from wekacoin.chain.transactions import apply_tx, verify_tx
@@ -75,17 +76,16 @@ def execute_block(
     state: State, height: Height, seed: Hash, proposer: PublicKey | None,
     vtxs: list[VerifiedTx], meta: BlockMeta,
 ) -> BlockContext:
-    """Start-of-block events, the transactions, the settlement, then the proposer's fees."""
-    if proposer is None and (vtxs or meta.settlement is not None or meta.seed_proof is not None):
-        raise BlockError("an empty block (no proposer) carries no transactions or settlement")
+    """Start-of-block events, the transactions, the rankings, then the proposer's fees."""
+    if proposer is None and (vtxs or meta.rankings or meta.seed_proof is not None):
+        raise BlockError("an empty block (no proposer) carries no transactions or rankings")
     ctx = begin_block(state, height, seed)
     for i, vtx in enumerate(vtxs):
         try:
             apply_tx(state, vtx, ctx)
         except TxError as e:
             raise InvalidBlockTx(i, e) from None
-    if meta.settlement is not None:
-        process_settlement(state, meta.settlement, height)
+    process_rankings(state, meta.rankings, state.config.genesis_hash)
     if ctx.fees:
         owner = state.get_validator(proposer)
         if owner is None:
@@ -96,10 +96,12 @@ def execute_block(
 
 def begin_block(state: State, height: Height, seed: Hash) -> BlockContext:
     """The start-of-block events, before any transaction: the tip moves to `height`, matured
-    stake changes take effect, task deadlines pass. Block assembly (the mempool) runs this too,
-    so it checks transactions against exactly the state they will meet in the block."""
+    stake changes take effect, ready tasks settle from the rankings earlier blocks recorded,
+    task deadlines pass. Block assembly (the mempool) runs this too, so it checks
+    transactions against exactly the state they will meet in the block."""
     state.put_tip(replace(state.tip, height=height, seed=seed))
     process_stake_agenda(state, height)
+    process_settlements(state, height)
     process_task_deadlines(state, height, seed)
     return BlockContext(height, seed)
 

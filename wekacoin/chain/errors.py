@@ -75,8 +75,10 @@ class InvalidBlockTx(BlockError):
         self.error = error
 
 
-class InvalidSettlement(BlockError):
-    pass
+class InvalidRanking(BlockError):
+    """A candidate ranking that cannot be recorded: not signed by a member of the task's
+    evaluation committee, malformed for its task, a second one by the same evaluator, or for
+    a task that is not being ranked."""
 
 
 class StateRootMismatch(BlockError):

@@ -9,6 +9,8 @@ Keys (one byte of namespace, then a fixed-width id):
     C + trainer(20) + task id(8) + commitment   that trainer's SubmissionId (duplicates refused)
     V + validator key(32)         Address that bonded stake under that key
     Q + height(8)                 StakeAgenda: accounts with stake changes maturing at height
+    R + task id(8) + evaluator(32) RecordedRanking: an evaluator's ranking of an open task
+    M + task id(8)                TaskSettlement: how a task ended, where its escrow went
     G                             ChainTip
 
 A `State` reads through to its parent (another `State` or a `StateSource`, e.g. a dict or the
@@ -34,6 +36,7 @@ import numpy as np
 from wekacoin.types.codec import decode_trusted, encode
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
+from wekacoin.types.ranking import RecordedRanking, TaskSettlement
 from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId
 
 _LANES = 1024
@@ -87,6 +90,14 @@ def agenda_key(height: int) -> bytes:
     return b"Q" + height.to_bytes(8, "big")
 
 
+def ranking_key(task_id: int, evaluator: bytes) -> bytes:
+    return b"R" + task_id.to_bytes(8, "big") + evaluator
+
+
+def settlement_key(task_id: int) -> bytes:
+    return b"M" + task_id.to_bytes(8, "big")
+
+
 TIP_KEY = b"G"
 
 _RECORD_TYPES: dict[int, type] = {
@@ -95,6 +106,8 @@ _RECORD_TYPES: dict[int, type] = {
     ord("T"): Task,
     ord("S"): Submission,
     ord("Q"): StakeAgenda,
+    ord("R"): RecordedRanking,
+    ord("M"): TaskSettlement,
     ord("G"): ChainTip,
 }
 _RAW_NAMESPACES = frozenset({ord("C"), ord("V")})  # values are plain bytes / ids
@@ -281,6 +294,18 @@ class State:
     def put_agenda(self, height: int, addresses: tuple[Address, ...]) -> None:
         self._put(agenda_key(height), StakeAgenda(addresses) if addresses else None)
 
+    def get_ranking(self, task_id: int, evaluator: bytes) -> RecordedRanking | None:
+        return self._get(ranking_key(task_id, evaluator))
+
+    def put_ranking(self, task_id: int, evaluator: bytes, ranking: RecordedRanking | None) -> None:
+        self._put(ranking_key(task_id, evaluator), ranking)
+
+    def get_settlement(self, task_id: int) -> TaskSettlement | None:
+        return self._get(settlement_key(task_id))
+
+    def put_settlement(self, record: TaskSettlement) -> None:
+        self._put(settlement_key(record.task_id), record)
+
     @property
     def tip(self) -> ChainTip:
         return self._get(TIP_KEY)
@@ -297,6 +322,17 @@ class State:
         address = self.get_validator(key)
         bond = None if address is None else self.get_bond(address)
         return 0 if bond is None else bond.stake
+
+    def get_weight_at(self, key: PublicKey, height: int) -> int:
+        """The weight `key` had in block `height` (at most `weight_horizon` blocks ago)."""
+        address = self.get_validator(key)
+        bond = None if address is None else self.get_bond(address)
+        if bond is None:
+            return 0
+        for past in bond.history:
+            if height < past.height:
+                return past.amount
+        return bond.stake
 
     # -- state root --
 

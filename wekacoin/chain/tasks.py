@@ -1,6 +1,7 @@
 """The task lifecycle (DESIGN.md "Task lifecycle"), as rules over block heights.
 
-    published --(RevealTraining within L blocks)--> training (until tbh)
+    published --(split drawn d blocks later; RevealTraining within L blocks of it)-->
+      training (until tbh)
       --> test reveal window [tbh, tbh + test_reveal_window)
       --> model uploads until tbh + test_reveal_window + upload_window
       --> evaluation window --> ready: settled by the first block that chooses it
@@ -11,8 +12,10 @@ it binds the bytes while letting every node check a reveal without fetching anyt
 32-byte nonce defeats guessing a small group from its commitment (DanKu 4.5). Binding the
 trainer's address makes a copied model commitment worthless to the copier.
 
-The test groups are drawn from the seed of the block that publishes the task (DanKu 5.2), so
-the supplier cannot pick a test set unlike the training data.
+The test groups are drawn from the seed of block `published + test_split_delay` (DanKu 5.2
+draws them from a future block): when the supplier commits to the groups nobody knows that
+seed, not even the proposer who includes the task, so nobody can place the rows a baseline
+memorised in the test set.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from wekacoin.content.errors import InvalidCidError
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Submission, Task, TaskStatus
 from wekacoin.types.primitives import Hash, SubmissionId, TaskId
+from wekacoin.types.ranking import Outcome, Payment, Resolution, TaskSettlement
 from wekacoin.types.tx import (
     GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, SubmitModel, VerifiedTx,
 )
@@ -110,9 +114,14 @@ def is_cid_text(text: str) -> bool:
 # -- heights --
 
 
+def split_height(task: Task, params: Params) -> int:
+    """The block whose seed draws the test groups (at its start, before its transactions)."""
+    return task.published_height + params.test_split_delay
+
+
 def training_reveal_deadline(task: Task, params: Params) -> int:
-    """Last height at which RevealTraining is accepted."""
-    return task.published_height + params.training_reveal_window
+    """Last height at which RevealTraining is accepted (from the block after the split)."""
+    return split_height(task, params) + params.training_reveal_window
 
 
 def reveal_test_end(task: Task, params: Params) -> int:
@@ -194,8 +203,6 @@ def validate_task_spec(spec: PublishTask, params: Params, height: int) -> None:
         raise LimitExceeded(f"the model size limit must be in (0, {params.max_model_bytes}]")
     if not 0 < spec.limits.eval_time_ms <= params.max_eval_time_ms:
         raise LimitExceeded(f"the evaluation time limit must be in (0, {params.max_eval_time_ms}] ms")
-    if not is_cid_text(spec.baseline_cid):
-        raise InvalidField(f"the baseline CID {spec.baseline_cid!r} is not a CID")
 
 
 def process_publish_task(
@@ -209,12 +216,10 @@ def process_publish_task(
         raise InsufficientFunds(f"balance {payer.balance} cannot escrow reward + hosting fee {escrow}")
     tip = state.tip
     task_id = tip.next_task_id
-    groups = len(spec.group_commitments)
     state.put_account(vtx.sender, debit(payer, escrow))
     state.put_task(Task(
         id=task_id, supplier=vtx.sender, spec=spec, published_height=ctx.height,
-        test_groups=compute_test_groups(ctx.seed, task_id, groups, count_test_groups(groups, params)),
-        status=TaskStatus.PUBLISHED, escrow=escrow,
+        test_groups=(), status=TaskStatus.PUBLISHED, escrow=escrow,
     ))
     state.put_tip(replace(
         tip, next_task_id=TaskId(task_id + 1), open_tasks=tip.open_tasks + (task_id,),
@@ -255,15 +260,22 @@ def process_reveal_training(
     task = _supplier_task(state, vtx, body.task_id)
     if task.status is not TaskStatus.PUBLISHED:
         raise WrongPhase(f"task {task.id} is {compute_phase(task, ctx.height, state.params).value}")
+    if ctx.height <= split_height(task, state.params):
+        raise WrongPhase(
+            f"the test split of task {task.id} is drawn at height {split_height(task, state.params)};"
+            " reveal the training groups after it"
+        )
     if ctx.height > training_reveal_deadline(task, state.params):
         raise WrongPhase(f"the training reveal window of task {task.id} has closed")
     test = set(task.test_groups)
     training = [i for i in range(len(task.spec.group_commitments)) if i not in test]
     _check_reveal(task, body.groups, training)
+    if not is_cid_text(body.baseline_cid):
+        raise InvalidField(f"the baseline CID {body.baseline_cid!r} is not a CID")
     state.put_account(vtx.sender, payer)
     state.put_task(replace(
         task, status=TaskStatus.ACTIVE, training_reveals=body.groups,
-        baseline_score=body.baseline_score,
+        baseline_cid=body.baseline_cid, baseline_score=body.baseline_score,
     ))
 
 
@@ -342,8 +354,10 @@ def process_reveal_model(
 
 
 def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
-    """At the start of block `height`: fix the evaluation seed of tasks whose uploads close
-    now, cancel tasks whose training data never came, and expire tasks no block settled.
+    """At the start of block `height`, after settlements: draw the test split of tasks
+    published `test_split_delay` blocks ago, fix the evaluation seed and weight of tasks
+    whose uploads close now, cancel tasks whose training data never came, and expire tasks
+    no block settled.
 
     Cancelled: the reward goes back to the supplier and the hosting fee is burned, so
     withholding the data earns the supplier nothing. Expired (no committee agreed on a
@@ -356,39 +370,57 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
     closed = []
     for task_id in tip.open_tasks:
         task = state.get_task(task_id)
+        if task.status is TaskStatus.PUBLISHED and height == split_height(task, params):
+            groups = len(task.spec.group_commitments)
+            task = replace(task, test_groups=compute_test_groups(
+                seed, task_id, groups, count_test_groups(groups, params)
+            ))
+            state.put_task(task)
         if task.status is TaskStatus.ACTIVE and height == upload_end(task, params):
-            state.put_task(replace(task, evaluation_seed=seed))
+            task = replace(task, evaluation_seed=seed, evaluation_weight=state.tip.total_stake)
+            state.put_task(task)
         if task.status is TaskStatus.PUBLISHED and height > training_reveal_deadline(task, params):
-            credit(state, task.supplier, task.spec.reward)
-            state.put_task(replace(task, status=TaskStatus.CANCELLED, escrow=0))
+            payments = {task.supplier: task.spec.reward}
+            _close_task(state, task, height, Resolution.CANCELLED, payments)
         elif task.status is TaskStatus.ACTIVE and height > settlement_deadline(task, params):
-            credit(state, task.supplier, task.spec.reward)
+            payments = {task.supplier: task.spec.reward}
             for sid in task.submissions:
                 submission = state.get_submission(sid)
-                credit(state, submission.trainer, submission.fee)
-            state.put_task(replace(task, status=TaskStatus.EXPIRED, escrow=0))
+                payments[submission.trainer] = payments.get(submission.trainer, 0) + submission.fee
+            _close_task(state, task, height, Resolution.EXPIRED, payments)
         else:
             continue
         closed.append(task_id)
-        tip = replace(tip, burned=tip.burned + task.spec.hosting_fee)
     if closed:
+        tip = state.tip
         state.put_tip(replace(tip, open_tasks=tuple(t for t in tip.open_tasks if t not in closed)))
 
 
-def compute_task_to_settle(state: State, height: int) -> TaskId | None:
-    """The task block `height` must settle, if any (paper III-C): not settled before, past its
-    evaluation window, most submissions, then lowest id."""
-    params = state.params
-    best: tuple[int, int] | None = None
-    for task_id in state.tip.open_tasks:
-        task = state.get_task(task_id)
-        if task.status is TaskStatus.ACTIVE and (
-            ready_height(task, params) <= height <= settlement_deadline(task, params)
-        ):
-            key = (-len(task.submissions), task_id)
-            if best is None or key < best:
-                best = key
-    return None if best is None else TaskId(best[1])
+def _close_task(
+    state: State, task: Task, height: int, resolution: Resolution, payments: dict[bytes, int]
+) -> None:
+    """Cancel or expire: pay back what `payments` says, burn the hosting fee, keep a record."""
+    for address in sorted(payments):
+        credit(state, address, payments[address])
+    burned = task.spec.hosting_fee
+    assert sum(payments.values()) + burned == task.escrow
+    forget_rankings(state, task)
+    state.put_task(replace(task, status=TaskStatus(_CLOSED_STATUS[resolution]), escrow=0,
+                           settled_height=height, rankers=()))
+    state.put_settlement(TaskSettlement(
+        task.id, height, resolution, SubmissionId(0), Outcome.UNEVALUATED, 0, (), (),
+        tuple(Payment(a, payments[a]) for a in sorted(payments) if payments[a]), 0, burned,
+    ))
+    state.put_tip(replace(state.tip, burned=state.tip.burned + burned))
+
+
+_CLOSED_STATUS = {Resolution.CANCELLED: TaskStatus.CANCELLED, Resolution.EXPIRED: TaskStatus.EXPIRED}
+
+
+def forget_rankings(state: State, task: Task) -> None:
+    """Drop the recorded rankings of a task that ends (its record keeps what matters)."""
+    for key in task.rankers:
+        state.put_ranking(task.id, key, None)
 
 
 def tasks_to_evaluate(state: State, height: int) -> list[TaskId]:
@@ -399,4 +431,3 @@ def tasks_to_evaluate(state: State, height: int) -> list[TaskId]:
         if (task := state.get_task(t)).status is TaskStatus.ACTIVE
         and height >= upload_end(task, params)
     ]
-

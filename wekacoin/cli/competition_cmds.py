@@ -14,8 +14,7 @@ from rich.table import Table
 from wekacoin.cli.common import console, print_json, settings
 from wekacoin.client import competition as comp
 from wekacoin.client.chainclient import ChainClient
-from wekacoin.client.datasets import prepare_dataset, train_baseline
-from wekacoin.evaluation.data import parse_split
+from wekacoin.client.datasets import prepare_dataset
 from wekacoin.types.metric import Metric, TaskKind
 
 task_app = typer.Typer(help="Publish and follow machine-learning tasks.", no_args_is_help=True)
@@ -60,18 +59,15 @@ def publish(
     eval_seconds: int = typer.Option(30, min=1, help="Evaluation time limit per model."),
     max_model_bytes: int = typer.Option(16 * 2**20, min=1, help="Largest model accepted."),
     baseline: Path = typer.Option(None, exists=True, dir_okay=False,
-                                  help="Baseline model (ONNX or skops); default: a decision stump."),
+                                  help="Baseline model (ONNX or skops); default: a decision stump "
+                                       "trained on the training groups once the chain draws them."),
     reveal: bool = typer.Option(True, help="Reveal the training groups as soon as the split is drawn."),
     workdir: Path = WORKDIR,
 ) -> None:
     """Commit to a dataset, publish the task, and reveal its training groups."""
     raw = data.read_bytes()
     prepared = prepare_dataset(raw, label, kind, groups)
-    if baseline is None:
-        whole = parse_split(dict(enumerate(prepared.groups)), prepared.schema)
-        baseline_bytes = train_baseline(kind, whole.features, whole.labels)
-    else:
-        baseline_bytes = baseline.read_bytes()
+    baseline_bytes = None if baseline is None else baseline.read_bytes()
     ws = _workspace(workdir)
     with _client(ctx) as client:
         blocks = training_blocks or client.info()["params"]["min_training_period"]
@@ -134,6 +130,26 @@ def show(ctx: typer.Context, task_id: int, json_out: bool = typer.Option(False, 
     print_task(task)
 
 
+def outcome_line(task: dict) -> str:
+    """What happened to a task, from the chain's own settlement record."""
+    record = task.get("settlement")
+    if record is None:
+        return f"task {task['id']} is open: {task['phase']}"
+    resolution = record["resolution"]
+    if resolution == "won":
+        row = next(r for r in task["leaderboard"] if r["submission_id"] == record["winner"])
+        return (f"[bold green]submission {row['submission_id']} by {row['trainer']} won task "
+                f"{task['id']} with {task['spec']['metric']} {row['score'] / 1e6:.4f}[/]")
+    if resolution == "baseline_kept":
+        return (f"[bold]no model beat the baseline of task {task['id']}: the reward went back "
+                "to the supplier[/]")
+    if resolution == "expired":
+        return (f"[bold red]task {task['id']} expired: no ranking was agreed before its "
+                "settlement deadline; reward and participation fees refunded, hosting fee burned[/]")
+    return (f"[bold red]task {task['id']} was cancelled: its training data was never "
+            "revealed; reward refunded, hosting fee burned[/]")
+
+
 def print_task(task: dict) -> None:
     spec = task["spec"]
     console.print(f"[bold]task {task['id']}: {spec['title']}[/]  ({task['phase']})")
@@ -147,12 +163,15 @@ def print_task(task: dict) -> None:
     for row in task["leaderboard"]:
         score = "" if row["score"] is None else f"{row['score'] / 1e6:.6f}"
         table.add_row(
-            str(row["rank"] or "-") + (" 🏆" if row["winner"] else ""), str(row["submission_id"]),
+            str(row["rank"] or "-") + (" 🏆" if row["winner"] else ""),
+            "baseline" if row["baseline"] else str(row["submission_id"]),
             row["trainer"], row["outcome"] or "pending", score,
             "" if row["model_size"] is None else f"{row['model_size']:,}",
             (row["model_cid"] or "(not revealed)")[:20],
         )
     console.print(table)
+    if task.get("settlement") is not None:
+        console.print(outcome_line(task))
 
 
 @model_app.command()

@@ -23,9 +23,6 @@ def demo(
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
 
     task = run_demo(dir, nodes, keep, say, print_task)
-    winner = next((row for row in task["leaderboard"] if row["winner"]), None)
-    if winner is None:
-        console.print("[bold]no model beat the baseline: the reward went back to the supplier[/]")
-    else:
-        console.print(f"[bold green]submission {winner['submission_id']} by {winner['trainer']} "
-                      f"won task {task['id']} with accuracy {winner['score'] / 1e6:.4f}[/]")
+    record = task.get("settlement") or {}
+    if record.get("resolution") not in ("won", "baseline_kept"):
+        raise typer.Exit(1)  # the competition did not settle: print_task said why

@@ -1,8 +1,8 @@
 """The competition workflows of suppliers and trainers, over a node's RPC.
 
-Supplier: `publish_task` (commit to the groups, publish, then reveal the training groups with
-the baseline's score on them as soon as the chain has drawn the split), `reveal_test` after
-`tbh`. Trainer: `submit_model` (score on the training set locally, commit), `reveal_model`
+Supplier: `publish_task` (commit to the groups, publish), `reveal_training` (once the chain
+has drawn the split: the training groups, and a baseline trained on them unless the supplier
+brought one, with its score on them), `reveal_test` after `tbh`. Trainer: `submit_model` (score on the training set locally, commit), `reveal_model`
 after the test reveal. Secrets (nonces, test groups, models) stay in a local workspace
 directory until their reveal.
 """
@@ -18,9 +18,9 @@ from typing import Any
 
 from wekacoin.chain.tasks import model_commitment
 from wekacoin.client.chainclient import ChainClient, ClientError
-from wekacoin.client.datasets import PreparedData
+from wekacoin.client.datasets import PreparedData, train_baseline
 from wekacoin.content.cid import compute_cid
-from wekacoin.evaluation.data import DataSchema
+from wekacoin.evaluation.data import DataSchema, parse_split
 from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec, predict
 from wekacoin.evaluation.outcome import Status
 from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits
@@ -45,11 +45,12 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def save_task(self, task_id: int, data: PreparedData, baseline: bytes) -> None:
+    def save_task(self, task_id: int, data: PreparedData, baseline: bytes | None) -> None:
         d = self.task_dir(str(task_id))
         for i, blob in enumerate(data.groups):
             (d / f"group{i}.csv").write_bytes(blob)
-        (d / "baseline.onnx").write_bytes(baseline)
+        if baseline is not None:
+            (d / "baseline.model").write_bytes(baseline)
         (d / "secrets.json").write_text(json.dumps({
             "cids": data.cids, "nonces": [n.hex() for n in data.nonces],
         }, indent=1))
@@ -110,20 +111,20 @@ def training_score(task: dict, training: dict[int, bytes], model: bytes,
 
 
 def publish_task(
-    client: ChainClient, workspace: Workspace, data: PreparedData, baseline: bytes, *,
+    client: ChainClient, workspace: Workspace, data: PreparedData, baseline: bytes | None, *,
     title: str, metric: Metric, reward: int, hosting_fee: int, participation_fee: int,
     training_blocks: int, eval_seconds: int, max_model_bytes: int,
 ) -> int:
-    """Publish the task and wait until it is on the chain; returns its id."""
-    baseline_cid = upload(client, baseline)
+    """Publish the task and wait until it is on the chain; returns its id. `baseline`: the
+    supplier's own baseline model, or None for a decision stump trained on the training
+    groups once the chain has drawn them."""
     height = client.height()
     spec = PublishTask(
         title=title, metric=metric,
         schema=ChainSchema(data.schema.kind, data.schema.feature_columns, data.schema.label_column),
         limits=TaskLimits(max_model_bytes, eval_seconds * 1000),
         tbh=height + 1 + training_blocks, reward=reward, hosting_fee=hosting_fee,
-        participation_fee=participation_fee, baseline_cid=baseline_cid,
-        group_commitments=data.commitments,
+        participation_fee=participation_fee, group_commitments=data.commitments,
     )
     client.send(spec)
     commitments = [c.hex() for c in data.commitments]
@@ -137,17 +138,29 @@ def publish_task(
 
 def reveal_training(client: ChainClient, workspace: Workspace, task_id: int,
                     sandbox: ForkServerSandbox) -> int:
-    """Upload the training groups the chain drew, score the baseline on them, reveal."""
+    """Wait for the chain to draw the split, then upload the training groups and the
+    baseline (trained on them now, unless the supplier brought one), score the baseline on
+    them, and reveal."""
     groups, cids, nonces = workspace.load_task(task_id)
     task = client.task(task_id)
+    if not task["test_groups"]:
+        client.wait_for_height(task["heights"]["split"], what=f"the test split of task {task_id}")
+        task = client.task(task_id)
     test = set(task["test_groups"])
     training = {i: groups[i] for i in range(len(groups)) if i not in test}
     for blob in training.values():
         upload(client, blob)
-    baseline = (workspace.root / "tasks" / str(task_id) / "baseline.onnx").read_bytes()
+    own = workspace.root / "tasks" / str(task_id) / "baseline.model"
+    if own.exists():
+        baseline = own.read_bytes()
+    else:
+        schema = task_spec_of(task).schema
+        split = parse_split(training, schema)
+        baseline = train_baseline(schema.kind, split.features, split.labels)
+    baseline_cid = upload(client, baseline)
     score = training_score(task, training, baseline, sandbox)
     reveals = tuple(GroupReveal(i, cids[i], nonces[i]) for i in sorted(training))
-    client.send(RevealTraining(task_id, reveals, score))
+    client.send(RevealTraining(task_id, reveals, baseline_cid, score))
     return score
 
 

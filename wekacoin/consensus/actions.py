@@ -12,7 +12,7 @@ from wekacoin.chain.state import State
 from wekacoin.consensus.messages import Certificate, UnverifiedProposal, UnverifiedVote
 from wekacoin.types.block import Block
 from wekacoin.types.primitives import Hash, PublicKey, TaskId, VrfProof
-from wekacoin.types.ranking import Settlement, SignedRanking
+from wekacoin.types.ranking import SignedRanking
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,8 @@ class AssembleBlock:
     proposer: PublicKey
     seed: Hash
     seed_proof: VrfProof
-    settlement: Settlement | None
+    rankings: tuple[SignedRanking, ...]
+    """Received rankings the chain has not recorded; the block records those it can."""
 
 
 @dataclass(frozen=True, slots=True)

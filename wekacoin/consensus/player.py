@@ -46,7 +46,7 @@ from wekacoin.consensus.rankings import RankingBook
 from wekacoin.consensus.tally import StepTally
 from wekacoin.consensus.verify import ConsensusError, RoundContext, Verifier, is_quorum, is_terminating
 from wekacoin.crypto.keys import KeyPair
-from wekacoin.evaluation.ranking import RankingError
+from wekacoin.chain.errors import InvalidRanking
 from wekacoin.sortition import compute_block_seed
 from wekacoin.types.block import Block
 
@@ -159,10 +159,9 @@ class Player:
         chosen = select_proposer(self.ctx, list(self.keys.values()), self.period)
         if chosen is not None:
             key, seat = chosen
-            settlement = self.rankings.settlement_for(self.ctx.state, self.verifier, self.ctx.genesis_hash)
             self._actions.append(AssembleBlock(
                 self.round, self.period, key.public_key, compute_block_seed(seat.output),
-                seat.proof, settlement,
+                seat.proof, self.rankings.unrecorded(self.ctx.state),
             ))
 
     # -- proposals --
@@ -189,9 +188,7 @@ class Player:
             p = self.verifier.proposal(e.proposal, self.ctx)
         except ConsensusError:
             return
-        # A voter that evaluated the settled task votes only for its own scores.
-        settlement = p.block.meta.settlement
-        self.proposals.add(p, settlement is None or self.rankings.agrees(settlement))
+        self.proposals.add(p)
         if self.phase is Phase.AWAIT_BLOCK and self.decision.value == p.block.hash:
             self._finish(e.now)
         elif self.phase is Phase.PROPOSE and self.waiting_block and p.period == self.period:
@@ -526,7 +523,7 @@ class Player:
             return
         try:
             self.verifier.ranking(e.ranking, self.ctx.state, self.ctx.genesis_hash)
-        except RankingError:
+        except InvalidRanking:
             return
         self.rankings.add(e.ranking)
 

@@ -14,12 +14,11 @@ class ProposalBook:
         self._by_proposer: dict[tuple[int, bytes], set[bytes]] = {}
         self._votable: dict[int, list[Proposal]] = {}
 
-    def add(self, p: Proposal, votable: bool) -> None:
-        """Keep a verified proposal; `votable` if this node may vote for it."""
+    def add(self, p: Proposal) -> None:
+        """Keep a verified proposal."""
         self.blocks[p.block.hash] = (p.block, p.state)
         self._by_proposer.setdefault((p.period, p.proposer), set()).add(p.block.hash)
-        if votable:
-            self._votable.setdefault(p.period, []).append(p)
+        self._votable.setdefault(p.period, []).append(p)
 
     def best(self, period: int) -> Proposal | None:
         """Lowest priority wins; a proposer that signed two blocks in a period is ignored

@@ -1,22 +1,16 @@
 """A node's side of ranking agreement: which tasks it must evaluate, its own signed
-rankings, the rankings it received, and the settlement it would propose."""
+rankings, and the rankings it received that the chain has not recorded yet (a proposer
+records them in its block)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from wekacoin.chain.rankings import select_evaluator, sign_ranking
 from wekacoin.chain.state import State
-from wekacoin.chain.tasks import compute_task_to_settle, tasks_to_evaluate
+from wekacoin.chain.tasks import tasks_to_evaluate
 from wekacoin.crypto.keys import KeyPair
-from wekacoin.evaluation.ranking import (
-    RankingError, compute_ranking_quorum, compute_settlement, select_evaluator, sign_ranking,
-)
 from wekacoin.sortition import Selection
 from wekacoin.types.primitives import PublicKey
-from wekacoin.types.ranking import CandidateRanking, Outcome, RankEntry, Settlement, SignedRanking
-
-if TYPE_CHECKING:
-    from wekacoin.consensus.verify import Verifier
+from wekacoin.types.ranking import CandidateRanking, Outcome, RankEntry, SignedRanking
 
 
 class RankingBook:
@@ -70,32 +64,18 @@ class RankingBook:
         book[r.evaluator] = signed
         return True
 
-    def settlement_for(
-        self, state: State, verifier: Verifier, genesis_hash: bytes
-    ) -> Settlement | None:
-        """What the block after `state` should settle, if the rankings allow it yet."""
-        task_id = compute_task_to_settle(state, state.height + 1)
-        if task_id is None:
-            return None
-        verified = []
-        for signed in self.received.get(task_id, {}).values():
-            if signed is None:
+    def unrecorded(self, state: State) -> tuple[SignedRanking, ...]:
+        """Received rankings of open tasks that the chain after `state` has not recorded,
+        by (task, evaluator): what a proposer puts in its block."""
+        pending = []
+        for task_id, book in sorted(self.received.items()):
+            task = state.get_task(task_id)
+            if task is None:
                 continue
-            try:
-                verified.append(verifier.ranking(signed, state, genesis_hash))
-            except RankingError:
-                continue
-        settlement = compute_settlement(task_id, verified, compute_ranking_quorum(state.params))
-        if settlement is not None and not self.agrees(settlement):
-            return None
-        return settlement
-
-    def agrees(self, settlement: Settlement) -> bool:
-        """Whether a meta-ranking matches our own scores (true if we did not evaluate)."""
-        own = self.own.get(settlement.task_id)
-        return own is None or (own.baseline_outcome, own.baseline_score, own.entries) == (
-            settlement.baseline_outcome, settlement.baseline_score, settlement.entries
-        )
+            for evaluator, signed in sorted(book.items()):
+                if signed is not None and evaluator not in task.rankers:
+                    pending.append(signed)
+        return tuple(pending)
 
     def prune(self, state: State) -> None:
         """Forget tasks that are no longer open."""

@@ -23,7 +23,7 @@ from wekacoin.consensus.messages import (
 )
 from wekacoin.crypto.keys import verify_signature
 from wekacoin.errors import WekaError
-from wekacoin.evaluation.ranking import RankingError, VerifiedRanking, verify_ranking, verify_settlement
+from wekacoin.chain.rankings import VerifiedRanking, verify_ranking
 from wekacoin.sortition import (
     Role, compute_block_seed, compute_empty_seed, compute_priority, sortition_alpha, verify,
 )
@@ -107,10 +107,7 @@ def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
     return Vote(uv, seat.subusers, seat.output)
 
 
-def verify_proposal(
-    up: UnverifiedProposal, ctx: RoundContext,
-    check_ranking: Callable[[SignedRanking, State, bytes], VerifiedRanking] = verify_ranking,
-) -> Proposal:
+def verify_proposal(up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
     block, header = up.block, up.block.header
     if header.height != ctx.round or header.prev_hash != ctx.prev_hash:
         raise InvalidProposal(f"block {header.height} does not extend this round's tip")
@@ -129,10 +126,8 @@ def verify_proposal(
     if header.seed != compute_block_seed(seat.output):
         raise InvalidProposal("the block's seed is not the one its credential gives")
     try:
-        if block.meta.settlement is not None:
-            verify_settlement(block.meta.settlement, ctx.state, ctx.genesis_hash, verify_one=check_ranking)
         state = apply_block(ctx.state, block)
-    except (ChainError, RankingError) as e:
+    except ChainError as e:
         raise InvalidProposal(f"{type(e).__name__}: {e}") from None
     return Proposal(up, state, compute_priority(seat.output, seat.subusers))
 
@@ -141,7 +136,7 @@ def build_empty_block(ctx: RoundContext) -> tuple[Block, State]:
     """The round's empty block: the same bytes on every node with this tip."""
     seed = compute_empty_seed(ctx.state.tip.seed, ctx.round)
     return build_block(
-        ctx.state, vtxs=[], seed=seed, proposer=None, meta=BlockMeta(None, None),
+        ctx.state, vtxs=[], seed=seed, proposer=None, meta=BlockMeta(None, ()),
         time_ms=ctx.tip_time_ms,
     )
 
@@ -194,7 +189,7 @@ class Verifier:
         return self._memo("vote", ctx.prev_hash, uv, lambda: verify_vote(uv, ctx))
 
     def proposal(self, up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
-        return self._memo("proposal", ctx.prev_hash, up, lambda: verify_proposal(up, ctx, self.ranking))
+        return self._memo("proposal", ctx.prev_hash, up, lambda: verify_proposal(up, ctx))
 
     def ranking(self, signed: SignedRanking, state: State, genesis_hash: bytes) -> VerifiedRanking:
         return self._memo(

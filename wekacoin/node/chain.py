@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from wekacoin.chain.blocks import apply_block
-from wekacoin.chain.settlement import compute_ranking_order, compute_winner
+from wekacoin.chain.settlement import compute_ranking_order
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
 from wekacoin.mempool import Mempool
@@ -21,8 +21,9 @@ from wekacoin.store import ChainStore
 from wekacoin.store.reader import TaskView
 from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis
+from wekacoin.types.metric import is_better
 from wekacoin.types.primitives import Address
-from wekacoin.types.ranking import Outcome, Settlement
+from wekacoin.types.ranking import Outcome
 from wekacoin.consensus.messages import Certificate
 from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.tx import Tx
@@ -47,13 +48,16 @@ class RollbackRefused(WekaError):
 @dataclass(frozen=True, slots=True)
 class LeaderboardRow:
     rank: int | None
-    submission_id: int
+    submission_id: int | None
+    """None on the baseline's row."""
     trainer: Address
+    """The trainer; the supplier on the baseline's row."""
     outcome: Outcome | None
     score: int | None
     model_size: int | None
     model_cid: str | None
     winner: bool
+    baseline: bool = False
 
 
 class ChainService:
@@ -167,31 +171,33 @@ class ChainService:
     def task_ids(self) -> range:
         return range(1, self._tip.tip.next_task_id)
 
-    def settlement_of(self, view: TaskView) -> Settlement | None:
-        height = view.task.settled_height
-        if not height:
-            return None
-        block = self.store.get_block(height)
-        return None if block is None else block.meta.settlement
-
     def leaderboard(self, view: TaskView) -> list[LeaderboardRow]:
-        """Settled: the meta-ranking in settlement order. Otherwise: the submissions so far."""
+        """Settled: the meta-ranking in settlement order, with the baseline's row where its
+        agreed score places it. Otherwise: the submissions so far."""
         submissions = {s.id: s for s in view.submissions}
-        settlement = self.settlement_of(view)
-        if settlement is None:
+        record = view.settlement
+        if record is None or not record.entries:
             return [
                 LeaderboardRow(None, s.id, s.trainer, None, None, None, s.model_cid, False)
                 for s in view.submissions
             ]
-        ranked = compute_ranking_order(view.task, settlement.entries, submissions)
-        rows = []
-        winner = compute_winner(view.task, settlement, ranked, submissions)
-        winner_id = None if winner is None else winner.id
-        for i, e in enumerate(ranked):
-            s = submissions[e.submission_id]
-            rows.append(LeaderboardRow(i + 1, s.id, s.trainer, e.outcome, e.score, e.model_size,
-                                       s.model_cid, s.id == winner_id))
-        for e in settlement.entries:
+        task = view.task
+        ranked = compute_ranking_order(task, record.entries, submissions)
+        baseline = LeaderboardRow(
+            None, None, task.supplier, record.baseline_outcome,
+            record.baseline_score if record.baseline_outcome is Outcome.SCORED else None,
+            None, task.baseline_cid, False, baseline=True,
+        )
+        rows = [
+            LeaderboardRow(i + 1, s.id, s.trainer, e.outcome, e.score, e.model_size,
+                           s.model_cid, s.id == record.winner)
+            for i, e in enumerate(ranked) if (s := submissions[e.submission_id])
+        ]
+        # The baseline goes above the first model that does not beat it.
+        at = next((i for i, row in enumerate(rows) if baseline.score is None
+                   or not is_better(task.spec.metric, row.score, baseline.score)), len(rows))
+        rows.insert(at if baseline.score is not None else len(rows), baseline)
+        for e in record.entries:
             if e.outcome is not Outcome.SCORED:
                 s = submissions[e.submission_id]
                 rows.append(LeaderboardRow(None, s.id, s.trainer, e.outcome, None, None,

@@ -74,7 +74,7 @@ class EvaluationService:
         if task is None:
             return  # the chain rules refuse it with a better message
         training = {g.index: self.blobs.get(g.cid) for g in reveal.groups}
-        baseline = self.blobs.get(task.spec.baseline_cid)
+        baseline = self.blobs.get(reveal.baseline_cid)
         check_baseline(self._task_spec(task.spec), training, baseline, reveal.baseline_score,
                        self.sandbox)
 
@@ -88,7 +88,7 @@ class EvaluationService:
         try:
             training = {g.index: self.blobs.get(g.cid) for g in task.training_reveals}
             test = {g.index: self.blobs.get(g.cid) for g in task.test_reveals} or None
-            baseline = self.blobs.get(spec.baseline_cid)
+            baseline = self.blobs.get(task.baseline_cid)
             result = evaluate_task(
                 eval_spec, training, test, baseline, task.baseline_score,
                 [Submission(str(s.id), s.train_score, None, s.model_cid) for s in submissions],

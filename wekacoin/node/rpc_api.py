@@ -164,13 +164,15 @@ class TaskRpc:
         task = to_json(t)
         task["phase"] = self._chain.phase(view)
         task["heights"] = {
-            "published": t.published_height, "training_reveal_deadline": rules.training_reveal_deadline(t, params),
+            "published": t.published_height, "split": rules.split_height(t, params),
+            "training_reveal_deadline": rules.training_reveal_deadline(t, params),
             "tbh": t.spec.tbh, "test_reveal_end": rules.reveal_test_end(t, params),
             "upload_end": rules.upload_end(t, params), "ready": rules.ready_height(t, params),
             "settled": t.settled_height or None,
         }
         task["submissions"] = [to_json(s) for s in view.submissions]
         task["leaderboard"] = [to_json(row) for row in self._chain.leaderboard(view)]
+        task["settlement"] = None if view.settlement is None else to_json(view.settlement)
         return task
 
 

@@ -39,7 +39,7 @@ WALLET_BALANCE = 10**9
 # A local network answers in milliseconds: timeouts of a few hundred ms keep rounds short,
 # and task windows of a few blocks let a whole competition run in a couple of minutes.
 LOCAL_PARAMS = Params(
-    min_training_period=12, training_reveal_window=10, test_reveal_window=8, upload_window=8,
+    min_training_period=12, test_split_delay=2, training_reveal_window=8, test_reveal_window=8, upload_window=8,
     evaluation_window=10, settlement_window=40, stake_lookback=5, min_groups=5,
     settlement_reward=1_000_000, lambda_priority_ms=300, lambda_stepvar_ms=200,
     lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20,

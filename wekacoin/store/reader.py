@@ -22,6 +22,7 @@ from wekacoin.store.layout import (
 from wekacoin.types.block import Block, BlockHeader
 from wekacoin.types.codec import DecodeError, decode_trusted, encode
 from wekacoin.types.ledger import Account, Submission, Task
+from wekacoin.types.ranking import TaskSettlement
 from wekacoin.types.primitives import Hash, Height
 from wekacoin.types.tx import Tx
 
@@ -82,6 +83,8 @@ class TaskView:
     task: Task
     submissions: tuple[Submission, ...]
     """The task's submissions, in submission order."""
+    settlement: TaskSettlement | None = None
+    """How the task ended, once it has."""
 
 
 class ChainReader:
@@ -144,7 +147,10 @@ class ChainReader:
         task = state.get_task(task_id)
         if task is None:
             return None
-        return TaskView(task, tuple(state.get_submission(sid) for sid in task.submissions))
+        return TaskView(
+            task, tuple(state.get_submission(sid) for sid in task.submissions),
+            state.get_settlement(task_id),
+        )
 
     # -- blocks --
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from wekacoin.chain.blocks import apply_block, build_block
 from wekacoin.chain.genesis import genesis_state
 from wekacoin.chain.state import State
-from wekacoin.chain.tasks import group_commitment, model_commitment
+from wekacoin.chain.rankings import select_evaluator, sign_ranking
+from wekacoin.chain.tasks import group_commitment, model_commitment, ready_height, upload_end
 from wekacoin.chain.transactions import sign_tx, verify_tx
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.types.block import Block, BlockMeta
@@ -21,7 +22,7 @@ from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.primitives import Hash
 from wekacoin.types.ranking import (
-    CandidateRanking, Outcome, RankEntry, Settlement, SignedRanking, ranking_signing_message,
+    CandidateRanking, Outcome, RankEntry, SignedRanking, TaskSettlement,
 )
 from wekacoin.types.tx import (
     DataSchema, GroupReveal, PublishTask, RevealTraining, TaskLimits, Tx, TxBody,
@@ -29,7 +30,7 @@ from wekacoin.types.tx import (
 
 # Local-testnet timing: short windows so a whole task lifecycle fits in a few dozen blocks.
 FAST_PARAMS = Params(
-    min_training_period=5, training_reveal_window=3, test_reveal_window=3, upload_window=3,
+    min_training_period=5, test_split_delay=1, training_reveal_window=3, test_reveal_window=3, upload_window=3,
     evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
 )
 
@@ -54,13 +55,14 @@ class TaskData:
     cids: list[str]
     nonces: list[bytes]
     baseline_score: int = 500_000
+    baseline_cid: str = ""
 
     def reveals(self, indices) -> tuple[GroupReveal, ...]:
         return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
 
     def reveal_training(self, task_id: int, test_groups) -> RevealTraining:
         training = [i for i in range(len(self.cids)) if i not in set(test_groups)]
-        return RevealTraining(task_id, self.reveals(training), self.baseline_score)
+        return RevealTraining(task_id, self.reveals(training), self.baseline_cid, self.baseline_score)
 
 
 @dataclass
@@ -108,17 +110,17 @@ class LocalChain:
         return Hash(hashlib.sha256(b"test-seed" + height.to_bytes(8, "big")).digest())
 
     def build(
-        self, txs: list[Tx] = (), settlement: Settlement | None = None, proposer: int = 0
+        self, txs: list[Tx] = (), rankings: tuple[SignedRanking, ...] = (), proposer: int = 0
     ) -> tuple[Block, State]:
         vtxs = [verify_tx(t, self.genesis_hash) for t in txs]
-        meta = BlockMeta(seed_proof=None, settlement=settlement)
+        meta = BlockMeta(seed_proof=None, rankings=tuple(rankings))
         return build_block(
             self.state, vtxs=vtxs, seed=self.seed_for(self.height + 1),
             proposer=self.keys[proposer].public_key, meta=meta, time_ms=self.height + 1,
         )
 
-    def commit(self, txs: list[Tx] = (), settlement: Settlement | None = None) -> Block:
-        block, _ = self.build(txs, settlement)
+    def commit(self, txs: list[Tx] = (), rankings: tuple[SignedRanking, ...] = ()) -> Block:
+        block, _ = self.build(txs, rankings)
         self.state = apply_block(self.state, block).flattened()
         self.blocks.append(block)
         self._nonces.clear()
@@ -138,7 +140,7 @@ class LocalChain:
         data = TaskData(
             cids=[fake_cid(f"{label}/group/{i}") for i in range(groups)],
             nonces=[hashlib.sha256(f"{label}/nonce/{i}".encode()).digest() for i in range(groups)],
-            baseline_score=baseline_score,
+            baseline_score=baseline_score, baseline_cid=fake_cid(f"{label}/baseline"),
         )
         kind = TaskKind.REGRESSION if Metric(metric) in (Metric.RMSE, Metric.MAE, Metric.R2) \
             else TaskKind.CLASSIFICATION
@@ -148,7 +150,6 @@ class LocalChain:
             limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000),
             tbh=tbh if tbh is not None else self.height + 1 + self.params.min_training_period,
             reward=reward, hosting_fee=hosting_fee, participation_fee=participation_fee,
-            baseline_cid=fake_cid(f"{label}/baseline"),
             group_commitments=tuple(group_commitment(n, c) for n, c in zip(data.nonces, data.cids)),
         )
         return spec, data
@@ -157,27 +158,43 @@ class LocalChain:
     def commitment_for(key: KeyPair, cid: str) -> Hash:
         return model_commitment(key.address, cid)
 
-    def settlement(
-        self, task_id: int, results: dict[int, tuple[Outcome, int, int]] | None = None, *,
-        baseline: tuple[Outcome, int] | None = None, evaluators: tuple[int, ...] = (0, 1, 2),
-    ) -> Settlement:
-        """A settlement of `task_id` whose rankings all agree: `results` maps a submission id
-        to (outcome, score, model size); unlisted submissions are INVALID."""
+    def ranking(
+        self, task_id: int, evaluator: int,
+        results: dict[int, tuple[Outcome, int, int]] | None = None, *,
+        baseline: tuple[Outcome, int] | None = None,
+    ) -> SignedRanking | None:
+        """Key `evaluator`'s signed ranking of `task_id` with its real committee credential,
+        or None if sortition gave it no seat. `results` maps a submission id to (outcome,
+        score, model size); unlisted submissions are INVALID; the baseline defaults to
+        SCORED at the supplier's stated score."""
         task = self.state.get_task(task_id)
+        key = self.keys[evaluator]
+        seat = select_evaluator(key, task, self.state)
+        if seat is None:
+            return None
         results = results or {}
         entries = tuple(
             RankEntry(sid, *results.get(sid, (Outcome.INVALID, 0, 0))) for sid in task.submissions
         )
         b_outcome, b_score = baseline or (Outcome.SCORED, task.baseline_score)
-        signed = []
-        for i in evaluators:
-            key = self.keys[i]
-            ranking = CandidateRanking(task_id, key.public_key, bytes(80), b_outcome, b_score, entries)
-            signed.append(SignedRanking(
-                ranking, key.sign(ranking_signing_message(self.genesis_hash, ranking)),
-            ))
-        signed.sort(key=lambda r: r.ranking.evaluator)
-        return Settlement(
-            task_id, b_outcome, b_score, entries,
-            tuple(r.ranking.evaluator for r in signed), tuple(signed),
-        )
+        ranking = CandidateRanking(task_id, key.public_key, seat.proof, b_outcome, b_score, entries)
+        return sign_ranking(key, self.genesis_hash, ranking)
+
+    def rankings(
+        self, task_id: int, results: dict[int, tuple[Outcome, int, int]] | None = None, *,
+        baseline: tuple[Outcome, int] | None = None, evaluators: tuple[int, ...] = (0, 1, 2),
+    ) -> tuple[SignedRanking, ...]:
+        """Agreeing rankings by the seated ones of `evaluators`, in block order."""
+        signed = [self.ranking(task_id, i, results, baseline=baseline) for i in evaluators]
+        return tuple(sorted((s for s in signed if s is not None), key=lambda s: s.ranking.evaluator))
+
+    def settle(
+        self, task_id: int, results: dict[int, tuple[Outcome, int, int]] | None = None, *,
+        baseline: tuple[Outcome, int] | None = None, evaluators: tuple[int, ...] = (0, 1, 2),
+    ) -> TaskSettlement | None:
+        """Record agreeing rankings once uploads close, then move to the ready height; the
+        chain's record of how the task ended (None if it has not)."""
+        self.advance_to(upload_end(self.state.get_task(task_id), self.params))
+        self.commit(rankings=self.rankings(task_id, results, baseline=baseline, evaluators=evaluators))
+        self.advance_to(ready_height(self.state.get_task(task_id), self.params))
+        return self.state.get_settlement(task_id)

@@ -71,13 +71,14 @@ class Competition:
                 schema=DataSchema(TaskKind.CLASSIFICATION, ("x0", "x1"), "y"),
                 limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000), tbh=self.tbh,
                 reward=50_000, hosting_fee=10_000, participation_fee=100,
-                baseline_cid=fake_cid("sim-baseline"),
                 group_commitments=tuple(group_commitment(n, c) for n, c in zip(self.nonces, self.cids)),
             ))
             self.stage = 1
-        elif self.stage == 1 and task is not None:
+        elif self.stage == 1 and task is not None and task.test_groups:
             training = [i for i in range(GROUPS) if i not in task.test_groups]
-            self._tx(sim, self.supplier, RevealTraining(TASK_ID, self._reveals(training), 500_000))
+            self._tx(sim, self.supplier, RevealTraining(
+                TASK_ID, self._reveals(training), fake_cid("sim-baseline"), 500_000,
+            ))
             for key, cid in zip(self.trainers, self.models):
                 self._tx(sim, key, SubmitModel(TASK_ID, model_commitment(key.address, cid), 700_000))
             self.stage = 2

@@ -21,7 +21,9 @@ from wekacoin.types.block import BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
 from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.metric import Metric, TaskKind
-from wekacoin.types.ranking import Outcome, RankEntry, Settlement
+from wekacoin.types.ranking import (
+    EvaluatorShare, Outcome, Payment, RankEntry, RecordedRanking, Resolution, TaskSettlement,
+)
 from wekacoin.types.tx import (
     DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, Stake,
     SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
@@ -55,10 +57,10 @@ def vector_objects() -> list[tuple[str, Any]]:
             title="iris", metric=Metric.ACCURACY,
             schema=DataSchema(TaskKind.CLASSIFICATION, ("sepal_length", "sepal_width"), "species"),
             limits=TaskLimits(1_000_000, 5_000), tbh=120, reward=50_000, hosting_fee=5_000,
-            participation_fee=10, baseline_cid=fake_cid("baseline"),
+            participation_fee=10,
             group_commitments=tuple(group_commitment(nonce, fake_cid(f"g{i}")) for i in range(5)),
         ),
-        RevealTraining(1, (GroupReveal(0, fake_cid("g0"), nonce),), 333_333),
+        RevealTraining(1, (GroupReveal(0, fake_cid("g0"), nonce),), fake_cid("baseline"), 333_333),
         SubmitModel(1, model_commitment(bob.address, cid), 960_000),
         RevealTest(1, (GroupReveal(3, fake_cid("g3"), nonce),)),
         RevealModel(1, cid),
@@ -70,14 +72,18 @@ def vector_objects() -> list[tuple[str, Any]]:
         out.append((f"unsigned-{type(body).__name__}", UnsignedTx(alice.public_key, i, 1, body)))
     out.append(("signed-Transfer", sign_tx(alice, GENESIS_HASH, 0, 1, bodies[0])))
     out.append(("account", Account(10, 3)))
-    out.append(("bond", Bond(alice.public_key, 500, (Pending(40, 100),), ())))
+    out.append(("bond", Bond(alice.public_key, 500, (Pending(40, 100),), (), (Pending(30, 400),))))
     entries = (RankEntry(1, Outcome.SCORED, 960_000, 2_048), RankEntry(2, Outcome.INVALID, 0, 0))
-    out.append(("settlement", Settlement(1, Outcome.SCORED, 333_333, entries, (alice.public_key,), ())))
+    out.append(("recorded-ranking", RecordedRanking(3, Outcome.SCORED, 333_333, entries)))
+    out.append(("task-settlement", TaskSettlement(
+        1, 40, Resolution.WON, 1, Outcome.SCORED, 333_333, entries,
+        (EvaluatorShare(alice.public_key, 3),), (Payment(bob.address, 50_000),), 1_000, 0,
+    )))
     chain = LocalChain(n_keys=2, validators=1)
     block = chain.commit([chain.tx(chain.keys[0], Transfer(chain.keys[1].address, 5))])
     out.append(("block", block))
     out.append(("empty-block-header", BlockHeader(
-        2, block.hash, 0, None, bytes(32), bytes(32), hash_of(BlockMeta(None, None)), bytes(32),
+        2, block.hash, 0, None, bytes(32), bytes(32), hash_of(BlockMeta(None, ())), bytes(32),
     )))
     out.append(("genesis", chain.genesis))
     return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from wekacoin.types.codec import hash_of
 from wekacoin.types.primitives import Hash, Height, Millis, PublicKey, VrfProof
-from wekacoin.types.ranking import Settlement
+from wekacoin.types.ranking import SignedRanking
 from wekacoin.types.tx import Tx
 
 
@@ -17,7 +17,10 @@ class BlockMeta:
 
     seed_proof: VrfProof | None
     """The proposer's VRF proof over the previous seed (None in an empty block)."""
-    settlement: Settlement | None
+    rankings: tuple[SignedRanking, ...]
+    """Candidate rankings this block records, sorted by (task id, evaluator). Settlement
+    itself is no choice of the proposer: the state transition settles a ready task from the
+    rankings earlier blocks recorded (see chain.settlement)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,18 @@ class Params:
     max_tx_bytes: int = 65_536
     # -- task lifecycle (in blocks) --
     min_training_period: Height = 100
+    test_split_delay: Height = 5
+    """The test groups are drawn from the seed of the block this many blocks after the one
+    that publishes the task, so nobody knows the split when the data is committed."""
     training_reveal_window: Height = 20
-    """L: the supplier must reveal the training groups within this many blocks."""
+    """L: the supplier must reveal the training groups within this many blocks of the split."""
     test_reveal_window: Height = 20
     upload_window: Height = 20
     evaluation_window: Height = 10
     settlement_window: Height = 20
     """Blocks after a task is ready in which it can be settled; then it expires (refunds)."""
+    max_settlements_per_block: int = 4
+    """Ready tasks one block settles at most (in priority order, see chain.settlement)."""
     min_groups: int = 5
     max_groups: int = 1_000
     test_group_percent: int = 20
@@ -50,7 +55,8 @@ class Params:
     final_threshold_permille: int = 740
     tau_evaluators: int = 20
     ranking_quorum_percent: int = 50
-    """k = floor(|vc| * percent / 100) + 1 evaluators must agree on a score."""
+    """k = max(floor(tau_evaluators * percent / 100), floor(present * percent / 100)) + 1
+    sub-users must agree on a value, `present` being the weight of the recorded rankings."""
     max_steps: int = 150
     # -- timeouts (milliseconds) --
     lambda_priority_ms: Millis = 5_000

@@ -42,6 +42,10 @@ class Bond:
     """Stake already taken from the balance, counting from its height."""
     unbonding: tuple[Pending, ...] = ()
     """Stake still counting (and locked) until its height, then returned to the balance."""
+    history: tuple[Pending, ...] = ()
+    """Earlier values of `stake`, oldest first: `amount` counted at heights below `height`
+    (and from the previous entry's height on). Kept as long as a rule may ask for the weight
+    at an earlier height (chain.accounts.WEIGHT_HORIZON)."""
 
     @property
     def total(self) -> int:
@@ -67,19 +71,29 @@ class Task:
     spec: PublishTask
     published_height: Height
     test_groups: tuple[int, ...]
-    """Indices of the groups that form the test set, drawn from the publishing block's seed."""
+    """Indices of the groups that form the test set; empty until the chain draws them from
+    the seed of block `published_height + test_split_delay`."""
     status: TaskStatus
     escrow: Amount
     """Reward + hosting fee + participation fees still held by the task."""
     training_reveals: tuple[GroupReveal, ...] = ()
+    baseline_cid: str = ""
+    """The supplier's baseline model, revealed with the training groups."""
     baseline_score: Score = 0
-    """The baseline's score on the training set, as the supplier stated it with the reveal."""
+    """The baseline's score on the training set, as the supplier stated it with the reveal:
+    informational (relay policy checks it); the bar a model must beat is the committee's."""
     test_reveals: tuple[GroupReveal, ...] = ()
     submissions: tuple[SubmissionId, ...] = ()
     evaluation_seed: Hash = bytes(32)
     """Seed of the block at which uploads closed: it draws the task's evaluation committee,
     so every node can check an evaluator's credential when the task settles."""
+    evaluation_weight: Amount = 0
+    """Total sortition weight at the block that fixed `evaluation_seed`: the committee is
+    weighed as of that block, so stake bonded after the seed was known weighs nothing."""
+    rankers: tuple[PublicKey, ...] = ()
+    """Evaluators whose ranking the chain recorded for this task, sorted."""
     settled_height: Height = 0
+    """Height of the block that ended the task (settled, expired or cancelled)."""
 
     @property
     def test_revealed(self) -> bool:

@@ -1,4 +1,5 @@
-"""Model outcomes, candidate rankings and the settlement a block carries (paper III-C, III-D)."""
+"""Model outcomes, candidate rankings, and the chain's records of rankings and settlements
+(paper III-C, III-D)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from wekacoin.types.codec import encode
-from wekacoin.types.primitives import PublicKey, Score, Signature, SubmissionId, TaskId, VrfProof
+from wekacoin.types.primitives import (
+    Address, Amount, Height, PublicKey, Score, Signature, SubmissionId, TaskId, VrfProof,
+)
 
 RANKING_SIGNING_DOMAIN = b"wekacoin/ranking/v1"
 
@@ -53,17 +56,60 @@ def ranking_signing_message(genesis_hash: bytes, ranking: CandidateRanking) -> b
 
 
 @dataclass(frozen=True, slots=True)
-class Settlement:
-    """The meta-ranking of the task a block settles, and who earned the validators' share.
+class RecordedRanking:
+    """A committee member's ranking as the chain recorded it (state, per task and evaluator):
+    its values and the evaluator's weight on the committee. The signature and credential were
+    checked when a block recorded it, and stay in that block."""
 
-    `entries` has one entry per submission of the task, sorted by submission id. `evaluators`
-    are the validator keys whose rankings were genuine (sorted); `rankings` are those signed
-    rankings, so anyone can re-check the merge.
-    """
-
-    task_id: TaskId
+    subusers: int
     baseline_outcome: Outcome
     baseline_score: Score
     entries: tuple[RankEntry, ...]
-    evaluators: tuple[PublicKey, ...]
-    rankings: tuple[SignedRanking, ...]
+
+
+class Resolution(IntEnum):
+    """How a task ended."""
+
+    WON = 0
+    """The best model beat the baseline: the reward went to its trainer."""
+    BASELINE_KEPT = 1
+    """No model beat the baseline: the reward went back to the supplier."""
+    EXPIRED = 2
+    """No ranking was agreed before the settlement deadline: everything refunded."""
+    CANCELLED = 3
+    """The supplier never revealed the training data: reward refunded, hosting fee burned."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluatorShare:
+    evaluator: PublicKey
+    subusers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    address: Address
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettlement:
+    """The chain's record of how a task ended and where its escrow went (state, per task).
+
+    For a settled task, `entries` is the meta-ranking (one entry per submission, by id) and
+    `evaluators` the genuine evaluators with the sub-users they were paid for.
+    """
+
+    task_id: TaskId
+    height: Height
+    resolution: Resolution
+    winner: SubmissionId
+    """The winning submission, 0 if none."""
+    baseline_outcome: Outcome
+    baseline_score: Score
+    entries: tuple[RankEntry, ...]
+    evaluators: tuple[EvaluatorShare, ...]
+    payments: tuple[Payment, ...]
+    """Every credit the task's end made, by address (sorted); minted coins included."""
+    minted: Amount
+    burned: Amount

@@ -58,7 +58,6 @@ class PublishTask:
     reward: Amount
     hosting_fee: Amount
     participation_fee: Amount
-    baseline_cid: str
     group_commitments: tuple[Hash, ...]
 
 
@@ -71,12 +70,13 @@ class GroupReveal:
 
 @dataclass(frozen=True, slots=True)
 class RevealTraining:
-    """The training groups, and the baseline's score on them: the supplier can compute it
-    only now, since the chain drew the split when it included the task."""
+    """The training groups, the baseline model and its score on them. The supplier can train
+    and score the baseline only now: the chain draws the split after the task is published."""
 
     KIND: ClassVar[int] = 3
     task_id: TaskId
     groups: tuple[GroupReveal, ...]
+    baseline_cid: str
     baseline_score: Score
 
 
