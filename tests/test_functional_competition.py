@@ -6,7 +6,7 @@ trainers reveal their models, the validators evaluate them in their sandboxes an
 The test holds the data and the models, so it scores every model on the test groups itself
 (onnxruntime, not the node's evaluator) and checks, on every node: the leaderboard's scores,
 that the best test score wins, that every balance moved exactly as the settlement rules say
-(DESIGN.md, settlement), and that all nodes hold the same state.
+(docs/protocol.md, "Settlement"), and that all nodes hold the same state.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def accuracy_on(model: bytes, groups: list[bytes]) -> int:
 
 
 def split_evenly(amount: int, recipients: list[str]) -> dict[str, int]:
-    """DESIGN.md settlement: an even split, the remainder one unit each to the first
+    """docs/protocol.md, "Settlement": an even split, the remainder one unit each to the first
     recipients in byte order of their addresses."""
     ordered = sorted(recipients, key=parse_address)
     share, rest = divmod(amount, len(ordered))

@@ -1,4 +1,4 @@
-"""The task lifecycle (DESIGN.md "Task lifecycle"), as rules over block heights.
+"""The task lifecycle (docs/protocol.md, "Task lifecycle"), as rules over block heights.
 
     published --(split drawn d blocks later; RevealTraining within L blocks of it)-->
       training (until tbh)

@@ -1,13 +1,13 @@
 """Evaluating a task: every revealed model, and the baseline, scored in the sandbox.
 
-A model is valid (DESIGN.md, paper III-C) iff its bytes are available and match their CID, it
+A model is valid (docs/protocol.md, paper III-C) iff its bytes are available and match their CID, it
 runs on the data within the task's limits, and its recomputed training score equals, as an
 integer, the score claimed in its SubmitModel. Otherwise it is INVALID with a reason; a model
 with no verdict in time (or a sandbox failure on our side) is UNEVALUATED.
 
 One model process per model computes predictions on both the training and the evaluation set,
 so each model pays for one fork and one session. The evaluation set is the test split, or the
-training split when the test set was never revealed (DESIGN.md, task lifecycle).
+training split when the test set was never revealed (docs/protocol.md, "Task lifecycle").
 
 Fetching stays outside: callers pass bytes, or a `fetch(cid) -> bytes` raising WekaError or
 OSError when the blob is unavailable, and optionally `verify(cid, bytes) -> bool`

@@ -69,7 +69,7 @@ class EvaluationService:
     def check_training_reveal(self, state: State, reveal: RevealTraining) -> None:
         """Blocking: raise a WekaError unless the revealed training groups and the task's
         baseline can be fetched and the baseline reproduces the stated training score. A node
-        relays a training reveal only after this passes (DESIGN.md, Evaluation)."""
+        relays a training reveal only after this passes (docs/protocol.md, "Ranking agreement")."""
         task = state.get_task(reveal.task_id)
         if task is None:
             return  # the chain rules refuse it with a better message
