@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wekacoin.node.config import ConfigError, NodeConfig, load_config, parse_config
+from wekacoin.node.config import (
+    ConfigError, NodeConfig, SandboxSection, load_config, parse_config,
+)
 
 EXAMPLE = Path(__file__).parent.parent / "node.toml"
 
@@ -36,7 +38,7 @@ def test_example_is_the_defaults_and_documents_every_setting():
     ({"rpc": {"enabled": 1}}, "rpc.enabled must be true or false"),
     ({"node": {"log_level": "verbose"}}, "node.log_level must be one of"),
     ({"blobs": {"backend": "s3"}}, "blobs.backend"),
-    ({"sandbox": {"memory_mb": 0}}, "sandbox.memory_mb must be positive"),
+    ({"sandbox": {"workers": 0}}, "sandbox.workers must be positive"),
     ({"network": {"listen": "0.0.0.0:30333"}}, "network.listen"),
     ({"network": {"bootstrap": ["/ip4/127.0.0.1/tcp/1"]}}, r"network.bootstrap\[0\].*p2p"),
     ({"network": {"bootstrap": "x"}}, "network.bootstrap must be a list"),
@@ -63,3 +65,25 @@ def test_paths_resolve_against_the_config_directory(tmp_path):
     assert config.node.data_dir == tmp_path / "d"
     assert config.keys.keystore == Path("/abs/k")
     assert config.keys.password_file == tmp_path / "pw"
+
+
+@pytest.mark.parametrize("key, param", [
+    ("memory_mb", "eval_memory_mib"),
+    ("cpu_seconds", "eval_cpu_ms"),
+    ("max_file_mb", "eval_file_mib"),
+])
+def test_a_limit_that_decides_outcomes_is_refused_and_points_to_genesis(tmp_path, key, param):
+    """The sandbox limits that make a model SCORED or INVALID moved to genesis: an old
+    node.toml still setting one must not start (its value would silently not apply)."""
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'[sandbox]\nisolation = "auto"\n{key} = 4096\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(cfg)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"sandbox.{key}" in message and f"genesis (params.{param})" in message
+
+
+def test_the_sandbox_section_holds_only_isolation_and_capacity():
+    assert [f.name for f in dataclasses.fields(SandboxSection)] == ["isolation", "workers"]
+    assert parse_config({"sandbox": {"workers": 3}}).sandbox.workers == 3

@@ -214,7 +214,10 @@ def test_fetch_and_cid_verification_seam():
     by_id = {r.submission_id: r for r in result.results}
     assert by_id["fetched"].outcome.status is Status.SCORED
     assert "do not match" in by_id["mismatch"].outcome.reason
+    # Not fetched is this node's problem, not the model's: no verdict, never INVALID.
+    assert by_id["missing"].outcome.status is Status.UNEVALUATED
     assert "could not be fetched" in by_id["missing"].outcome.reason
+    assert by_id["mismatch"].outcome.status is Status.INVALID
     assert by_id["never-revealed"].outcome.status is Status.INVALID
     assert by_id["never-revealed"].model_size == 0
     assert "do not match" in by_id["wrong-bytes-given"].outcome.reason

@@ -175,6 +175,16 @@ def test_wall_clock_limit(payload_sandbox):
     assert "wall-clock" in result.detail
 
 
+def test_a_model_process_killed_by_the_system_is_our_failure_not_the_models(payload_sandbox):
+    """SIGKILL comes from the kernel's OOM killer (this machine's RAM) or an operator, never
+    from a model's data: no verdict (UNEVALUATED), where a crash of its own is FAILED."""
+    killed = run_payload(payload_sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert killed.status is RunStatus.SANDBOX_ERROR
+    assert "killed" in killed.detail
+    crashed = run_payload(payload_sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert crashed.status is RunStatus.FAILED and "SIGSEGV" in crashed.detail
+
+
 def test_file_size_and_open_file_limits(payload_sandbox):
     result = run_payload(
         payload_sandbox,

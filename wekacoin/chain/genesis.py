@@ -31,6 +31,10 @@ from wekacoin.types.primitives import Hash, Height, PublicKey, SubmissionId, Tas
 FIRST_ID = 1
 _MAX_SUPPLY = 2**62  # keeps every sum of balances far inside 64 bits
 _PARAM_TYPES = typing.get_type_hints(Params)
+# Sandbox limits become rlimits: bytes must fit in 64 bits (with the runtime's own mapping on
+# top), and RLIMIT_CPU counts whole seconds.
+_MAX_EVAL_MIB = 2**24  # 16 TiB
+_MAX_EVAL_CPU_MS = 86_400_000  # a day
 
 
 def parse_genesis(text: str) -> Genesis:
@@ -130,6 +134,10 @@ def validate_params(p: Params) -> None:
         (p.max_submissions_per_task >= 1, "max_submissions_per_task"),
         (p.max_model_bytes >= 1, "max_model_bytes"),
         (p.max_eval_time_ms >= 1, "max_eval_time_ms"),
+        (1 <= p.eval_memory_mib <= _MAX_EVAL_MIB, f"eval_memory_mib (1-{_MAX_EVAL_MIB})"),
+        (1 <= p.eval_file_mib <= _MAX_EVAL_MIB, f"eval_file_mib (1-{_MAX_EVAL_MIB})"),
+        (1_000 <= p.eval_cpu_ms <= _MAX_EVAL_CPU_MS and p.eval_cpu_ms % 1_000 == 0,
+         f"eval_cpu_ms (whole seconds: a multiple of 1000, 1000-{_MAX_EVAL_CPU_MS})"),
         (1 <= p.max_title_chars, "max_title_chars"),
         (p.max_columns >= 2, "max_columns"),
         (p.stake_lookback >= 1, "stake_lookback"),

@@ -2,8 +2,14 @@
 
 A model is valid (docs/protocol.md, paper III-C) iff its bytes are available and match their CID, it
 runs on the data within the task's limits, and its recomputed training score equals, as an
-integer, the score claimed in its SubmitModel. Otherwise it is INVALID with a reason; a model
-with no verdict in time (or a sandbox failure on our side) is UNEVALUATED.
+integer, the score claimed in its SubmitModel. Otherwise it is INVALID with a reason.
+
+Only what the model's bytes decide, the same on every node, may make it INVALID: bytes that do
+not match their CID or exceed the task's size limit, a format or graph the evaluator refuses,
+a crash or unusable output, the memory or file-size limit (from genesis), a wrong claim. What
+depends on this node - bytes it could not fetch (yet), a failure of its sandbox, a wall-clock
+or CPU-time limit reached on its hardware - leaves the model UNEVALUATED: no verdict, which
+another evaluator may still give.
 
 One model process per model computes predictions on both the training and the evaluation set,
 so each model pays for one fork and one session. The evaluation set is the test split, or the
@@ -115,15 +121,8 @@ def evaluate_task(
     """The node's candidate ranking. Raises DataError when the task's data is invalid."""
     with EvaluationSession(task, training_groups, test_groups, sandbox) as data:
         baseline_outcome = data.evaluate(baseline, baseline_training_score)
-        results = []
-        for sub in submissions:
-            model, outcome = _resolve(sub, fetch, verify)
-            if outcome is None:
-                assert model is not None
-                outcome = data.evaluate(model, sub.claimed_training_score)
-            log.debug("submission %s: %s", sub.submission_id, outcome)
-            results.append(SubmissionResult(sub.submission_id, outcome, len(model or b"")))
-    return TaskEvaluation(baseline_outcome, tuple(results))
+        results = tuple(data.evaluate_submission(sub, fetch, verify) for sub in submissions)
+    return TaskEvaluation(baseline_outcome, results)
 
 
 def check_baseline(
@@ -214,6 +213,17 @@ class EvaluationSession:
         for handle in self.handles:
             self.sandbox.release(handle)
 
+    def evaluate_submission(
+        self, sub: Submission, fetch: Fetch | None = None, verify: Verify | None = None
+    ) -> SubmissionResult:
+        """A submission's result: its bytes resolved (given, or fetched), then evaluated."""
+        model, outcome = _resolve(sub, fetch, verify)
+        if outcome is None:
+            assert model is not None
+            outcome = self.evaluate(model, sub.claimed_training_score)
+        log.debug("submission %s: %s", sub.submission_id, outcome)
+        return SubmissionResult(sub.submission_id, outcome, len(model or b""))
+
     def evaluate(self, model: bytes, claimed: int, *, check_claim: bool = True) -> Outcome:
         """One model's outcome; never raises for anything the model does."""
         """SCORED with the evaluation-set score (training score when `check_claim` is off)."""
@@ -229,9 +239,9 @@ class EvaluationSession:
         rows = sum(len(s.labels) for s in self.splits)
         result = self.sandbox.run(model, args, self.handles, task.limits, _max_result_bytes(rows))
         self.last_timing = result.timing
-        if result.status is RunStatus.FAILED:
+        if result.status is RunStatus.FAILED:  # the model's own doing, on any node
             return Outcome.invalid(result.detail)
-        if result.status is not RunStatus.OK:
+        if result.status is not RunStatus.OK:  # timed out or sandbox error: this node's
             return Outcome.unevaluated(result.detail)
         per_split = 3 if self.needs is Needs.PROBABILITIES else 1
         if len(result.arrays) != per_split * len(self.splits):
@@ -253,15 +263,19 @@ class EvaluationSession:
 def _resolve(
     sub: Submission, fetch: Fetch | None, verify: Verify | None
 ) -> tuple[bytes | None, Outcome | None]:
-    """The submission's model bytes, or the INVALID outcome that replaces them."""
+    """The submission's model bytes, or the outcome that replaces them: INVALID when there
+    is no model (never revealed) or the bytes are not the ones committed to (CID mismatch);
+    UNEVALUATED when this node could not get them: another node may have them."""
     model = sub.model
-    if model is None and sub.cid is not None and fetch is not None:
+    if model is None and sub.cid is None:
+        return None, Outcome.invalid("model was never revealed")
+    if model is None:
+        if fetch is None:
+            return None, Outcome.unevaluated("model bytes are not available on this node")
         try:
             model = fetch(sub.cid)
         except (WekaError, OSError) as e:
-            return None, Outcome.invalid(f"model could not be fetched: {e}")
-    if model is None:
-        return None, Outcome.invalid("model was never revealed or is unavailable")
+            return None, Outcome.unevaluated(f"model could not be fetched: {e}")
     if verify is not None and sub.cid is not None and not verify(sub.cid, model):
         return model, Outcome.invalid("model bytes do not match their CID")
     return model, None

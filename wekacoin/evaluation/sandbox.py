@@ -72,8 +72,10 @@ class Limits:
 
 class RunStatus(str, Enum):
     OK = "ok"
-    FAILED = "failed"  # the model's fault: it ranks INVALID
-    TIMED_OUT = "timed_out"  # no verdict in time: UNEVALUATED
+    FAILED = "failed"  # the model's fault, the same on every node: it ranks INVALID
+    # No verdict in time: UNEVALUATED. Wall-clock and CPU time depend on this machine's speed
+    # and load, so a slow node must not call a model INVALID that a faster one scores.
+    TIMED_OUT = "timed_out"
     SANDBOX_ERROR = "sandbox_error"  # our fault, not the model's: UNEVALUATED, and loud
 
 
@@ -304,6 +306,12 @@ def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
     if status == "died":
         if meta.get("signal") == "SIGXCPU":
             return RunResult(RunStatus.TIMED_OUT, detail="CPU-time limit reached")
+        if meta.get("signal") == "SIGKILL":
+            # A model is data (an ONNX graph, skops objects) and runs no code that could send
+            # SIGKILL: the kernel's out-of-memory killer or an operator did, for reasons of
+            # this machine (its RAM), not of the model, whose own limit is RLIMIT_AS.
+            log.error("model sandbox: a model process was killed (out of memory here?)")
+            return RunResult(RunStatus.SANDBOX_ERROR, detail="model process killed by the system")
         how = meta.get("signal") or f"exit code {meta.get('exit_code')}"
         return RunResult(RunStatus.FAILED, detail=f"model process died without an answer ({how})")
     if status == "sandbox_error":

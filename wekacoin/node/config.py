@@ -80,11 +80,21 @@ class BlobsSection:
 
 @dataclass(frozen=True)
 class SandboxSection:
+    """Isolation and capacity only: the limits that decide a model's outcome are the same on
+    every node, so they come from genesis (`Params.eval_*`) and the task, never from here."""
+
     isolation: str = "auto"
     """"auto" (strongest available), "bwrap", "unshare" or "rlimits"."""
-    memory_mb: int = 1024
-    cpu_seconds: int = 120
-    max_file_mb: int = 64
+    workers: int = 1
+    """Model sandboxes (fork servers): how many tasks' models can be scored at once."""
+
+
+# Settings that used to be node.toml's and now are the same for every node.
+_MOVED_TO_GENESIS = {
+    "sandbox.memory_mb": "eval_memory_mib",
+    "sandbox.cpu_seconds": "eval_cpu_ms",
+    "sandbox.max_file_mb": "eval_file_mib",
+}
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,7 @@ _CHOICES = {
 }
 _PORTS = ("rpc.port", "metrics.port")
 _POSITIVE = ("network.max_peers", "rpc.max_request_bytes", "blobs.max_blob_bytes",
-             "blobs.kubo_timeout_s", "sandbox.memory_mb", "sandbox.cpu_seconds",
-             "sandbox.max_file_mb")
+             "blobs.kubo_timeout_s", "sandbox.workers")
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -147,6 +156,12 @@ def parse_config(doc: dict[str, Any], base_dir: Path = Path(".")) -> NodeConfig:
 def _parse_section(name: str, cls: type, raw: dict[str, Any], base_dir: Path) -> Any:
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(raw) - set(hints))
+    for key in unknown:
+        if (param := _MOVED_TO_GENESIS.get(f"{name}.{key}")) is not None:
+            raise ConfigError(
+                f"{name}.{key} is no longer a node setting: the limit now comes from genesis "
+                f"(params.{param}), the same on every node; remove it from node.toml"
+            )
     if unknown:
         raise ConfigError(f"unknown key {name}.{unknown[0]}")
     values = {}

@@ -69,7 +69,7 @@ class Node:
             self.chain = ChainService(self.store, genesis)
             self.blobs = self._open_blobs(data_dir)
             self.sandbox = make_sandbox(config.sandbox)
-            self.evaluation = EvaluationService(self.blobs, self.sandbox, config.sandbox)
+            self.evaluation = EvaluationService(self.blobs, self.sandbox)
             self.verifier = Verifier()
             keys = [keypair] if config.consensus.validate else []
             self.player = Player(keys, self.verifier)

@@ -32,6 +32,7 @@ from wekacoin.consensus.player import Player
 from wekacoin.mempool.policy import BlockLimits
 from wekacoin.net.api import Topic
 from wekacoin.node.chain import ChainService
+from wekacoin.node.evaluation import evaluation_budget_s
 from wekacoin.node.metrics import NodeMetrics
 from wekacoin.types.block import Block
 from wekacoin.types.codec import DecodeError, decode, encode
@@ -49,8 +50,9 @@ class ConsensusDriver:
         self, chain: ChainService, player: Player, publish, metrics: NodeMetrics, clock: Clock,
         evaluate, fetch_block, sync,
     ) -> None:
-        """`publish(topic, bytes)` is async; `evaluate(state, task_id)` blocks (run on a thread)
-        and returns TaskScores; `fetch_block(height, hash)` and `sync()` are async."""
+        """`publish(topic, bytes)` is async; `evaluate(state, task_id, deadline)` blocks (run on
+        a thread; `deadline` in time.monotonic() seconds) and returns TaskScores;
+        `fetch_block(height, hash)` and `sync()` are async."""
         self.chain = chain
         self.player = player
         self._publish = publish
@@ -182,7 +184,8 @@ class ConsensusDriver:
 
     async def _evaluation(self, state, task_id: int) -> None:
         try:
-            scores = await trio.to_thread.run_sync(self._evaluate, state, task_id)
+            deadline = time.monotonic() + evaluation_budget_s(state, task_id)
+            scores = await trio.to_thread.run_sync(self._evaluate, state, task_id, deadline)
         finally:
             self._evaluating.discard(task_id)
         self._metrics.evaluation_seconds.observe(scores.seconds)

@@ -42,6 +42,16 @@ class Params:
     max_submissions_per_task: int = 1_000
     max_model_bytes: int = 64 * 2**20
     max_eval_time_ms: Millis = 120_000
+    # -- model sandbox limits: the same on every node, so that no node's own settings decide
+    # whether a model is SCORED or INVALID (node.toml only adds capacity) --
+    eval_memory_mib: int = 1_024
+    """Address space a model process may map beyond the pre-loaded runtime (MiB); also the
+    most a skops file may unpack to. Beyond it the model is INVALID."""
+    eval_cpu_ms: Millis = 120_000
+    """CPU time of one model process, in whole seconds (a multiple of 1000). Beyond it the
+    model is UNEVALUATED: CPU time depends on the machine, like wall time."""
+    eval_file_mib: int = 64
+    """Largest file a model process may write in its scratch directory (MiB); beyond, INVALID."""
     max_title_chars: int = 200
     max_columns: int = 10_000
     # -- staking and sortition --
