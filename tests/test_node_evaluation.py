@@ -93,19 +93,19 @@ def claimed_training_score(model: bytes) -> int:
     """What an honest trainer claims: the model's recomputed score on the training groups
     (0 for bytes that do not score)."""
     data = task_data(DATASET)
-    spec = task_limits(_spec("x", 10**8), Params(eval_memory_mib=4096))
+    spec = task_limits(_spec(10**8), Params(eval_memory_mib=4096))
     with EvaluationSession(spec, data.training_groups, None, shared_sandbox()) as session:
         outcome = session.evaluate(model, 0, check_claim=False)
     return outcome.score or 0
 
 
-def _spec(baseline_cid: str, max_model_bytes: int) -> PublishTask:
+def _spec(max_model_bytes: int) -> PublishTask:
     data = task_data(DATASET)
     return PublishTask(
         title="diabetes", metric=Metric.RMSE,
         schema=DataSchema(data.schema.kind, data.schema.feature_columns, data.schema.label_column),
         limits=TaskLimits(max_model_bytes=max_model_bytes, eval_time_ms=60_000), tbh=10,
-        reward=1, hosting_fee=1, participation_fee=1, baseline_cid=baseline_cid,
+        reward=1, hosting_fee=1, participation_fee=1,
         group_commitments=tuple(bytes(32) for _ in range(5)),
     )
 
@@ -139,7 +139,7 @@ def make_chain(
             height=1, model_cid=cid,
         )
     task = Task(
-        id=1, supplier=bytes(20), spec=_spec(compute_cid(baseline), max_model_bytes),
+        id=1, supplier=bytes(20), spec=_spec(max_model_bytes), baseline_cid=compute_cid(baseline),
         published_height=1, test_groups=tuple(data.test_groups), status=TaskStatus.ACTIVE,
         escrow=3, training_reveals=tuple(training),
         baseline_score=claimed_training_score(baseline), test_reveals=tuple(test),
