@@ -110,6 +110,7 @@ def test_test_group_draw_is_uniform():
     (dict(group_commitments=(b"x" * 32,) * 3), InvalidField, "data groups"),
     (dict(tbh=3), InvalidField, "test release height"),
     (dict(reward=0), InvalidField, "reward"),
+    (dict(reward=2**64 - 1, hosting_fee=1), InvalidField, "below 2\\^64"),  # not InsufficientFunds
     (dict(limits=TaskLimits(10**12, 1000)), LimitExceeded, "model size"),
     (dict(limits=TaskLimits(1000, 0)), LimitExceeded, "evaluation time"),
     (dict(baseline_cid="not-a-cid"), InvalidField, "baseline CID"),

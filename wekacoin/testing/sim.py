@@ -50,7 +50,7 @@ SIM_PARAMS = Params(
     lambda_priority_ms=150, lambda_stepvar_ms=150, lambda_block_ms=1_500, lambda_step_ms=500,
     max_steps=30, tau_evaluators=100,
     # A short task lifecycle for competitions run through the simulated chain.
-    min_training_period=6, training_reveal_window=6, test_reveal_window=6, upload_window=6,
+    min_training_period=7, training_reveal_window=6, test_reveal_window=6, upload_window=6,
     evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
 )
 
