@@ -106,6 +106,8 @@ def _genesis(stake: int = 10**6, **params):
     ({"min_tx_fee": 2**64}, "params.min_tx_fee"),
     ({"min_stake": -1}, "params.min_stake"),
     ({"max_model_bytes": 2**70}, "params.max_model_bytes"),
+    # a free slot can be taken many times by one account
+    ({"min_participation_fee": 0}, "params.min_participation_fee"),
 ])
 def test_inconsistent_params_are_refused_with_the_name(params, name):
     with pytest.raises(GenesisError, match=name):

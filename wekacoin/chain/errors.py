@@ -32,6 +32,10 @@ class TxTooLarge(TxError):
     pass
 
 
+class ParticipationFeeTooLow(TxError):
+    """A task asks a participation fee below the chain's min_participation_fee."""
+
+
 class InvalidField(TxError):
     """A field with a value the protocol does not allow (empty title, zero amount...)."""
 

@@ -150,6 +150,8 @@ def validate_params(p: Params) -> None:
         (1 <= p.test_group_percent <= 50, "test_group_percent (1-50)"),
         (0 <= p.refund_top_percent <= 100, "refund_top_percent (0-100)"),
         (p.max_submissions_per_task >= 1, "max_submissions_per_task"),
+        (p.min_participation_fee >= 1, "min_participation_fee (at least 1: a free slot can be"
+         " taken many times by one account)"),
         (p.max_model_bytes >= 1, "max_model_bytes"),
         (p.max_eval_time_ms >= 1, "max_eval_time_ms"),
         (1 <= p.max_title_chars, "max_title_chars"),

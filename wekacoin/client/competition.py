@@ -111,10 +111,14 @@ def training_score(task: dict, training: dict[int, bytes], model: bytes,
 
 def publish_task(
     client: ChainClient, workspace: Workspace, data: PreparedData, baseline: bytes, *,
-    title: str, metric: Metric, reward: int, hosting_fee: int, participation_fee: int,
+    title: str, metric: Metric, reward: int, hosting_fee: int, participation_fee: int | None,
     training_blocks: int, eval_seconds: int, max_model_bytes: int,
 ) -> int:
-    """Publish the task and wait until it is on the chain; returns its id."""
+    """Publish the task and wait until it is on the chain; returns its id.
+
+    `participation_fee` None asks the chain's minimum (a task may not ask less)."""
+    if participation_fee is None:
+        participation_fee = client.info()["params"]["min_participation_fee"]
     baseline_cid = upload(client, baseline)
     height = client.height()
     spec = PublishTask(

@@ -31,6 +31,7 @@ from wekacoin.types.tx import (
 FAST_PARAMS = Params(
     min_training_period=5, training_reveal_window=3, test_reveal_window=3, upload_window=3,
     evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+    min_participation_fee=10,
 )
 
 
