@@ -68,6 +68,10 @@ class StakeError(TxError):
     pass
 
 
+class BadValidatorKeyProof(StakeError):
+    """A Stake whose key_proof is not the validator key's signature for this account and chain."""
+
+
 class BlockError(ChainError):
     """An invalid block."""
 

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from wekacoin.chain.tasks import group_commitment, model_commitment
-from wekacoin.chain.transactions import sign_tx
+from wekacoin.chain.transactions import sign_stake, sign_tx
 from wekacoin.testing.chain import LocalChain, fake_cid, dev_key
 from wekacoin.types.block import BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
@@ -23,7 +23,7 @@ from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import Outcome, RankEntry, Settlement
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, Stake,
+    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining,
     SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
 )
 
@@ -62,7 +62,7 @@ def vector_objects() -> list[tuple[str, Any]]:
         SubmitModel(1, model_commitment(bob.address, cid), 960_000),
         RevealTest(1, (GroupReveal(3, fake_cid("g3"), nonce),)),
         RevealModel(1, cid),
-        Stake(500, alice.public_key),
+        sign_stake(alice, GENESIS_HASH, alice.address, 500),
         Unstake(200),
     ]
     out: list[tuple[str, Any]] = []
