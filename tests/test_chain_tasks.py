@@ -274,7 +274,8 @@ def test_filling_every_slot_costs_max_submissions_times_the_fee():
     assert len(comp.task.submissions) == slots
     assert before - chain.state.get_account(squatter.address).balance == slots * fee + slots * 1
     assert comp.task.escrow == escrow + slots * fee
-    late = chain.tx(comp.trainers[1], SubmitModel(1, chain.commitment_for(comp.trainers[1], fake_cid("x")), 1))
+    other = comp.trainers[1]
+    late = chain.tx(other, SubmitModel(1, chain.commitment_for(other, fake_cid("x")), 1))
     with pytest.raises(InvalidBlockTx, match="LimitExceeded"):
         _propose(chain, [late])
 

@@ -78,11 +78,12 @@ def test_wallet_stake_proves_the_node_key_and_a_block_accepts_it(setup):
 def test_wallet_stake_reads_a_separate_validator_password(setup):
     chain, node, wallet, validator, tmp_path = setup
     (tmp_path / "other").mkdir()
-    save_keystore(tmp_path / "other" / "validator.key", validator, "node-secret", cost="interactive")
+    other_key = tmp_path / "other" / "validator.key"
+    save_keystore(other_key, validator, "node-secret", cost="interactive")
     (tmp_path / "other" / "password").write_text("node-secret\n")
-    wrong = _stake(tmp_path, "--validator-key-file", str(tmp_path / "other" / "validator.key"))
+    wrong = _stake(tmp_path, "--validator-key-file", str(other_key))
     assert isinstance(wrong.exception, KeystoreError) and not node.submitted
-    result = _stake(tmp_path, "--validator-key-file", str(tmp_path / "other" / "validator.key"),
+    result = _stake(tmp_path, "--validator-key-file", str(other_key),
                     "--validator-password-file", str(tmp_path / "other" / "password"))
     assert result.exit_code == 0, result.output
     chain.commit(node.submitted)

@@ -140,8 +140,8 @@ def validate_params(p: Params) -> None:
         (p.max_tx_bytes >= 1024, "max_tx_bytes (at least 1024)"),
         (p.min_training_period >= 1, "min_training_period"),
         (1 <= p.training_reveal_window < p.min_training_period,
-         "training_reveal_window (1 to min_training_period - 1: the training groups are"
-         " revealed before submissions close at tbh)"),
+         ("training_reveal_window (1 to min_training_period - 1: the training groups are"
+          " revealed before submissions close at tbh)")),
         (p.test_reveal_window >= 1, "test_reveal_window"),
         (p.upload_window >= 1, "upload_window"),
         (p.evaluation_window >= 1, "evaluation_window"),
@@ -150,8 +150,8 @@ def validate_params(p: Params) -> None:
         (1 <= p.test_group_percent <= 50, "test_group_percent (1-50)"),
         (0 <= p.refund_top_percent <= 100, "refund_top_percent (0-100)"),
         (p.max_submissions_per_task >= 1, "max_submissions_per_task"),
-        (p.min_participation_fee >= 1, "min_participation_fee (at least 1: a free slot can be"
-         " taken many times by one account)"),
+        (p.min_participation_fee >= 1,
+         "min_participation_fee (at least 1: one account could take every free slot)"),
         (p.max_model_bytes >= 1, "max_model_bytes"),
         (p.max_eval_time_ms >= 1, "max_eval_time_ms"),
         (1 <= p.max_title_chars, "max_title_chars"),
