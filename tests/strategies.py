@@ -12,6 +12,7 @@ u64 = st.integers(0, 2**64 - 1)
 small = st.integers(0, 1000)
 score = st.integers(-(2**63), 2**64 - 1)
 h32 = st.binary(min_size=32, max_size=32)
+sig64 = st.binary(min_size=64, max_size=64)
 address = st.binary(min_size=20, max_size=20)
 text = st.text(max_size=20)
 cid = st.text("abcdefghijklmnopqrstuvwxyz234567", min_size=20, max_size=60).map(lambda s: "b" + s)
@@ -30,7 +31,7 @@ tx_bodies = lambda: st.one_of(  # noqa: E731 - a factory keeps hypothesis' lazy 
     st.builds(SubmitModel, u64, h32, score),
     st.builds(RevealTest, u64, group_reveals),
     st.builds(RevealModel, u64, cid),
-    st.builds(Stake, u64, h32),
+    st.builds(Stake, u64, h32, sig64),
     st.builds(Unstake, u64),
 )
 

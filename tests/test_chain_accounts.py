@@ -5,14 +5,15 @@ import dataclasses
 import pytest
 
 from wekacoin.chain.context import BlockContext
+from wekacoin.chain.blocks import apply_block, compute_tx_root
 from wekacoin.chain.errors import (
-    BadNonce, BadSignature, FeeTooLow, InsufficientFunds, InvalidBlockTx, InvalidField,
-    StakeError, TxTooLarge,
+    BadNonce, BadSignature, BadValidatorKeyProof, FeeTooLow, InsufficientFunds, InvalidBlockTx,
+    InvalidField, StakeError, TxTooLarge,
 )
-from wekacoin.chain.transactions import apply_tx, sign_tx, verify_tx
+from wekacoin.chain.transactions import apply_tx, sign_stake, sign_tx, verify_tx
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.testing.chain import LocalChain
-from wekacoin.types.tx import Stake, Transfer, Tx, Unstake
+from wekacoin.types.tx import Stake, Transfer, Tx, Unstake, validator_key_message
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_stake_counts_only_after_the_lookback(chain):
     k = chain.keys[6]
     lookback = chain.params.stake_lookback
     total = chain.state.tip.total_stake
-    chain.commit([chain.tx(k, Stake(500, k.public_key))])
+    chain.commit([chain.tx(k, chain.stake_body(k, 500))])
     staked_at = chain.height
     assert chain.state.get_account(k.address).balance == chain.balance - 501
     assert chain.state.get_bond(k.address).stake == 0
@@ -167,20 +168,88 @@ def test_unstake_more_than_bonded(chain):
 
 def test_validator_key_belongs_to_one_account(chain):
     a, b = chain.keys[5], chain.keys[6]
-    chain.commit([chain.tx(a, Stake(10, a.public_key))])
+    chain.commit([chain.tx(a, chain.stake_body(a, 10))])
+    # b holds a's key here (a node operator staking from two wallets): still one account per key
     with pytest.raises(StakeError, match="another account"):
-        _apply(chain, (b, Stake(10, a.public_key)))
+        _apply(chain, (b, chain.stake_body(b, 10, validator=a)))
     with pytest.raises(StakeError, match="another validator key"):
-        _apply(chain, (a, Stake(10, b.public_key)))
-    _apply(chain, chain.tx(a, Stake(10, a.public_key)))  # adding to the same key is fine
+        _apply(chain, (a, chain.stake_body(a, 10, validator=b)))
+    _apply(chain, chain.tx(a, chain.stake_body(a, 10)))  # adding to the same key is fine
 
 
 def test_stake_below_minimum_or_unaffordable(chain):
     a = chain.keys[5]
     with pytest.raises(StakeError):
-        _apply(chain, (a, Stake(0, a.public_key)))
+        _apply(chain, (a, chain.stake_body(a, 0)))
     with pytest.raises(InsufficientFunds):
-        _apply(chain, (a, Stake(chain.balance, a.public_key)))
+        _apply(chain, (a, chain.stake_body(a, chain.balance)))
+
+
+# -- proof of possession of the validator key --
+
+
+def _propose(chain, txs):
+    """What a node does with a proposed block carrying `txs`: apply_block on the tip (the
+    block claims the root of an empty block; a refused transaction is found before that)."""
+    block, _ = chain.build([])
+    header = dataclasses.replace(block.header, tx_root=compute_tx_root(tuple(txs)))
+    return apply_block(chain.state, dataclasses.replace(block, header=header, txs=tuple(txs)))
+
+
+def _refused(chain, key, body):
+    with pytest.raises(InvalidBlockTx, match="BadValidatorKeyProof") as refused:
+        _propose(chain, [chain.tx(key, body, nonce=chain.state.get_account(key.address).nonce)])
+    assert isinstance(refused.value.error, BadValidatorKeyProof)
+
+
+def test_squatting_another_nodes_key_without_its_secret_is_refused(chain):
+    """An attacker registers the public key of a node that has not staked yet: without the
+    node's secret it has no valid proof (none, a copy of a proof the victim made for itself,
+    or a signature by its own key), and every such block is refused, so the victim can stake."""
+    attacker, victim = chain.keys[5], chain.keys[6]
+    victims_own = chain.stake_body(victim, 10)  # public once the victim broadcasts it
+    for body in (
+        Stake(10, victim.public_key, bytes(64)),
+        Stake(10, victim.public_key, victims_own.key_proof),
+        Stake(10, victim.public_key, attacker.sign(
+            validator_key_message(chain.genesis_hash, attacker.address))),
+    ):
+        _refused(chain, attacker, body)
+    assert chain.state.get_validator(victim.public_key) is None
+    chain.commit([chain.tx(victim, victims_own)])
+    assert chain.state.get_validator(victim.public_key) == victim.address
+
+
+def test_a_valid_proof_registers_the_key_through_a_block(chain):
+    """The key may belong to another keypair than the account's (a node key and a wallet)."""
+    wallet, node = chain.keys[5], KeyPair.from_seed(bytes(range(32)))
+    chain.commit([chain.tx(wallet, chain.stake_body(wallet, 100, validator=node))])
+    assert chain.state.get_validator(node.public_key) == wallet.address
+    assert chain.state.get_bond(wallet.address).validator_key == node.public_key
+
+
+def test_a_proof_for_another_account_or_chain_is_refused(chain):
+    wallet, other, node = chain.keys[5], chain.keys[6], KeyPair.from_seed(bytes(range(32)))
+    for_other = sign_stake(node, chain.genesis_hash, other.address, 100)
+    _refused(chain, wallet, for_other)
+    other_chain = LocalChain(balance=chain.balance + 1)  # same keys, another genesis
+    assert other_chain.genesis_hash != chain.genesis_hash
+    _refused(chain, wallet, sign_stake(node, other_chain.genesis_hash, wallet.address, 100))
+    # ... and a proof over the right message by a key that is not the staked one
+    _refused(chain, wallet, Stake(100, node.public_key, wallet.sign(
+        validator_key_message(chain.genesis_hash, wallet.address))))
+    chain.commit([chain.tx(wallet, sign_stake(node, chain.genesis_hash, wallet.address, 100))])
+
+
+def test_a_bad_proof_is_a_stake_error_of_its_own(chain):
+    a = chain.keys[5]
+    with pytest.raises(BadValidatorKeyProof, match="key_proof") as refused:
+        _apply(chain, (a, Stake(10, a.public_key, bytes(64))))
+    assert isinstance(refused.value, StakeError)
+    # also when the key is already the account's own: every Stake carries a proof
+    chain.commit([chain.tx(a, chain.stake_body(a, 10))])
+    with pytest.raises(BadValidatorKeyProof):
+        _apply(chain, (a, Stake(10, a.public_key, bytes(64))))
 
 
 def test_sign_tx_matches_verify(chain):

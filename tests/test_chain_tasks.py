@@ -7,9 +7,10 @@ from collections import Counter
 import pytest
 
 from wekacoin.chain.context import BlockContext
+from wekacoin.chain.blocks import apply_block, compute_tx_root
 from wekacoin.chain.errors import (
-    CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidField, LimitExceeded,
-    NotSupplier, UnknownTask, WrongPhase,
+    CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidBlockTx, InvalidField,
+    LimitExceeded, NotSupplier, ParticipationFeeTooLow, UnknownTask, WrongPhase,
 )
 from wekacoin.chain.tasks import (
     Phase, compute_phase, compute_test_groups, evaluation_groups, ready_height, reveal_test_end,
@@ -110,6 +111,7 @@ def test_test_group_draw_is_uniform():
     (dict(group_commitments=(b"x" * 32,) * 3), InvalidField, "data groups"),
     (dict(tbh=3), InvalidField, "test release height"),
     (dict(reward=0), InvalidField, "reward"),
+    (dict(reward=2**64 - 1, hosting_fee=1), InvalidField, "below 2\\^64"),  # not InsufficientFunds
     (dict(limits=TaskLimits(10**12, 1000)), LimitExceeded, "model size"),
     (dict(limits=TaskLimits(1000, 0)), LimitExceeded, "evaluation time"),
     (dict(baseline_cid="not-a-cid"), InvalidField, "baseline CID"),
@@ -224,6 +226,58 @@ def test_submission_limit():
     comp.submit(comp.trainers[0], fake_cid("m0"))
     with pytest.raises(LimitExceeded):
         comp.attempt(comp.trainers[1], SubmitModel(1, b"c" * 32, 1))
+
+
+def _propose(chain, txs):
+    """What a node does with a proposed block carrying `txs`: apply_block on the tip (the
+    block claims the root of an empty block; a refused transaction is found before that)."""
+    block, _ = chain.build([])
+    header = dataclasses.replace(block.header, tx_root=compute_tx_root(tuple(txs)))
+    return apply_block(chain.state, dataclasses.replace(block, header=header, txs=tuple(txs)))
+
+
+def test_a_task_cannot_ask_less_than_the_minimum_participation_fee():
+    """A free (or nearly free) task lets one account take every submission slot at no cost:
+    a block publishing one is refused."""
+    chain = LocalChain()
+    minimum = chain.params.min_participation_fee
+    assert minimum >= 1
+    for fee in (0, minimum - 1):
+        spec, _ = chain.task_spec(participation_fee=fee)
+        with pytest.raises(InvalidBlockTx, match="ParticipationFeeTooLow") as refused:
+            _propose(chain, [chain.tx(chain.keys[4], spec, nonce=0)])
+        assert isinstance(refused.value.error, ParticipationFeeTooLow)
+    spec, _ = chain.task_spec(participation_fee=minimum)
+    chain.commit([chain.tx(chain.keys[4], spec)])
+    assert chain.state.get_task(1).spec.participation_fee == minimum
+
+
+def test_filling_every_slot_costs_max_submissions_times_the_fee():
+    """One account takes all max_submissions_per_task slots of a task asking the minimum fee:
+    it pays exactly max_submissions * fee (plus its transaction fees), and nothing more fits."""
+    slots = 4
+    comp = Competition(
+        params=dataclasses.replace(FAST_PARAMS, max_submissions_per_task=slots),
+        participation_fee=FAST_PARAMS.min_participation_fee,
+    )
+    comp.reveal_training()
+    squatter = comp.trainers[0]
+    before = comp.chain.state.get_account(squatter.address).balance
+    escrow = comp.task.escrow
+    chain = comp.chain
+    txs = [
+        chain.tx(squatter, SubmitModel(1, chain.commitment_for(squatter, fake_cid(f"s{i}")), 1))
+        for i in range(slots)
+    ]
+    chain.commit(txs)
+    fee = comp.spec.participation_fee
+    assert len(comp.task.submissions) == slots
+    assert before - chain.state.get_account(squatter.address).balance == slots * fee + slots * 1
+    assert comp.task.escrow == escrow + slots * fee
+    other = comp.trainers[1]
+    late = chain.tx(other, SubmitModel(1, chain.commitment_for(other, fake_cid("x")), 1))
+    with pytest.raises(InvalidBlockTx, match="LimitExceeded"):
+        _propose(chain, [late])
 
 
 def test_participation_fee_must_be_affordable(comp):

@@ -10,7 +10,7 @@ from wekacoin.types.codec import decode
 from wekacoin.types.ledger import Account, Bond, Task
 from wekacoin.types.ranking import Outcome
 from wekacoin.types.tx import (
-    RevealModel, RevealTest, RevealTraining, Stake, SubmitModel, Transfer, Unstake,
+    RevealModel, RevealTest, RevealTraining, SubmitModel, Transfer, Unstake,
 )
 
 N_KEYS = 6
@@ -54,7 +54,7 @@ class Scenario:
         if kind == "transfer":
             body = Transfer(keys[draw(st.integers(0, N_KEYS - 1))].address, amount)
         elif kind == "stake":
-            body = Stake(amount, key.public_key)
+            body = chain.stake_body(key, amount)
         elif kind == "unstake":
             body = Unstake(amount)
         elif kind == "publish":

@@ -1,13 +1,17 @@
 """The genesis file: strict parsing, validation, and the state it defines."""
 
+import dataclasses
 import json
 
 import pytest
 
 from wekacoin.chain.errors import GenesisError
-from wekacoin.chain.genesis import genesis_state, genesis_to_json, parse_genesis
+from wekacoin.chain.genesis import (
+    MAX_SETTLEMENT_REWARD, genesis_state, genesis_to_json, parse_genesis, validate_genesis,
+)
 from wekacoin.crypto.keys import format_address
-from wekacoin.testing.chain import LocalChain, dev_key
+from wekacoin.sortition.binomial import MAX_TAU
+from wekacoin.testing.chain import FAST_PARAMS, LocalChain, dev_key
 
 
 def _doc():
@@ -21,9 +25,9 @@ def test_round_trip():
 
 def test_partial_params_take_defaults():
     doc = _doc()
-    doc["params"] = {"min_training_period": 7}
+    doc["params"] = {"min_training_period": 70}
     g = parse_genesis(json.dumps(doc))
-    assert g.params.min_training_period == 7
+    assert g.params.min_training_period == 70
     assert g.params.tau_step == 2000
 
 
@@ -46,6 +50,8 @@ def test_partial_params_take_defaults():
     (lambda d: d.pop("chain_id"), "missing key 'chain_id'"),
     (lambda d: d.update(chain_id="has space"), "chain_id"),
     (lambda d: d["accounts"][0].update(balance=2**63), "supply"),
+    (lambda d: d["params"].update(tau_step=2**64), "params.tau_step"),
+    (lambda d: d["params"].update(settlement_reward=2**64), "params.settlement_reward"),
 ])
 def test_bad_genesis_is_refused_with_the_key(mutate, message):
     doc = _doc()
@@ -60,18 +66,78 @@ def test_not_json():
 
 
 def test_genesis_state():
-    chain = LocalChain(n_keys=3, validators=2, balance=100, stake=7)
+    chain = LocalChain(n_keys=3, validators=2, balance=100, stake=7_000)
     state = genesis_state(chain.genesis)
     k = chain.keys
     assert state.height == 0
     assert state.block_hash == chain.genesis.hash
     assert state.get_account(k[0].address).balance == 100
-    assert state.get_bond(k[0].address).stake == 7
-    assert state.get_weight(k[1].public_key) == 7
+    assert state.get_bond(k[0].address).stake == 7_000
+    assert state.get_weight(k[1].public_key) == 7_000
     assert state.get_weight(k[2].public_key) == 0
-    assert state.tip.total_stake == 14
+    assert state.tip.total_stake == 14_000
     # The root is a function of the genesis alone.
     assert genesis_state(chain.genesis).root() == state.root()
-    other = LocalChain(n_keys=3, validators=2, balance=101, stake=7)
+    other = LocalChain(n_keys=3, validators=2, balance=101, stake=7_000)
     assert genesis_state(other.genesis).root() != state.root()
     assert format_address(dev_key(0).address).startswith("W")
+
+
+# -- parameters that are each valid but cannot run a chain together --
+
+
+def _genesis(stake: int = 10**6, **params):
+    """LocalChain's genesis (four validators) with each stake and some params replaced."""
+    genesis = LocalChain().genesis
+    return dataclasses.replace(
+        genesis, stakes=tuple(dataclasses.replace(s, amount=stake) for s in genesis.stakes),
+        params=dataclasses.replace(FAST_PARAMS, **params),
+    )
+
+
+@pytest.mark.parametrize("params, name", [
+    # sortition refuses a larger committee: it bounds the CDF walk's cost
+    ({"tau_proposer": MAX_TAU + 1}, "params.tau_proposer"),
+    ({"tau_step": MAX_TAU + 1}, "params.tau_step"),
+    ({"tau_final": MAX_TAU + 1}, "params.tau_final"),
+    ({"tau_evaluators": MAX_TAU + 1}, "params.tau_evaluators"),
+    # the training groups must be revealed before submissions close at tbh
+    ({"min_training_period": 5, "training_reveal_window": 5}, "params.training_reveal_window"),
+    ({"min_training_period": 5, "training_reveal_window": 9}, "params.training_reveal_window"),
+    # amounts the ledger stores or adds up stay inside 64 bits
+    ({"settlement_reward": 2**64}, "params.settlement_reward"),
+    ({"settlement_reward": MAX_SETTLEMENT_REWARD + 1}, "params.settlement_reward"),
+    ({"min_tx_fee": 2**64}, "params.min_tx_fee"),
+    ({"min_stake": -1}, "params.min_stake"),
+    ({"max_model_bytes": 2**70}, "params.max_model_bytes"),
+    # a free slot can be taken many times by one account
+    ({"min_participation_fee": 0}, "params.min_participation_fee"),
+])
+def test_inconsistent_params_are_refused_with_the_name(params, name):
+    with pytest.raises(GenesisError, match=name):
+        validate_genesis(_genesis(**params))
+
+
+def test_bounds_themselves_are_accepted():
+    validate_genesis(_genesis(
+        tau_final=MAX_TAU, settlement_reward=MAX_SETTLEMENT_REWARD, min_training_period=5,
+        training_reveal_window=4,
+    ))
+
+
+@pytest.mark.parametrize("stake, name", [
+    (0, "params.tau_step"),  # no stake at all: no vote can ever count
+    (685 * 2_000 // 1000 // 4, "params.tau_step"),  # W * 1000 == T * tau_step: not more than
+    (740 * 10_000 // 1000 // 4, "params.tau_final"),  # enough for tau_step, not tau_final
+])
+def test_a_genesis_stake_that_cannot_make_a_quorum_is_refused(stake, name):
+    """A quorum is more than T * tau sub-users; W is the most the whole stake can carry."""
+    genesis = _genesis(stake=stake) if stake else dataclasses.replace(_genesis(), stakes=())
+    with pytest.raises(GenesisError, match=name):
+        validate_genesis(genesis)
+    with pytest.raises(GenesisError, match=name):
+        parse_genesis(genesis_to_json(genesis))
+
+
+def test_the_smallest_stake_that_can_make_a_quorum_is_accepted():
+    validate_genesis(_genesis(stake=740 * 10_000 // 1000 // 4 + 1))

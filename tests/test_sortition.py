@@ -16,6 +16,7 @@ from wekacoin.sortition import (
     Role, compute_priority, compute_subusers, select, selection_threshold, sortition_alpha,
     verify,
 )
+from wekacoin.sortition.binomial import HASH_BITS, MAX_TAU, _walk
 
 SEED = bytes(range(32))
 
@@ -50,8 +51,6 @@ def test_integer_walk_equals_exact_rationals(w, total_extra, tau, x):
 def test_knife_edges_are_decided_by_integers():
     """Either side of every boundary of a case, j steps by one; the boundary itself selects
     the higher j, exactly as the rounding rule says."""
-    from wekacoin.sortition.binomial import _walk
-
     w, total, tau = 40, 1_000, 200
     compute_subusers(w, total, tau, out(2**256 - 1))
     for k, bound in enumerate(_walk(w, total, tau).bounds[:15]):
@@ -66,6 +65,35 @@ def test_degenerate_inputs():
     assert compute_subusers(5, 100, 10, out(0)) == 0
     with pytest.raises(ValueError):
         compute_subusers(101, 100, 10, out(1))
+    with pytest.raises(ValueError, match="tau"):
+        compute_subusers(5, 10**9, MAX_TAU + 1, out(1))
+    with pytest.raises(ValueError, match="tau"):
+        selection_threshold(5, 10**9, MAX_TAU + 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    w=st.integers(1, 60), tau=st.integers(2, 400), share=st.integers(1, 999),
+    x=st.integers(0, 2**256 - 1),
+)
+def test_reflected_walk_equals_exact_rationals(w, tau, share, x):
+    """1/2 < p < 1 goes through the reflection j = w - walk(w, W, W - tau, TOP - x); it still
+    picks exactly Alg. 1's j (the rationals differ only at the boundaries themselves)."""
+    total = max(w, tau + 1 + (tau - 1) * share // 1000)  # tau < W < 2 tau when w allows it
+    expected = w if tau >= total else exact_subusers(w, total, tau, x)
+    assert compute_subusers(w, total, tau, out(x)) == expected
+
+
+def test_reflected_threshold_is_the_first_selecting_output():
+    """selection_threshold of a reflected case (tau > W/2) is the least x with j >= 1."""
+    for w, total, tau in [(3, 10, 6), (40, 70, 40), (1, 19_999, 10_000), (7, 13, 7)]:
+        t = selection_threshold(w, total, tau)
+        assert 0 < t < 2**256
+        assert compute_subusers(w, total, tau, out(t - 1)) == 0
+        assert compute_subusers(w, total, tau, out(t)) >= 1
+    # (1 - p)^w < 2^-256: every output but x = 0 selects (as in Alg. 1: 0 < CDF(0)).
+    assert selection_threshold(2_500, 10_004, 10_000) == 1
+    assert compute_subusers(2_500, 10_004, 10_000, out(1)) >= 1
 
 
 def _mean_total(
@@ -163,6 +191,66 @@ def test_alpha_separates_roles_rounds_periods_and_steps():
         sortition_alpha(b"short", Role.PROPOSER, 1)
 
 
+# -- the cost of a sortition is bounded for every input --
+
+TOP = 2**256 - 1
+ADVERSARIAL = [
+    (2_500, 10_004, 10_000),  # tau barely below W: took minutes before the reflection
+    (10_000, 10_001, 10_000),
+    (1, 10_001, 10_000),
+    (2 * MAX_TAU, 2 * MAX_TAU, MAX_TAU),  # p = 1/2 with w = W: the most precision bits
+    (2 * MAX_TAU - 1, 2 * MAX_TAU - 1, MAX_TAU),  # p just above 1/2: the longest reflection
+    (2 * MAX_TAU, 2 * MAX_TAU + 1, MAX_TAU),  # p just below 1/2
+    (MAX_TAU + 1, MAX_TAU + 1, MAX_TAU),
+    (2**64 - 1, 2**64 - 1, MAX_TAU),  # the largest weight: 64 squarings, the longest walk
+    (2**63, 2**64 - 1, MAX_TAU),
+    (1, 2**64 - 1, MAX_TAU),
+    (5, 5, MAX_TAU),  # tau >= W (stake shrank below tau): everything, at no cost
+]
+
+
+def _exercise_worst_case(w: int, total: int, tau: int) -> None:
+    """Every costly path of one triple: the top output, the threshold and the walk run to its
+    very end (further than any output can take it), with the structural bounds of the
+    binomial module docstring: F < 385 + 3*tau bits, at most min(w, 6*tau + 386) steps."""
+    for x in (0, 2**255, TOP):
+        assert 0 <= compute_subusers(w, total, tau, out(x)) <= w
+    assert 0 <= selection_threshold(w, total, tau) <= 2**256
+    if tau >= total:
+        return
+    walk = _walk(w, total, tau) if 2 * tau <= total else _walk(w, total, total - tau, True)
+    walk.last_bound()
+    assert walk.shift + HASH_BITS < 385 + 3 * tau
+    assert len(walk.bounds) <= min(w, 6 * tau + 386) + 1
+
+
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize("w, total, tau", ADVERSARIAL)
+def test_adversarial_triples_are_cheap(w, total, tau):
+    _walk.cache_clear()
+    _exercise_worst_case(w, total, tau)
+
+
+def _triples():
+    """Random triples, biased to the costly corners: tau near W/2 or W, w near W."""
+    def triple(draw_total, tau, w_share):
+        total = max(1, draw_total)
+        return max(1, total * w_share // 1000), total, tau
+
+    tau = st.integers(0, MAX_TAU)
+    near = st.builds(
+        lambda t, d, s: triple(t + d, t, s), tau, st.integers(-MAX_TAU, 2 * MAX_TAU),
+        st.integers(0, 1000),
+    )
+    anywhere = st.builds(triple, st.integers(1, 2**64 - 1), tau, st.integers(0, 1000))
+    return st.one_of(near, anywhere)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=40, deadline=None)
+@given(triple=_triples())
+def test_random_triples_stay_within_the_bounds(triple):
+    _exercise_worst_case(*triple)
 
 
 def test_walk_is_fast_for_many_distinct_weights():

@@ -36,17 +36,27 @@ BINOMIAL_CASES = [
     (3, 10**12, 10_000),
     (2**40, 2**62, 2_000),
     (1_000, 1_000, 2_000),  # tau >= W: every sub-user is selected
+    # 1/2 < p < 1: the reflected walk (its `<=` rule)
+    (46, 47, 46),
+    (60, 100, 70),
+    (2_500, 10_004, 10_000),
+    (10_000, 15_000, 10_000),
 ]
 
 
 def _edges(w: int, total: int, tau: int) -> list[int]:
     rng = random.Random(f"{w}/{total}/{tau}")
     xs = [0, 2**256 - 1, 2**255] + [rng.getrandbits(256) for _ in range(3)]
-    if tau < total:
+    if 2 * tau <= total:
         walk = _walk(w, total, tau)
         compute_subusers(w, total, tau, (2**256 - 1).to_bytes(32, "big"))  # fill the table
         for b in walk.bounds[:3] + walk.bounds[len(walk.bounds) // 2:][:2]:
             xs += [b - 1, b]
+    elif tau < total:  # reflected: x = TOP - y, with a boundary between y = b - 1 and y = b
+        walk = _walk(w, total, total - tau, True)
+        walk.last_bound()  # fill the table; its last boundary is where j leaves 0
+        for b in walk.bounds[:3] + walk.bounds[len(walk.bounds) // 2:][:2] + walk.bounds[-1:]:
+            xs += [2**256 - b, 2**256 - 1 - b]
     return sorted({x for x in xs if 0 <= x < 2**256})
 
 

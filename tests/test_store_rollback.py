@@ -7,7 +7,7 @@ from wekacoin.store import ChainStore
 from wekacoin.store.errors import CommitError
 from wekacoin.store.layout import UNDO_DEPTH
 from wekacoin.testing.chain import LocalChain
-from wekacoin.types.tx import Stake, Transfer
+from wekacoin.types.tx import Transfer
 
 
 def _commit(store, chain, txs):
@@ -26,7 +26,7 @@ def test_rollback_restores_the_ledger_and_forgets_the_blocks(tmp_path):
         fork_point = dict(store.state().items())
         root = store.tip().state_root
         b2 = _commit(store, chain, [chain.tx(k[5], Transfer(k[7].address, 20)),
-                                    chain.tx(k[6], Stake(100, k[6].public_key))])
+                                    chain.tx(k[6], chain.stake_body(k[6], 100))])
         b3 = _commit(store, chain, [chain.tx(k[7], Transfer(k[5].address, 30))])
         store.rollback(1)
         assert store.height == 1 and store.tip().state_root == root

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from wekacoin.chain.context import BlockContext
-from wekacoin.chain.errors import InsufficientFunds, InvalidField, StakeError
+from wekacoin.chain.errors import BadValidatorKeyProof, InsufficientFunds, InvalidField, StakeError
 from wekacoin.chain.state import State
+from wekacoin.crypto.keys import verify_signature
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.primitives import Address, Height
-from wekacoin.types.tx import Stake, Transfer, Unstake, VerifiedTx
+from wekacoin.types.tx import Stake, Transfer, Unstake, VerifiedTx, validator_key_message
 
 
 def process_transfer(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext) -> None:
@@ -34,6 +35,11 @@ def process_stake(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockConte
     params = state.params
     if body.amount < params.min_stake:
         raise StakeError(f"stake at least {params.min_stake}")
+    message = validator_key_message(state.config.genesis_hash, vtx.sender)
+    if not verify_signature(body.validator_key, message, body.key_proof):
+        raise BadValidatorKeyProof(
+            "key_proof is not the validator key's signature for this account on this chain"
+        )
     if payer.balance < body.amount:
         raise InsufficientFunds(f"balance {payer.balance} cannot bond {body.amount}")
     bond = state.get_bond(vtx.sender) or Bond(body.validator_key)

@@ -32,6 +32,10 @@ class TxTooLarge(TxError):
     pass
 
 
+class ParticipationFeeTooLow(TxError):
+    """A task asks a participation fee below the chain's min_participation_fee."""
+
+
 class InvalidField(TxError):
     """A field with a value the protocol does not allow (empty title, zero amount...)."""
 
@@ -62,6 +66,10 @@ class DuplicateSubmission(TxError):
 
 class StakeError(TxError):
     pass
+
+
+class BadValidatorKeyProof(StakeError):
+    """A Stake whose key_proof is not the validator key's signature for this account and chain."""
 
 
 class BlockError(ChainError):

@@ -23,6 +23,7 @@ from typing import Any
 from wekacoin.chain.errors import GenesisError
 from wekacoin.chain.state import ChainConfig, State
 from wekacoin.crypto.keys import AddressError, format_address, parse_address
+from wekacoin.sortition.binomial import MAX_TAU
 from wekacoin.types.codec import MAX_INT
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 from wekacoin.types.ledger import Account, Bond, ChainTip
@@ -30,6 +31,9 @@ from wekacoin.types.primitives import Hash, Height, PublicKey, SubmissionId, Tas
 
 FIRST_ID = 1
 _MAX_SUPPLY = 2**62  # keeps every sum of balances far inside 64 bits
+MAX_SETTLEMENT_REWARD = 2**32
+"""At most one task settles per block, so from a supply of at most 2^62 the minted coins keep
+every balance and sum below 2^64 for more than 3 * 2^30 blocks."""
 _PARAM_TYPES = typing.get_type_hints(Params)
 # Sandbox limits become rlimits: bytes must fit in 64 bits (with the runtime's own mapping on
 # top), and RLIMIT_CPU counts whole seconds.
@@ -110,11 +114,32 @@ def validate_genesis(genesis: Genesis) -> None:
     if supply > _MAX_SUPPLY:
         raise GenesisError("the total supply is too large")
     validate_params(genesis.params)
+    validate_committees(genesis.params, sum(s.amount for s in genesis.stakes))
+
+
+def validate_committees(p: Params, total_stake: int) -> None:
+    """The genesis stake must be able to certify a block: a quorum is more than T * tau
+    sub-users, and all the stake together carries at most W of them (every sub-user when
+    tau >= W), so W * 1000 <= permille * tau would halt the chain at its first round."""
+    for name, tau, permille in (
+        ("tau_step", p.tau_step, p.step_threshold_permille),
+        ("tau_final", p.tau_final, p.final_threshold_permille),
+    ):
+        if total_stake * 1000 <= permille * tau:
+            raise GenesisError(
+                f"params.{name}: the genesis stake {total_stake} cannot make a quorum of more"
+                f" than {permille}/1000 of {tau} sub-users; lower {name} or stake more"
+            )
 
 
 def validate_params(p: Params) -> None:
+    for name in _PARAM_TYPES:
+        value = getattr(p, name)
+        if type(value) is not int or not 0 <= value <= MAX_INT:
+            raise GenesisError(f"params.{name}: an integer in [0, 2^64)")
     checks = [
         (p.min_tx_fee >= 0, "min_tx_fee"),
+        (p.settlement_reward <= MAX_SETTLEMENT_REWARD, "settlement_reward (at most 2^32)"),
         (p.max_block_txs >= 1, "max_block_txs"),
         (p.max_tx_bytes >= 1024, "max_tx_bytes (at least 1024)"),
         (p.min_training_period >= 1, "min_training_period"),
@@ -132,6 +157,8 @@ def validate_params(p: Params) -> None:
         (1 <= p.test_group_percent <= 50, "test_group_percent (1-50)"),
         (0 <= p.refund_top_percent <= 100, "refund_top_percent (0-100)"),
         (p.max_submissions_per_task >= 1, "max_submissions_per_task"),
+        (p.min_participation_fee >= 1,
+         "min_participation_fee (at least 1: one account could take every free slot)"),
         (p.max_model_bytes >= 1, "max_model_bytes"),
         (p.max_eval_time_ms >= 1, "max_eval_time_ms"),
         (1 <= p.eval_memory_mib <= _MAX_EVAL_MIB, f"eval_memory_mib (1-{_MAX_EVAL_MIB})"),
@@ -142,10 +169,10 @@ def validate_params(p: Params) -> None:
         (p.max_columns >= 2, "max_columns"),
         (p.stake_lookback >= 1, "stake_lookback"),
         (p.min_stake >= 1, "min_stake"),
-        (p.tau_proposer >= 1, "tau_proposer"),
-        (p.tau_step >= 1, "tau_step"),
-        (p.tau_final >= 1, "tau_final"),
-        (p.tau_evaluators >= 1, "tau_evaluators"),
+        (1 <= p.tau_proposer <= MAX_TAU, f"tau_proposer (1-{MAX_TAU})"),
+        (1 <= p.tau_step <= MAX_TAU, f"tau_step (1-{MAX_TAU})"),
+        (1 <= p.tau_final <= MAX_TAU, f"tau_final (1-{MAX_TAU})"),
+        (1 <= p.tau_evaluators <= MAX_TAU, f"tau_evaluators (1-{MAX_TAU})"),
         (500 < p.step_threshold_permille < 1000, "step_threshold_permille (501-999)"),
         (500 < p.final_threshold_permille < 1000, "final_threshold_permille (501-999)"),
         (50 <= p.ranking_quorum_percent < 100,

@@ -28,11 +28,12 @@ from wekacoin.chain.accounts import credit, debit
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import (
     CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidField, LimitExceeded,
-    NotSupplier, UnknownTask, WrongPhase,
+    NotSupplier, ParticipationFeeTooLow, UnknownTask, WrongPhase,
 )
 from wekacoin.chain.state import State
 from wekacoin.content.cid import parse_cid
 from wekacoin.content.errors import InvalidCidError
+from wekacoin.types.codec import MAX_INT
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Submission, Task, TaskStatus
 from wekacoin.types.primitives import Hash, SubmissionId, TaskId
@@ -199,6 +200,13 @@ def validate_task_spec(spec: PublishTask, params: Params, height: int) -> None:
         )
     if spec.reward == 0:
         raise InvalidField("the reward must be positive")
+    if spec.reward + spec.hosting_fee > MAX_INT:  # the task's escrow is a 64-bit Amount
+        raise InvalidField("the reward plus the hosting fee must be below 2^64")
+    if spec.participation_fee < params.min_participation_fee:
+        raise ParticipationFeeTooLow(
+            f"the participation fee {spec.participation_fee} is below the chain's minimum"
+            f" {params.min_participation_fee}"
+        )
     if not 0 < spec.limits.max_model_bytes <= params.max_model_bytes:
         raise LimitExceeded(f"the model size limit must be in (0, {params.max_model_bytes}]")
     if not 0 < spec.limits.eval_time_ms <= params.max_eval_time_ms:

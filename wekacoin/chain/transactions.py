@@ -12,10 +12,10 @@ from wekacoin.chain.state import State
 from wekacoin.crypto.keys import KeyPair, address_of, verify_signature
 from wekacoin.types.codec import encode
 from wekacoin.types.ledger import Account
-from wekacoin.types.primitives import Amount, Hash, Nonce
+from wekacoin.types.primitives import Amount, Hash, Nonce, PublicKey
 from wekacoin.types.tx import (
     TX_SIGNING_DOMAIN, PublishTask, RevealModel, RevealTest, RevealTraining, Stake, SubmitModel,
-    Transfer, Tx, TxBody, UnsignedTx, Unstake, VerifiedTx, signing_message,
+    Transfer, Tx, TxBody, UnsignedTx, Unstake, VerifiedTx, signing_message, validator_key_message,
 )
 
 Handler = Callable[[State, VerifiedTx, Account, BlockContext], None]
@@ -70,3 +70,10 @@ def sign_tx(keypair: KeyPair, genesis_hash: bytes, nonce: int, fee: int, body: T
     """A transaction signed by `keypair` for the chain with `genesis_hash`."""
     payload = encode(UnsignedTx(keypair.public_key, Nonce(nonce), Amount(fee), body))
     return Tx(payload, keypair.sign(signing_message(genesis_hash, payload)))
+
+
+def sign_stake(validator: KeyPair, genesis_hash: bytes, staker: bytes, amount: int) -> Stake:
+    """A Stake of `amount` by the account `staker` (an address) under `validator`'s key, with
+    the key's proof of possession; the staking account signs the transaction as usual."""
+    proof = validator.sign(validator_key_message(genesis_hash, staker))
+    return Stake(Amount(amount), PublicKey(validator.public_key), proof)

@@ -54,7 +54,8 @@ def publish(
     groups: int = typer.Option(10, min=2, help="Data groups to commit to (20 % become the test set)."),
     reward: int = typer.Option(..., min=1, help="Reward for the best model."),
     hosting_fee: int = typer.Option(0, min=0, help="Paid to the evaluators."),
-    participation_fee: int = typer.Option(0, min=0, help="Paid by each submission."),
+    participation_fee: int = typer.Option(
+        None, min=1, help="Paid by each submission; default: the chain's min_participation_fee."),
     training_blocks: int = typer.Option(None, help="Blocks of training (default: the chain's minimum)."),
     eval_seconds: int = typer.Option(30, min=1, help="Evaluation time limit per model."),
     max_model_bytes: int = typer.Option(16 * 2**20, min=1, help="Largest model accepted."),

@@ -88,21 +88,32 @@ def send(
 def stake(
     ctx: typer.Context,
     amount: int = typer.Argument(..., min=1, help="Amount to bond."),
-    validator_key: str = typer.Option(
-        ..., help="The validator's public key (64 hex), as `wekacoin init` printed it."),
+    validator_key_file: Path = typer.Option(
+        ..., help="The validator node's keystore (`validator.key` in the home `wekacoin init` "
+                  "made): its key signs a proof of possession for the wallet's address."),
+    validator_password_file: Path = typer.Option(
+        None, help="File holding that keystore's password; default: the wallet's password."),
     wait: bool = typer.Option(True, help="Wait until the transaction is in a block."),
 ) -> None:
-    """Bond stake for a validator; it counts for sortition after the chain's look-back."""
-    from wekacoin.cli.transactions import submit
-    from wekacoin.types.tx import Stake
+    """Bond stake for a validator; it counts for sortition after the chain's look-back.
 
-    try:
-        key = bytes.fromhex(validator_key)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise CliError("--validator-key is a 64-character hex public key")
-    result = submit(ctx, Stake(amount, key), wait=wait)
+    The chain accepts a validator key only with the key's signature over the chain's genesis
+    hash and the staking address, so the node's keystore must be at hand (its key never leaves
+    this process)."""
+    from wekacoin.chain.transactions import sign_stake
+    from wekacoin.cli.transactions import submit
+    from wekacoin.keyfile import load_keystore
+
+    s = settings(ctx)
+    if not validator_key_file.expanduser().is_file():
+        raise CliError(f"no validator keystore at {validator_key_file}")
+    password = read_password(validator_password_file or s.password_file, confirm=False)
+    validator = load_keystore(validator_key_file.expanduser(), password)
+    wallet = s.keypair()
+    with s.client() as rpc:
+        genesis_hash = bytes.fromhex(rpc.call("chain.info")["genesis_hash"])
+    body = sign_stake(validator, genesis_hash, wallet.address, amount)
+    result = submit(ctx, body, wait=wait, keypair=wallet)
     console.print(f"stake {result['id']} {'in block ' + str(result['height']) if wait else 'submitted'}")
 
 

@@ -112,12 +112,15 @@ def training_score(task: dict, training: dict[int, bytes], model: bytes,
 
 def publish_task(
     client: ChainClient, workspace: Workspace, data: PreparedData, baseline: bytes | None, *,
-    title: str, metric: Metric, reward: int, hosting_fee: int, participation_fee: int,
+    title: str, metric: Metric, reward: int, hosting_fee: int, participation_fee: int | None,
     training_blocks: int, eval_seconds: int, max_model_bytes: int,
 ) -> int:
     """Publish the task and wait until it is on the chain; returns its id. `baseline`: the
     supplier's own baseline model, or None for a decision stump trained on the training
-    groups once the chain has drawn them."""
+    groups once the chain has drawn them. `participation_fee` None asks the chain's minimum
+    (a task may not ask less)."""
+    if participation_fee is None:
+        participation_fee = client.info()["params"]["min_participation_fee"]
     height = client.height()
     spec = PublishTask(
         title=title, metric=metric,

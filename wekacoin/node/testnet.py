@@ -42,7 +42,7 @@ LOCAL_PARAMS = Params(
     min_training_period=12, test_split_delay=2, training_reveal_window=8, test_reveal_window=8, upload_window=8,
     evaluation_window=10, settlement_window=40, stake_lookback=5, min_groups=5,
     settlement_reward=1_000_000, lambda_priority_ms=300, lambda_stepvar_ms=200,
-    lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20,
+    lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20, min_participation_fee=100,
 )
 
 

@@ -15,7 +15,7 @@ from wekacoin.chain.genesis import genesis_state
 from wekacoin.chain.state import State
 from wekacoin.chain.rankings import select_evaluator, sign_ranking
 from wekacoin.chain.tasks import group_commitment, model_commitment, ready_height, upload_end
-from wekacoin.chain.transactions import sign_tx, verify_tx
+from wekacoin.chain.transactions import sign_stake, sign_tx, verify_tx
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.types.block import Block, BlockMeta
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
@@ -25,13 +25,14 @@ from wekacoin.types.ranking import (
     CandidateRanking, Outcome, RankEntry, SignedRanking, TaskSettlement,
 )
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealTraining, TaskLimits, Tx, TxBody,
+    DataSchema, GroupReveal, PublishTask, RevealTraining, Stake, TaskLimits, Tx, TxBody,
 )
 
 # Local-testnet timing: short windows so a whole task lifecycle fits in a few dozen blocks.
 FAST_PARAMS = Params(
     min_training_period=5, test_split_delay=1, training_reveal_window=3, test_reveal_window=3, upload_window=3,
     evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+    min_participation_fee=10,
 )
 
 
@@ -105,6 +106,11 @@ class LocalChain:
         if nonce is None:
             nonce = self.next_nonce(key)
         return sign_tx(key, self.genesis_hash, nonce, fee, body)
+
+    def stake_body(self, key: KeyPair, amount: int, validator: KeyPair | None = None) -> Stake:
+        """A Stake by `key`'s account under `validator`'s key (default: its own), with that
+        key's proof of possession for this account and chain."""
+        return sign_stake(validator or key, self.genesis_hash, key.address, amount)
 
     def seed_for(self, height: int) -> Hash:
         return Hash(hashlib.sha256(b"test-seed" + height.to_bytes(8, "big")).digest())

@@ -52,6 +52,7 @@ SIM_PARAMS = Params(
     # A short task lifecycle for competitions run through the simulated chain.
     min_training_period=6, test_split_delay=1, training_reveal_window=4, test_reveal_window=6, upload_window=6,
     evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+    min_participation_fee=10,
 )
 
 

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from wekacoin.chain.tasks import group_commitment, model_commitment
-from wekacoin.chain.transactions import sign_tx
+from wekacoin.chain.transactions import sign_stake, sign_tx
 from wekacoin.testing.chain import LocalChain, fake_cid, dev_key
 from wekacoin.types.block import BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
@@ -25,7 +25,7 @@ from wekacoin.types.ranking import (
     EvaluatorShare, Outcome, Payment, RankEntry, RecordedRanking, Resolution, TaskSettlement,
 )
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, Stake,
+    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining,
     SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
 )
 
@@ -64,7 +64,7 @@ def vector_objects() -> list[tuple[str, Any]]:
         SubmitModel(1, model_commitment(bob.address, cid), 960_000),
         RevealTest(1, (GroupReveal(3, fake_cid("g3"), nonce),)),
         RevealModel(1, cid),
-        Stake(500, alice.public_key),
+        sign_stake(alice, GENESIS_HASH, alice.address, 500),
         Unstake(200),
     ]
     out: list[tuple[str, Any]] = []

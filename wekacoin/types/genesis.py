@@ -40,6 +40,9 @@ class Params:
     test_group_percent: int = 20
     refund_top_percent: int = 25
     max_submissions_per_task: int = 1_000
+    min_participation_fee: Amount = 1_000
+    """Least participation fee a task may ask: filling every submission slot of a task costs
+    at least max_submissions_per_task times this (1,000,000 by default)."""
     max_model_bytes: int = 64 * 2**20
     max_eval_time_ms: Millis = 120_000
     # -- model sandbox limits: the same on every node, so that no node's own settings decide

@@ -19,6 +19,7 @@ from wekacoin.types.primitives import (
 )
 
 TX_SIGNING_DOMAIN = b"wekacoin/tx/v1"
+VALIDATOR_KEY_DOMAIN = b"wekacoin/validator-key/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,11 @@ class Stake:
     amount: Amount
     validator_key: PublicKey
     """The node key whose VRF proofs and votes speak for this stake."""
+    key_proof: Signature
+    """Proof of possession: the validator key's signature over
+    `validator_key_message(genesis hash, staking account's address)`, so nobody can register
+    (squat) a key whose secret they do not hold, and a proof made for one account or chain
+    counts for no other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,12 @@ class Tx:
 
 def signing_message(genesis_hash: bytes, payload: bytes) -> bytes:
     return TX_SIGNING_DOMAIN + genesis_hash + payload
+
+
+def validator_key_message(genesis_hash: bytes, staker: bytes) -> bytes:
+    """What a Stake's `key_proof` signs: the validator key consents to speak for the stake of
+    the account `staker` (its 20-byte address) on the chain of `genesis_hash`."""
+    return VALIDATOR_KEY_DOMAIN + genesis_hash + staker
 
 
 @dataclass(frozen=True, slots=True)
