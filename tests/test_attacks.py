@@ -22,7 +22,7 @@ from wekacoin.types.ledger import TaskStatus
 from wekacoin.types.ranking import (
     CandidateRanking, Outcome, RankEntry, RecordedRanking, Resolution,
 )
-from wekacoin.types.tx import RevealModel, RevealTest, Stake, SubmitModel
+from wekacoin.types.tx import RevealModel, RevealTest, SubmitModel
 
 S, I = Outcome.SCORED, Outcome.INVALID
 SUPPLIER, TRAINERS = 4, (5, 6, 7)
@@ -86,7 +86,7 @@ def test_stake_bonded_after_the_evaluation_seed_buys_no_seat():
     assert seat.subusers >= compute_ranking_quorum(params, 0)  # enough to decide alone, before
 
     attacker = chain.keys[8]
-    chain.commit([chain.tx(attacker, Stake(stake, key.public_key))])
+    chain.commit([chain.tx(attacker, chain.stake_body(attacker, stake, key))])
     chain.advance_to(chain.height + params.stake_lookback)
     assert chain.state.get_weight(key.public_key) == stake  # matured before the task is ready
     assert chain.height < ready_height(task, params)

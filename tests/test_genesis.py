@@ -102,8 +102,8 @@ def _genesis(stake: int = 10**6, **params):
     ({"tau_final": MAX_TAU + 1}, "params.tau_final"),
     ({"tau_evaluators": MAX_TAU + 1}, "params.tau_evaluators"),
     # the training groups must be revealed before submissions close at tbh
-    ({"min_training_period": 5, "training_reveal_window": 5}, "params.training_reveal_window"),
-    ({"min_training_period": 5, "training_reveal_window": 9}, "params.training_reveal_window"),
+    ({"min_training_period": 5, "training_reveal_window": 5}, "params.min_training_period"),
+    ({"min_training_period": 5, "training_reveal_window": 9}, "params.min_training_period"),
     # amounts the ledger stores or adds up stay inside 64 bits
     ({"settlement_reward": 2**64}, "params.settlement_reward"),
     ({"settlement_reward": MAX_SETTLEMENT_REWARD + 1}, "params.settlement_reward"),
@@ -121,7 +121,7 @@ def test_inconsistent_params_are_refused_with_the_name(params, name):
 def test_bounds_themselves_are_accepted():
     validate_genesis(_genesis(
         tau_final=MAX_TAU, settlement_reward=MAX_SETTLEMENT_REWARD, min_training_period=5,
-        training_reveal_window=4,
+        training_reveal_window=3, test_split_delay=1,
     ))
 
 
