@@ -24,8 +24,8 @@ class StoredChain:
         self.path = path
         self.store = ChainStore.open(path, self.chain.genesis)
 
-    def commit(self, txs=(), certificate: bytes = b"", settlement=None) -> Block:
-        block = self.chain.commit(list(txs), settlement)
+    def commit(self, txs=(), certificate: bytes = b"", rankings=()) -> Block:
+        block = self.chain.commit(list(txs), rankings)
         self.store.commit(block, apply_block(self.store.state(), block), certificate)
         return block
 

@@ -24,10 +24,10 @@ tx_bodies = lambda: st.one_of(  # noqa: E731 - a factory keeps hypothesis' lazy 
     st.builds(
         PublishTask, text, st.sampled_from(Metric),
         st.builds(DataSchema, st.sampled_from(TaskKind), st.lists(text, max_size=3).map(tuple), text),
-        st.builds(TaskLimits, u64, u64), u64, u64, u64, u64, cid,
+        st.builds(TaskLimits, u64, u64), u64, u64, u64, u64,
         st.lists(h32, max_size=4).map(tuple),
     ),
-    st.builds(RevealTraining, u64, group_reveals, score),
+    st.builds(RevealTraining, u64, group_reveals, cid, score),
     st.builds(SubmitModel, u64, h32, score),
     st.builds(RevealTest, u64, group_reveals),
     st.builds(RevealModel, u64, cid),

@@ -14,13 +14,14 @@ from wekacoin.chain.errors import (
 )
 from wekacoin.chain.tasks import (
     Phase, compute_phase, compute_test_groups, evaluation_groups, ready_height, reveal_test_end,
-    upload_end,
+    split_height, training_reveal_deadline, upload_end,
 )
 from wekacoin.chain.transactions import apply_tx, sign_tx, verify_tx
 from wekacoin.testing.chain import FAST_PARAMS, LocalChain, fake_cid
 from wekacoin.types.ledger import TaskStatus
 from wekacoin.types.metric import Metric
 from wekacoin.types.metric import TaskKind
+from wekacoin.types.ranking import Outcome, Payment, Resolution
 from wekacoin.types.tx import (
     DataSchema, RevealModel, RevealTest, RevealTraining, SubmitModel, TaskLimits, Transfer,
 )
@@ -45,14 +46,35 @@ class Competition:
     def params(self):
         return self.chain.params
 
+    def draw_split(self):
+        """Move to the block that draws the test split: the next block may reveal training."""
+        self.chain.advance_to(split_height(self.task, self.params))
+        assert self.task.test_groups
+
     def training_indices(self):
         return [i for i in range(len(self.data.cids)) if i not in self.task.test_groups]
 
+    def training_reveal(self, baseline_cid=None, baseline_score=None):
+        return RevealTraining(
+            self.task_id, self.data.reveals(self.training_indices()),
+            self.data.baseline_cid if baseline_cid is None else baseline_cid,
+            self.data.baseline_score if baseline_score is None else baseline_score,
+        )
+
     def reveal_training(self):
-        self.commit(self.supplier, RevealTraining(self.task_id, self.data.reveals(self.training_indices()), self.data.baseline_score))
+        self.draw_split()
+        self.commit(self.supplier, self.training_reveal())
 
     def submit(self, trainer, cid, score=900_000):
         self.commit(trainer, SubmitModel(self.task_id, self.chain.commitment_for(trainer, cid), score))
+
+    def submit_all(self, cids, score=900_000):
+        """One submission per trainer, all in one block (the shortest training period leaves
+        few blocks between the training reveal and tbh)."""
+        self.chain.commit([
+            self.chain.tx(t, SubmitModel(self.task_id, self.chain.commitment_for(t, cid), score))
+            for t, cid in zip(self.trainers, cids)
+        ])
 
     def reveal_test(self):
         self.commit(self.supplier, RevealTest(self.task_id, self.data.reveals(self.task.test_groups)))
@@ -85,13 +107,26 @@ def test_publish_escrows_reward_and_hosting_fee(comp):
     supplier = comp.chain.state.get_account(comp.supplier.address)
     assert supplier.balance == comp.chain.balance - task.escrow - 1
     assert comp.chain.state.tip.open_tasks == (1,)
-    assert len(task.test_groups) == 2  # 20 % of 10 groups
+    assert task.test_groups == ()  # not drawn yet
 
 
-def test_test_groups_come_from_the_publishing_block_seed(comp):
-    task = comp.task
+def test_test_groups_come_from_the_seed_of_a_later_block(comp):
+    """DanKu 5.2: the split is drawn from a block after the one that publishes the task, so
+    neither the supplier nor the proposer including the task knows it when the groups are
+    committed."""
+    split = split_height(comp.task, comp.params)
+    assert split == comp.task.published_height + comp.params.test_split_delay
+    comp.chain.advance_to(split - 1)
+    assert comp.task.test_groups == ()
+    comp.chain.commit()
+    assert comp.chain.height == split
     seed = comp.chain.blocks[-1].header.seed
-    assert task.test_groups == compute_test_groups(seed, task.id, 10, 2)
+    assert comp.task.test_groups == compute_test_groups(seed, comp.task.id, 10, 2)
+    publishing_seed = comp.chain.blocks[comp.task.published_height - 1].header.seed
+    assert comp.chain.blocks[comp.task.published_height - 1].header.height == comp.task.published_height
+    assert compute_test_groups(publishing_seed, comp.task.id, 10, 2) != comp.task.test_groups
+    comp.chain.commit()
+    assert comp.task.test_groups == compute_test_groups(seed, comp.task.id, 10, 2)  # drawn once
 
 
 def test_test_group_draw_is_uniform():
@@ -114,7 +149,6 @@ def test_test_group_draw_is_uniform():
     (dict(reward=2**64 - 1, hosting_fee=1), InvalidField, "below 2\\^64"),  # not InsufficientFunds
     (dict(limits=TaskLimits(10**12, 1000)), LimitExceeded, "model size"),
     (dict(limits=TaskLimits(1000, 0)), LimitExceeded, "evaluation time"),
-    (dict(baseline_cid="not-a-cid"), InvalidField, "baseline CID"),
 ])
 def test_publish_validation(comp, change, error, message):
     spec = dataclasses.replace(comp.spec, **{"tbh": _fresh_tbh(comp), **change})
@@ -139,52 +173,89 @@ def test_reveal_training_opens_the_task(comp):
     comp.reveal_training()
     assert comp.task.status is TaskStatus.ACTIVE
     assert [g.index for g in comp.task.training_reveals] == comp.training_indices()
+    assert comp.task.baseline_cid == comp.data.baseline_cid
+    assert comp.task.baseline_score == comp.data.baseline_score
     assert compute_phase(comp.task, comp.chain.height, comp.params) is Phase.TRAINING
 
 
+def test_reveal_training_waits_for_the_split(comp):
+    """The supplier can train and score a baseline only on a split it did not choose: the
+    training reveal is refused up to and including the block that draws the split."""
+    split = split_height(comp.task, comp.params)
+    all_groups = RevealTraining(1, comp.data.reveals(range(10)), comp.data.baseline_cid, 1)
+    for height in range(comp.chain.height + 1, split + 1):
+        with pytest.raises(WrongPhase, match=f"drawn at height {split}"):
+            comp.attempt(comp.supplier, all_groups, height=height)
+    comp.draw_split()
+    comp.attempt(comp.supplier, comp.training_reveal(), height=split + 1)
+
+
 def test_reveal_training_only_by_the_supplier(comp):
-    body = RevealTraining(1, comp.data.reveals(comp.training_indices()), 1)
+    comp.draw_split()
     with pytest.raises(NotSupplier):
-        comp.attempt(comp.trainers[0], body)
+        comp.attempt(comp.trainers[0], comp.training_reveal())
 
 
 def test_reveal_training_that_does_not_match_is_refused(comp):
+    comp.draw_split()
     idx = comp.training_indices()
     reveals = list(comp.data.reveals(idx))
     reveals[0] = dataclasses.replace(reveals[0], cid=fake_cid("other data"))
+    body = comp.training_reveal()
     with pytest.raises(CommitmentMismatch, match=f"group {idx[0]}"):
-        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals), 1))
+        comp.attempt(comp.supplier, dataclasses.replace(body, groups=tuple(reveals)))
     reveals = list(comp.data.reveals(idx))
     reveals[1] = dataclasses.replace(reveals[1], nonce=b"\x00" * 32)
     with pytest.raises(CommitmentMismatch):
-        comp.attempt(comp.supplier, RevealTraining(1, tuple(reveals), 1))
+        comp.attempt(comp.supplier, dataclasses.replace(body, groups=tuple(reveals)))
 
 
 def test_reveal_training_must_be_exactly_the_training_groups(comp):
+    comp.draw_split()
+    body = comp.training_reveal()
     with pytest.raises(CommitmentMismatch, match="reveal exactly"):  # the test groups included
-        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(range(10)), 1))
+        comp.attempt(comp.supplier, dataclasses.replace(body, groups=comp.data.reveals(range(10))))
     with pytest.raises(CommitmentMismatch):
-        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices()[1:]), 1))
+        comp.attempt(comp.supplier, dataclasses.replace(
+            body, groups=comp.data.reveals(comp.training_indices()[1:])))
+
+
+def test_reveal_training_needs_a_baseline_cid(comp):
+    comp.draw_split()
+    with pytest.raises(InvalidField, match="baseline CID"):
+        comp.attempt(comp.supplier, comp.training_reveal(baseline_cid="not-a-cid"))
+    with pytest.raises(InvalidField, match="baseline CID"):
+        comp.attempt(comp.supplier, comp.training_reveal(baseline_cid=""))
 
 
 def test_reveal_for_an_unknown_task(comp):
     with pytest.raises(UnknownTask):
-        comp.attempt(comp.supplier, RevealTraining(9, (), 1))
+        comp.attempt(comp.supplier, RevealTraining(9, (), comp.data.baseline_cid, 1))
 
 
 def test_unrevealed_training_cancels_the_task_and_burns_the_hosting_fee(comp):
-    deadline = comp.task.published_height + comp.params.training_reveal_window
+    deadline = training_reveal_deadline(comp.task, comp.params)
+    assert deadline == comp.task.published_height + comp.params.test_split_delay \
+        + comp.params.training_reveal_window
+    comp.chain.advance_to(deadline - 1)
+    comp.attempt(comp.supplier, comp.training_reveal(), height=deadline)  # still open
     comp.chain.advance_to(deadline)
     assert comp.task.status is TaskStatus.PUBLISHED
     with pytest.raises(WrongPhase, match="closed"):
-        comp.attempt(comp.supplier, RevealTraining(1, comp.data.reveals(comp.training_indices()), 1),
-                     height=deadline + 1)
+        comp.attempt(comp.supplier, comp.training_reveal(), height=deadline + 1)
     balance = comp.chain.state.get_account(comp.supplier.address).balance
     comp.chain.commit()
     assert comp.task.status is TaskStatus.CANCELLED
+    assert comp.task.escrow == 0 and comp.task.settled_height == deadline + 1
     assert comp.chain.state.get_account(comp.supplier.address).balance == balance + comp.spec.reward
     assert comp.chain.state.tip.burned == comp.spec.hosting_fee
     assert comp.chain.state.tip.open_tasks == ()
+    record = comp.chain.state.get_settlement(1)
+    assert record.resolution is Resolution.CANCELLED and record.height == deadline + 1
+    assert record.payments == (Payment(comp.supplier.address, comp.spec.reward),)
+    assert record.burned == comp.spec.hosting_fee and record.minted == 0
+    assert record.winner == 0 and record.entries == () and record.evaluators == ()
+    assert record.baseline_outcome is Outcome.UNEVALUATED
 
 
 # -- submissions --
@@ -295,8 +366,7 @@ def test_participation_fee_must_be_affordable(comp):
 
 def _to_tbh(comp):
     comp.reveal_training()
-    for t, name in zip(comp.trainers, ["a", "b", "c"]):
-        comp.submit(t, fake_cid(f"model-{name}"))
+    comp.submit_all([fake_cid(f"model-{name}") for name in ["a", "b", "c"]])
     comp.chain.advance_to(comp.spec.tbh - 1)
 
 
@@ -405,8 +475,9 @@ def test_evaluation_seed_is_fixed_when_uploads_close(comp):
     comp.reveal_test()
     end = upload_end(comp.task, comp.params)
     comp.chain.advance_to(end - 1)
-    assert comp.task.evaluation_seed == bytes(32)
+    assert comp.task.evaluation_seed == bytes(32) and comp.task.evaluation_weight == 0
     comp.chain.commit()
     assert comp.task.evaluation_seed == comp.chain.blocks[-1].header.seed
+    assert comp.task.evaluation_weight == comp.chain.state.tip.total_stake > 0
     comp.chain.commit()
     assert comp.task.evaluation_seed == comp.chain.blocks[-2].header.seed

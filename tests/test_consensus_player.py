@@ -6,13 +6,14 @@ import dataclasses
 
 import pytest
 
+from wekacoin.chain.blocks import apply_block
 from wekacoin.consensus.actions import (
-    AssembleBlock, Broadcast, Commit, FetchBlock, Persist, RequestSync, SetDeadline,
+    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync, SetDeadline,
 )
 from wekacoin.consensus.assemble import assemble_block
 from wekacoin.consensus.events import (
-    BlockAssembled, BlockReceived, DeadlineReached, LedgerAdvanced, ProposalReceived, Started,
-    VoteReceived,
+    BlockAssembled, BlockReceived, DeadlineReached, EvaluationFinished, LedgerAdvanced,
+    ProposalReceived, RankingReceived, Started, VoteReceived,
 )
 from wekacoin.consensus.messages import (
     FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, UnverifiedProposal, UnverifiedVote, VoteBody,
@@ -24,6 +25,7 @@ from wekacoin.consensus.verify import (
 )
 from wekacoin.sortition import Role, compute_block_seed, select, sortition_alpha
 from wekacoin.testing.chain import FAST_PARAMS, LocalChain
+from wekacoin.types.ranking import Outcome, RankEntry
 
 PARAMS = dataclasses.replace(
     FAST_PARAMS, lambda_priority_ms=100, lambda_stepvar_ms=100, lambda_block_ms=500,
@@ -62,7 +64,7 @@ class Net:
         seat = select(key, alpha, self.state.get_weight(key.public_key), self.state.tip.total_stake,
                       self.state.params.tau_proposer)
         assert seat is not None, f"validator {i} is not a proposer"
-        request = AssembleBlock(1, period, key.public_key, compute_block_seed(seat.output), seat.proof, None)
+        request = AssembleBlock(1, period, key.public_key, compute_block_seed(seat.output), seat.proof, ())
         block = assemble_block(self.state, request, [], time_ms)
         return sign_proposal(key, self.ctx.genesis_hash, period, block)
 
@@ -373,3 +375,76 @@ def test_a_decided_node_helps_a_straggler_in_the_next_three_steps(net):
     assert sent_votes(feed(player, [VoteReceived(v, 510) for v in straggler])) == []  # once
     far = net.votes([4], binary_step(5), value)  # beyond b + 3: no help
     assert sent_votes(feed(player, [VoteReceived(v, 520) for v in far])) == []
+
+
+# -- rankings: a proposer records what it received; voters do not judge scores --
+
+
+def _ranking_round():
+    """A chain whose task 1 is being ranked (submissions 1-3 revealed), a committee where
+    every validator has a seat."""
+    from tests.test_settlement import ready_competition
+
+    comp = ready_competition(params=dataclasses.replace(PARAMS, tau_evaluators=100))
+    return comp.chain
+
+
+TRUTH = {1: (Outcome.SCORED, 900_000, 10), 2: (Outcome.SCORED, 950_000, 10),
+         3: (Outcome.SCORED, 800_000, 10)}
+
+
+def _entries(chain, results):
+    return tuple(RankEntry(sid, *results[sid]) for sid in chain.state.get_task(1).submissions)
+
+
+def test_a_proposer_records_the_rankings_it_received_that_the_chain_has_not():
+    chain = _ranking_round()
+    keys = chain.keys[:4]
+    player = Player([keys[0]], Verifier())
+    _, acts = step(player, Started(chain.state, chain.height, None, 0))
+    assert Evaluate(1) in acts
+    baseline = chain.state.get_task(1).baseline_score
+    acts = feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)])
+    (own,) = [a.message for a in acts if isinstance(a, Broadcast)]
+    assert own.ranking.evaluator == keys[0].public_key
+    others = [chain.ranking(1, i, TRUTH) for i in (1, 2, 3)]
+    forged = dataclasses.replace(others[0], signature=bytes(64))
+    equivocation = chain.ranking(1, 3, {**TRUTH, 3: (Outcome.SCORED, 1, 10)})
+    feed(player, [RankingReceived(r, 10) for r in [forged, *others, equivocation]])
+    chain.commit(rankings=(others[1],))  # some block recorded evaluator 2's ranking
+    acts = feed(player, [LedgerAdvanced(chain.state, chain.height, 100)])
+    (request,) = [a for a in acts if isinstance(a, AssembleBlock)]
+    expected = tuple(sorted([own, others[0]], key=lambda s: s.ranking.evaluator))
+    assert request.rankings == expected  # not the recorded one, not the equivocator's
+    block = assemble_block(chain.state, request, [], chain.height + 1)
+    assert block.meta.rankings == expected
+    chain.state = apply_block(chain.state, block)
+    assert chain.state.get_task(1).rankers == tuple(sorted(
+        k.public_key for k in (keys[0], keys[1], keys[2])))
+
+
+def test_a_voter_votes_for_a_block_whatever_its_own_scores():
+    """What the task pays follows from the rankings the chain records, so a voter that
+    scored the models differently has no reason to refuse a block that records the others'
+    rankings: it votes for the best proposal as always."""
+    chain = _ranking_round()
+    keys = chain.keys[:4]
+    verifier = Verifier()
+    proposer = Player([keys[0]], verifier)
+    voter = Player([keys[1]], verifier)
+    for p in (proposer, voter):
+        step(p, Started(chain.state, chain.height, None, 0))
+    baseline = chain.state.get_task(1).baseline_score
+    mine = {**TRUTH, 2: (Outcome.SCORED, 1, 10)}  # the voter's sandbox disagrees
+    feed(voter, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, mine), 5)])
+    others = [chain.ranking(1, i, TRUTH) for i in (2, 3)]
+    feed(proposer, [RankingReceived(r, 10) for r in others])
+    chain.commit()
+    feed(voter, [LedgerAdvanced(chain.state, chain.height, 100)])
+    acts = feed(proposer, [LedgerAdvanced(chain.state, chain.height, 100)])
+    (request,) = [a for a in acts if isinstance(a, AssembleBlock)]
+    block = assemble_block(chain.state, request, [], chain.height + 1)
+    assert len(block.meta.rankings) == 2
+    proposal = sign_proposal(keys[0], chain.genesis_hash, 0, block)
+    acts = feed(voter, [ProposalReceived(proposal, 110), DeadlineReached(100 + PROPOSE_WAIT)])
+    assert [v.body.value for v in votes_in(acts, REDUCTION_ONE)] == [block.hash]

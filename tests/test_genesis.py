@@ -28,6 +28,7 @@ def test_partial_params_take_defaults():
     doc["params"] = {"min_training_period": 70}
     g = parse_genesis(json.dumps(doc))
     assert g.params.min_training_period == 70
+    assert (g.params.test_split_delay, g.params.training_reveal_window) == (5, 20)
     assert g.params.tau_step == 2000
 
 
@@ -42,6 +43,11 @@ def test_partial_params_take_defaults():
     (lambda d: d["params"].update(eval_file_mib=2**30), "params.eval_file_mib"),
     (lambda d: d["params"].update(eval_cpu_ms=1_500), "params.eval_cpu_ms.*multiple of 1000"),
     (lambda d: d["params"].update(eval_cpu_ms=0), "params.eval_cpu_ms"),
+    (lambda d: d["params"].update(test_split_delay=0), "test_split_delay"),
+    (lambda d: d["params"].update(max_settlements_per_block=0), "max_settlements_per_block"),
+    # The training data must be revealed before tbh: min_training_period > 1 + 3 here.
+    (lambda d: d["params"].update(test_split_delay=1, training_reveal_window=3,
+                                  min_training_period=4), "min_training_period"),
     (lambda d: d["accounts"][0].update(balance="10"), r"accounts\[0\].balance"),
     (lambda d: d["accounts"][0].update(address="nope"), r"accounts\[0\].address"),
     (lambda d: d["accounts"].append(dict(d["accounts"][0])), "appears twice"),
@@ -58,6 +64,12 @@ def test_bad_genesis_is_refused_with_the_key(mutate, message):
     mutate(doc)
     with pytest.raises(GenesisError, match=message):
         parse_genesis(json.dumps(doc))
+
+
+def test_the_shortest_training_period_still_fits_the_split_and_the_reveal():
+    doc = _doc()
+    doc["params"].update(test_split_delay=1, training_reveal_window=3, min_training_period=5)
+    assert parse_genesis(json.dumps(doc)).params.min_training_period == 5
 
 
 def test_not_json():

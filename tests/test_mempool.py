@@ -12,8 +12,9 @@ from wekacoin.mempool import (
     AlreadyKnown, InvalidTransaction, MempoolPolicy, NonceGapTooLarge, PoolFull,
     ReplacementUnderpriced, SenderQueueFull,
 )
+from wekacoin.chain.tasks import split_height
 from wekacoin.testing.chain import FAST_PARAMS
-from wekacoin.types.tx import RevealTraining, SubmitModel, Tx
+from wekacoin.types.tx import SubmitModel, Tx
 
 from tests.mempool_helpers import PoolChain
 
@@ -191,14 +192,22 @@ def test_select_respects_the_block_limits(pc):
     assert pc.select(max_bytes=3 * size + size // 2) == vtxs[:3]
 
 
+def _reveal_training(pc, data):
+    """Wait for task 1's test split, then reveal its training groups (nonce 1 of key 4)."""
+    chain = pc.chain
+    while chain.height < split_height(chain.state.get_task(1), chain.params):
+        pc.commit()
+    body = data.reveal_training(1, chain.state.get_task(1).test_groups)
+    pc.commit([pc.sign(4, 1, body=body)])
+    assert chain.state.get_task(1).training_reveals
+
+
 def test_select_skips_what_the_evolving_block_state_refuses():
     pc = PoolChain(params=dataclasses.replace(FAST_PARAMS, max_submissions_per_task=1))
     chain = pc.chain
     spec, data = chain.task_spec()
     pc.commit([pc.sign(4, 0, body=spec)])
-    task = chain.state.get_task(1)
-    training = [i for i in range(len(data.cids)) if i not in task.test_groups]
-    pc.commit([pc.sign(4, 1, body=RevealTraining(1, data.reveals(training), 1))])
+    _reveal_training(pc, data)
     submit = [
         pc.pool.add(pc.sign(k, 0, fee=fee, body=SubmitModel(
             1, chain.commitment_for(pc.keys[k], f"model{k}"), 900_000)), 0).vtx
@@ -217,9 +226,7 @@ def test_select_checks_against_the_next_blocks_opening_events():
     chain = pc.chain
     spec, data = chain.task_spec()
     pc.commit([pc.sign(4, 0, body=spec)])
-    task = chain.state.get_task(1)
-    training = [i for i in range(len(data.cids)) if i not in task.test_groups]
-    pc.commit([pc.sign(4, 1, body=RevealTraining(1, data.reveals(training), 1))])
+    _reveal_training(pc, data)
     chain.advance_to(spec.tbh - 2)
     pc.pool.on_commit(chain.state)
     pc.pool.add(pc.sign(5, 0, body=SubmitModel(

@@ -14,6 +14,7 @@ from wekacoin.testing.sim_byzantine import EquivocatingVoter, Silent, WrongRanki
 from wekacoin.testing.sim_net import NetworkModel, Partition
 from wekacoin.testing.sim_scenarios import adversarial, check
 from wekacoin.testing.sim_tasks import Competition
+from wekacoin.types.ranking import Resolution
 
 CI_SEEDS = range(10)
 SLOW_SEEDS = range(10, 130)
@@ -98,11 +99,17 @@ def test_a_competition_settles_on_the_true_scores_despite_false_rankings():
     assert not check(result, sim.config), result.describe()
     assert result.settled == [1]
     node = sim.nodes[0]
-    (settling,) = [c for c in node.chain[1:] if c.block.meta.settlement is not None]
-    settlement = settling.block.meta.settlement
-    baseline, truth = Competition.truth(node.chain[settling.block.height - 1].state, 1)
-    assert settlement.entries == truth
-    assert (settlement.baseline_outcome, settlement.baseline_score) == baseline
+    record = node.state.get_settlement(1)
+    assert record.resolution is Resolution.WON
+    baseline, truth = Competition.truth(node.chain[record.height - 1].state, 1)
+    assert record.entries == truth
+    assert (record.baseline_outcome, record.baseline_score) == baseline
+    # The liar's ranking was recorded like any other (proposers do not judge), but it is not
+    # genuine: its evaluator is neither in the record nor paid.
     liar = {k.public_key for k in sim.nodes[6].keys}
-    assert not liar & set(settlement.evaluators)
-    assert len(settlement.evaluators) >= 4
+    recorded = {r.ranking.evaluator for c in node.chain[1:] for r in c.block.meta.rankings}
+    assert liar & recorded
+    assert not liar & {e.evaluator for e in record.evaluators}
+    assert len(record.evaluators) >= 4
+    # Every node holds the same record.
+    assert all(n.state.get_settlement(1) == record for n in sim.nodes)

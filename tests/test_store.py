@@ -6,12 +6,14 @@ import pytest
 
 from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.genesis import genesis_state
+from wekacoin.chain.tasks import settlement_deadline, split_height
 from wekacoin.chain.transactions import compute_tx_id
 from wekacoin.store import ChainStore, CommitError
 from wekacoin.testing.chain import LocalChain
 from wekacoin.types.codec import encode
 from wekacoin.types.ledger import Account
-from wekacoin.types.tx import RevealTraining, SubmitModel, Transfer
+from wekacoin.types.ranking import Resolution
+from wekacoin.types.tx import SubmitModel, Transfer
 
 from tests.store_helpers import StoredChain, transfer_blocks
 
@@ -92,16 +94,24 @@ def test_a_task_with_its_submissions(sc):
     chain = sc.chain
     spec, data = chain.task_spec()
     sc.commit([sc.tx(4, spec)])
+    while chain.height < split_height(chain.state.get_task(1), chain.params):
+        sc.commit()
     task = sc.store.get_task(1).task
-    training = [i for i in range(len(data.cids)) if i not in task.test_groups]
-    sc.commit([sc.tx(4, RevealTraining(1, data.reveals(training), 1))])
+    sc.commit([sc.tx(4, data.reveal_training(1, task.test_groups))])
     sc.commit([sc.tx(k, SubmitModel(1, chain.commitment_for(chain.keys[k], f"m{k}"), 900_000))
                for k in (5, 6)])
     view = sc.store.get_task(1)
     assert view.task == chain.state.get_task(1)
     assert [s.trainer for s in view.submissions] == [chain.keys[5].address, chain.keys[6].address]
     assert view.submissions == tuple(chain.state.get_submission(s) for s in view.task.submissions)
+    assert view.settlement is None
     assert sc.store.get_task(2) is None
+    # Its end (here: no committee ranked it, it expires) is kept with it.
+    while chain.height <= settlement_deadline(chain.state.get_task(1), chain.params):
+        sc.commit()
+    view = sc.store.get_task(1)
+    assert view.settlement == chain.state.get_settlement(1)
+    assert view.settlement.resolution is Resolution.EXPIRED
 
 
 def test_reopening_keeps_everything(sc):
