@@ -17,7 +17,7 @@ from wekacoin.types.ledger import Account, Bond, Task, TaskStatus
 from wekacoin.types.primitives import Height
 from wekacoin.types.ranking import Outcome, Resolution
 from wekacoin.types.tx import (
-    RevealModel, RevealTest, RevealTraining, Stake, SubmitModel, Transfer, Unstake,
+    RevealModel, RevealTest, SubmitModel, Transfer, Unstake,
 )
 
 N_KEYS = 6

@@ -23,7 +23,7 @@ from wekacoin.consensus.rankings import RankingBook
 from wekacoin.sortition import select
 from wekacoin.testing.chain import FAST_PARAMS
 from wekacoin.types.ranking import CandidateRanking, EvaluatorShare, Outcome, RankEntry
-from wekacoin.types.tx import Stake, Unstake
+from wekacoin.types.tx import Unstake
 
 S, I, U = Outcome.SCORED, Outcome.INVALID, Outcome.UNEVALUATED
 TRUTH = {1: (S, 900_000, 100), 2: (S, 950_000, 120), 3: (S, 800_000, 90)}
@@ -252,7 +252,7 @@ def test_the_committee_is_weighed_at_the_seed_block():
     c = Committee()
     chain, task = c.chain, c.task
     newcomer, leaver = chain.keys[4], c.keys[1]
-    chain.commit([chain.tx(newcomer, Stake(chain.stake, newcomer.public_key)),
+    chain.commit([chain.tx(newcomer, chain.stake_body(newcomer, chain.stake)),
                   chain.tx(leaver, Unstake(chain.stake))])
     chain.advance_to(chain.height + c.params.stake_lookback)
     state = chain.state
