@@ -48,7 +48,7 @@ except ImportError as error:  # no silent fallback to the slow path
     raise ImportError(
         "wekacoin.crypto._ecvrf, the C extension that verifies VRF proofs, is not built. Install"
         " the project with `pip install -e .` (needs gcc and the Python headers), or build it in"
-        " place with `python setup.py build_ext --inplace` (setuptools >= 77)."
+        " place with `python setup.py build_ext --inplace`."
     ) from error
 
 SECRET_KEY_BYTES = 32

@@ -8,11 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A field element: v[0] + v[1] 2^51 + v[2] 2^102 + v[3] 2^153 + v[4] 2^204, each limb kept
- * a little above 2^51 at most by every operation. */
-typedef struct {
-    uint64_t v[5];
-} fe;
+#include "field.h"
 
 /* Extended coordinates: x = X/Z, y = Y/Z, x*y = T/Z. */
 typedef struct {
@@ -32,14 +28,14 @@ typedef struct {
     ge_cached odd[GE_TABLE_SIZE];
 } ge_table;
 
-/* Sets up the constants and the base-point tables; -1 if a self-check fails (L*B != O). */
+/* Sets up the constants and the base-point tables; -1 if a self-check fails. */
 int ed25519_init(void);
 
 /* RFC 8032 section 5.1.3: 0 and the point, or -1 if y >= p, x^2 has no root, or x = 0 with
  * the sign bit set. Any curve point decodes, in the prime-order subgroup or not. */
 int ge_frombytes(ge_p3 *p, const uint8_t s[32]);
 
-/* RFC 8032 section 5.1.2 encodings of n points, sharing one field inversion (n <= 8). */
+/* RFC 8032 section 5.1.2 encodings of n points, sharing one field inversion (1 <= n <= 8). */
 void ge_tobytes_batch(uint8_t (*s)[32], const ge_p3 *p, size_t n);
 
 int ge_is_identity(const ge_p3 *p);
