@@ -1,4 +1,4 @@
-"""The C extension wekacoin.crypto._ecvrf (ECVRF verification); everything else is in pyproject.toml.
+"""The C extension wekacoin.crypto._ecvrf (ECVRF verification); the rest is in pyproject.toml.
 
 `pip install .` and `pip install -e .` compile it, which needs a C compiler (gcc) and the Python
 headers: .ci/system-packages installs them. There is no fallback without a compiler: the build

@@ -79,4 +79,4 @@ def test_image_installs_like_ci():
     assert ".ci/system-packages test" in ci
     assert "pip install" in dockerfile and "pip install" in ci
     # setup.py declares the C extension: without it the image would install and fail at import.
-    assert re.search(r"^COPY .*\bsetup\.py\b", dockerfile, re.M)
+    assert re.search(r"^COPY .*\bsetup\.py\b", dockerfile, re.MULTILINE)

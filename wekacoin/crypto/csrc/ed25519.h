@@ -56,7 +56,8 @@ void ge_mul_base_minus(ge_p3 *r, const uint8_t s[32], const uint8_t c[16], const
 void ge_mul_minus(ge_p3 *r, const uint8_t s[32], const ge_p3 *q, const uint8_t c[16],
                   const ge_table *t);
 
-/* 1 if the 32-byte little-endian scalar s is below L = 2^252 + 27742317777372353535851937790883648493. */
+/* 1 if the 32-byte little-endian scalar s is below the group order
+ * L = 2^252 + 27742317777372353535851937790883648493. */
 int sc_is_canonical(const uint8_t s[32]);
 
 #endif
