@@ -6,7 +6,7 @@ WORKDIR /opt/wekacoin
 COPY .ci/system-packages .ci/system-packages
 RUN .ci/system-packages runtime && rm -rf /var/lib/apt/lists/*
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY wekacoin ./wekacoin
 RUN pip install --no-cache-dir .
 

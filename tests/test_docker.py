@@ -2,6 +2,7 @@
 `wekacoin testnet init --docker` writes. The image installs the project the way CI does."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -77,3 +78,5 @@ def test_image_installs_like_ci():
     assert ".ci/system-packages runtime" in dockerfile
     assert ".ci/system-packages test" in ci
     assert "pip install" in dockerfile and "pip install" in ci
+    # setup.py declares the C extension: without it the image would install and fail at import.
+    assert re.search(r"^COPY .*\bsetup\.py\b", dockerfile, re.MULTILINE)

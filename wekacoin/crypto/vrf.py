@@ -20,11 +20,18 @@ Hash-to-curve fails, with probability about 2**-250, when H is the identity or i
 counter runs out; `prove` raises ValueError and `verify` rejects rather than carry a point no one
 will ever meet.
 
-Speed: libsodium's edwards25519 scalar multiplication re-proves that its input has prime order,
-which costs as much as the multiplication. Untrusted points (Y, Gamma) need that check; H does
-not, so multiples of H use two X25519 ladders instead (`_mul_prime_order`). Points are decoded
-with a libsodium addition rather than a Python square root (`_decode`), and Python field
-inversions, slow as well, are batched.
+Two implementations of verification. `verify` and `proof_to_hash` run in C (the extension
+`wekacoin.crypto._ecvrf`, built at install, variable-time as it sees only public data, and
+without the GIL). `verify_reference` and `proof_to_hash_reference`, in Python on libsodium, are
+the specification the C code is tested against (tests/test_vrf_native.py): both give the same
+beta or rejection for every input. Proving stays in Python on libsodium's constant-time
+operations.
+
+Speed of the Python code: libsodium's edwards25519 scalar multiplication re-proves that its
+input has prime order, which costs as much as the multiplication. Untrusted points (Y, Gamma)
+need that check; H does not, so multiples of H use two X25519 ladders instead
+(`_mul_prime_order`). Points are decoded with a libsodium addition rather than a Python square
+root (`_decode`), and Python field inversions, slow as well, are batched.
 """
 
 from __future__ import annotations
@@ -34,6 +41,15 @@ from typing import NamedTuple
 
 from nacl import bindings as _sodium
 from nacl import exceptions as _sodium_errors
+
+try:
+    from wekacoin.crypto import _ecvrf
+except ImportError as error:  # no silent fallback to the slow path
+    raise ImportError(
+        "wekacoin.crypto._ecvrf, the C extension that verifies VRF proofs, is not built. Install"
+        " the project with `pip install -e .` (needs gcc and the Python headers), or build it in"
+        " place with `python setup.py build_ext --inplace`."
+    ) from error
 
 SECRET_KEY_BYTES = 32
 PUBLIC_KEY_BYTES = 32
@@ -119,8 +135,32 @@ def verify(public_key: bytes, proof: bytes, alpha: bytes) -> bytes | None:
     """beta if `proof` is valid for `alpha` under `public_key`, otherwise None (section 5.3).
 
     Never raises: any input that is not a valid proof, including objects that are not bytes,
-    gives None.
+    gives None. Runs in C, with the checks and results of `verify_reference`.
     """
+    if not (_is_bytes(public_key) and _is_bytes(proof) and _is_bytes(alpha)):
+        return None
+    return _ecvrf.verify(_flat(public_key), _flat(proof), _flat(alpha))
+
+
+def proof_to_hash(proof: bytes) -> bytes:
+    """beta from a proof (section 5.2), without verifying it.
+
+    Use it only on proofs that `verify` accepted or that `prove` made: it checks the encoding
+    (raising ValueError on a malformed proof) but not the proof itself. Runs in C, like
+    `proof_to_hash_reference`.
+    """
+    _check_bytes(proof)
+    pi = _flat(proof)
+    if len(pi) != PROOF_BYTES:
+        raise ValueError("a proof is 80 bytes")
+    beta = _ecvrf.proof_to_hash(pi)
+    if beta is None:
+        raise ValueError("malformed proof")
+    return beta
+
+
+def verify_reference(public_key: bytes, proof: bytes, alpha: bytes) -> bytes | None:
+    """`verify` in Python on libsodium: the reference the C code is tested against."""
     if not (_is_bytes(public_key) and _is_bytes(proof) and _is_bytes(alpha)):
         return None
     y, pi = bytes(public_key), bytes(proof)
@@ -151,12 +191,8 @@ def verify(public_key: bytes, proof: bytes, alpha: bytes) -> bytes | None:
     return _beta(_encode(gamma_8[0] * inv_g % _P, gamma_8[1] * inv_g % _P))
 
 
-def proof_to_hash(proof: bytes) -> bytes:
-    """beta from a proof (section 5.2), without verifying it.
-
-    Use it only on proofs that `verify` accepted or that `prove` made: it checks the encoding
-    (raising ValueError on a malformed proof) but not the proof itself.
-    """
+def proof_to_hash_reference(proof: bytes) -> bytes:
+    """`proof_to_hash` in Python on libsodium: the reference the C code is tested against."""
     _check_bytes(proof)
     pi = bytes(proof)
     if len(pi) != PROOF_BYTES:
@@ -187,6 +223,11 @@ def _check_bytes(value: object) -> None:
 
 def _is_bytes(value: object) -> bool:
     return isinstance(value, (bytes, bytearray, memoryview))
+
+
+def _flat(value: bytes) -> bytes:
+    """bytes as they are; a bytearray or memoryview (perhaps strided) copied into bytes."""
+    return value if type(value) is bytes else bytes(value)
 
 
 def _clamp(half: bytes) -> int:
