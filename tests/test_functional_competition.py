@@ -77,12 +77,15 @@ def accuracy_on(model: bytes, groups: list[bytes]) -> int:
     return round(float(np.mean(predicted == y)) * 10**6)
 
 
-def split_evenly(amount: int, recipients: list[str]) -> dict[str, int]:
-    """docs/protocol.md, "Settlement": an even split, the remainder one unit each to the first
-    recipients in byte order of their addresses."""
-    ordered = sorted(recipients, key=parse_address)
-    share, rest = divmod(amount, len(ordered))
-    return {a: share + (1 if i < rest else 0) for i, a in enumerate(ordered)}
+def split_by_weight(amount: int, recipients: list[tuple[str, int]]) -> dict[str, int]:
+    """docs/protocol.md, "Settlement": in proportion to sub-users, the remainder one unit each
+    to the first recipients in byte order of their addresses."""
+    total = sum(j for _, j in recipients)
+    shares = {a: amount * j // total for a, j in recipients}
+    rest = amount - sum(shares.values())
+    for i, a in enumerate(sorted(shares, key=parse_address)):
+        shares[a] += 1 if i < rest else 0
+    return shares
 
 
 def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_path: Path) -> None:
@@ -141,8 +144,10 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
     # the scores are the models' accuracy on the test groups, and the best one wins
     test_groups = [prepared.groups[i] for i in sorted(task["test_groups"])]
     expected = {cid: accuracy_on(m, test_groups) for cid, m in zip(cids, models)}
-    rows = {row["model_cid"]: row for row in task["leaderboard"]}
+    rows = {row["model_cid"]: row for row in task["leaderboard"] if not row["baseline"]}
     assert set(rows) == set(cids)
+    assert [row["trainer"] for row in task["leaderboard"] if row["baseline"]] == [accounts["supplier"]]
+    assert task["settlement"]["resolution"] == "won"
     for cid in cids:
         assert rows[cid]["outcome"] == "scored", rows[cid]
         assert rows[cid]["score"] == expected[cid], (rows[cid], expected[cid])
@@ -156,13 +161,12 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
 
     # balances moved exactly as the settlement rules say
     owner = {s["key"]: s["address"] for s in (n.status()["validator"] for n in nodes)}
-    settling = nodes[0].block(task["heights"]["settled"], full=True)
-    evaluators = [owner[key] for key in settling["meta"]["settlement"]["evaluators"]]
+    evaluators = [(owner[e["evaluator"]], e["subusers"]) for e in task["settlement"]["evaluators"]]
     assert evaluators, "a settlement has genuine evaluators"
     refunded = (3 * params["refund_top_percent"] + 99) // 100  # the top quarter, rounded up
     assert refunded == 1
     forfeited = (3 - refunded) * PARTICIPATION_FEE
-    shares = split_evenly(HOSTING_FEE + forfeited + params["settlement_reward"], evaluators)
+    shares = split_by_weight(HOSTING_FEE + forfeited + params["settlement_reward"], evaluators)
     proposer_fees = {a: 0 for a in accounts.values()}
     for h in range(first + 1, last + 1):
         block = nodes[0].block(h, full=True)
