@@ -45,7 +45,7 @@ class Bond:
     history: tuple[Pending, ...] = ()
     """Earlier values of `stake`, oldest first: `amount` counted at heights below `height`
     (and from the previous entry's height on). Kept as long as a rule may ask for the weight
-    at an earlier height (chain.accounts.WEIGHT_HORIZON)."""
+    at an earlier height (chain.accounts.weight_horizon)."""
 
     @property
     def total(self) -> int:
