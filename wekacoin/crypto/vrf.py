@@ -23,7 +23,7 @@ will ever meet.
 Two implementations of verification. `verify` and `proof_to_hash` run in C (the extension
 `wekacoin.crypto._ecvrf`, built at install, variable-time as it sees only public data, and
 without the GIL). `verify_reference` and `proof_to_hash_reference`, in Python on libsodium, are
-the specification the C code is tested against (tests/test_vrf_native.py): both give the same
+the specification the C code is tested against (tests/unit/test_vrf_native.py): both give the same
 beta or rejection for every input. Proving stays in Python on libsodium's constant-time
 operations.
 
