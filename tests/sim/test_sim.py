@@ -101,13 +101,13 @@ def test_a_competition_settles_on_the_true_scores_despite_false_rankings():
     node = sim.nodes[0]
     record = node.state.get_settlement(1)
     assert record.resolution is Resolution.WON
-    baseline, truth = Competition.truth(node.chain[record.height - 1].state, 1)
+    baseline, truth = Competition.truth(node.ledger.state_at(record.height - 1), 1)
     assert record.entries == truth
     assert (record.baseline_outcome, record.baseline_score) == baseline
     # The liar's ranking was recorded like any other (proposers do not judge), but it is not
     # genuine: its evaluator is neither in the record nor paid.
     liar = {k.public_key for k in sim.nodes[6].keys}
-    recorded = {r.ranking.evaluator for c in node.chain[1:] for r in c.block.meta.rankings}
+    recorded = {r.ranking.evaluator for c in node.ledger.blocks for r in c.block.meta.rankings}
     assert liar & recorded
     assert not liar & {e.evaluator for e in record.evaluators}
     assert len(record.evaluators) >= 4

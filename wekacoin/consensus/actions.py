@@ -17,9 +17,16 @@ from wekacoin.types.ranking import SignedRanking
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Write the consensus checkpoint (replaces the previous one)."""
+    """Write, durably and at once, everything the messages that follow depend on: the
+    consensus checkpoint (replaces the previous one), the proposed blocks received since the
+    last Persist (a vote names a block by hash only: if every node crashed after voting, a
+    block the network decided would exist nowhere else), and this node's newly signed
+    rankings (after a restart it re-sends them, it never signs different ones: two rankings
+    from one evaluator cost it its pay)."""
 
     checkpoint: bytes
+    blocks: tuple[Block, ...] = ()
+    rankings: tuple[SignedRanking, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,18 @@ class RequestSync:
     round: int
 
 
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """A message was dropped, and why: for the logs and for peer scoring. `origin` is the
+    peer that delivered it ("" if unknown); `penalise` when an honest peer could not have
+    sent it (a bad signature or credential, a vote for a block that breaks the rules)."""
+
+    reason: str
+    origin: str
+    penalise: bool
+
+
 Action = (
     Persist | Broadcast | SetDeadline | AssembleBlock | FetchBlock | Commit | Evaluate
-    | RequestSync
+    | RequestSync | Refuse
 )

@@ -14,12 +14,14 @@ from wekacoin.types.ranking import Outcome, RankEntry, SignedRanking
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Started:
-    """The node (re)started on this ledger tip, with its last persisted checkpoint."""
+    """The node (re)started on this ledger tip, with its last persisted checkpoint and the
+    rankings it signed (`Persist.rankings`) of tasks still open."""
 
     state: State
     tip_time_ms: int
     checkpoint: bytes | None
     now: int
+    own_rankings: tuple[SignedRanking, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -35,12 +37,16 @@ class LedgerAdvanced:
 class ProposalReceived:
     proposal: UnverifiedProposal
     now: int
+    origin: str = ""
+    """The peer that delivered it ("" if unknown or our own)."""
 
 
 @dataclass(frozen=True, slots=True)
 class VoteReceived:
     vote: UnverifiedVote
     now: int
+    origin: str = ""
+    """The peer that delivered it ("" if unknown or our own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,8 @@ class EvaluationFinished:
 class RankingReceived:
     ranking: SignedRanking
     now: int
+    origin: str = ""
+    """The peer that delivered it ("" if unknown or our own)."""
 
 
 Event = (

@@ -24,12 +24,13 @@ the broadcasts.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Callable, Sequence
 
 from wekacoin.chain.state import State
 from wekacoin.consensus.actions import (
-    Action, AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync,
-    SetDeadline,
+    Action, AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, Refuse,
+    RequestSync, SetDeadline,
 )
 from wekacoin.consensus.ballot import Ballot, select_proposer
 from wekacoin.consensus.checkpoint import Checkpoint, Phase, capture, decode_checkpoint
@@ -38,8 +39,8 @@ from wekacoin.consensus.events import (
     ProposalReceived, RankingReceived, Started, VoteReceived,
 )
 from wekacoin.consensus.messages import (
-    FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, BinaryKind, Certificate, Vote, VoteBody,
-    binary_index, binary_kind, binary_step, sign_proposal,
+    FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, BinaryKind, Certificate, UnverifiedProposal,
+    UnverifiedVote, Vote, VoteBody, binary_index, binary_kind, binary_step, sign_proposal,
 )
 from wekacoin.consensus.proposals import ProposalBook
 from wekacoin.consensus.rankings import RankingBook
@@ -49,9 +50,37 @@ from wekacoin.crypto.keys import KeyPair
 from wekacoin.chain.errors import InvalidRanking
 from wekacoin.sortition import compute_block_seed
 from wekacoin.types.block import Block
+from wekacoin.types.ranking import SignedRanking
 
 FUTURE_LIMIT = 50_000
 """Messages of the next round kept while this one finishes."""
+ROUNDS_AHEAD = 2
+"""How far ahead of our round gossip still delivers (and relays) consensus traffic."""
+
+
+class Screen(Enum):
+    """What gossip should do with a message before relaying it (`Player.screen_*`)."""
+
+    ACCEPT = "accept"
+    IGNORE = "ignore"
+    """Useless but not wrong (late, or for a tip we are not on): dropped, nobody blamed."""
+    REJECT = "reject"
+    """No honest node sends it: dropped, and the sender blamed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    verdict: Screen
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Where the player is, for the daemon's status and metrics."""
+
+    round: int
+    period: int
+    step: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +103,7 @@ class Player:
         self.round = 0
         self.deadline: int | None = None
         self._future: list[Event] = []
+        self._fresh_rankings: list[SignedRanking] = []
         self._decided: tuple[RoundContext, Ballot, Decision] | None = None
         """The last round this node decided, to help nodes that missed its quorum."""
         self._reset_round()
@@ -91,6 +121,8 @@ class Player:
         self.tallies: dict[tuple[int, int], StepTally] = {}
         self.proposals = ProposalBook()
         self.decision: Decision | None = None
+        self._fresh_blocks: list[Block] = []
+        """Proposed blocks received since the last Persist."""
         self._sync_asked = False
         self._furthest = (0, 0)
         """The latest (period, step) where more than a third of a committee has voted."""
@@ -103,7 +135,11 @@ class Player:
         self._dirty = False
         before = self.deadline
         _HANDLERS[type(event)](self, event)
-        out: list[Action] = [Persist(self.checkpoint())] if self._dirty else []
+        out: list[Action] = []
+        if self._dirty or self._fresh_rankings:
+            out.append(Persist(self.checkpoint(), tuple(self._fresh_blocks),
+                               tuple(self._fresh_rankings)))
+            self._fresh_blocks, self._fresh_rankings = [], []
         out += [Broadcast(m) for m in self._outbox]
         out += self._actions
         if self.deadline != before:
@@ -114,11 +150,43 @@ class Player:
     def params(self):
         return self.ctx.params
 
+    def status(self) -> Status:
+        return Status(self.round, self.period, self.bstep)
+
+    # -- what gossip relays: narrow questions, answered from the current round --
+
+    def screen_vote(self, uv: UnverifiedVote) -> Screening:
+        return self._screen(uv.body.round, uv.body.prev_hash,
+                            lambda: self.verifier.vote(uv, self.ctx))
+
+    def screen_proposal(self, up: UnverifiedProposal) -> Screening:
+        header = up.block.header
+        return self._screen(header.height, header.prev_hash,
+                            lambda: self.verifier.proposal(up, self.ctx))
+
+    def _screen(self, round_: int, prev_hash: bytes, check: Callable[[], object]) -> Screening:
+        """Messages of this round on our tip are verified; those of the next rounds (we may
+        be behind) or of another tip (we may be on a fork) pass unverified, and the state
+        machine decides when it gets there."""
+        ctx = self.ctx
+        if ctx is None or round_ < ctx.round:
+            return Screening(Screen.IGNORE, "a past round")
+        if round_ > ctx.round + ROUNDS_AHEAD:
+            return Screening(Screen.IGNORE, f"more than {ROUNDS_AHEAD} rounds ahead")
+        if round_ > ctx.round or prev_hash != ctx.prev_hash:
+            return Screening(Screen.ACCEPT)
+        try:
+            check()
+        except ConsensusError as e:
+            return Screening(Screen.REJECT, str(e))
+        return Screening(Screen.ACCEPT)
+
     # -- rounds and periods --
 
     def _on_started(self, e: Started) -> None:
         self.ctx = RoundContext(e.state, e.tip_time_ms)
         cp = decode_checkpoint(e.checkpoint) if e.checkpoint is not None else None
+        self.rankings.restore(e.own_rankings)
         self._start_round(e.now, cp)
 
     def _on_ledger(self, e: LedgerAdvanced) -> None:
@@ -134,6 +202,7 @@ class Player:
         self.rankings.prune(self.ctx.state)
         for task_id in self.rankings.tasks_to_start(self.ctx.state, list(self.keys.values())):
             self._actions.append(Evaluate(task_id))
+        self._outbox.extend(self.rankings.due(self.ctx.state, self.round))
         if cp is not None and cp.round == self.round and cp.prev_hash == self.ctx.prev_hash:
             self._restore(cp, now)
         else:
@@ -186,8 +255,11 @@ class Player:
             return
         try:
             p = self.verifier.proposal(e.proposal, self.ctx)
-        except ConsensusError:
+        except ConsensusError as err:
+            self._refuse(f"proposal: {err}", e.origin)
             return
+        if p.block.hash not in self.proposals.blocks:
+            self._fresh_blocks.append(p.block)
         self.proposals.add(p)
         if self.phase is Phase.AWAIT_BLOCK and self.decision.value == p.block.hash:
             self._finish(e.now)
@@ -215,7 +287,8 @@ class Player:
             return
         try:
             vote = self.verifier.vote(e.vote, self.ctx)
-        except ConsensusError:
+        except ConsensusError as err:
+            self._refuse(f"vote: {err}", e.origin)
             return
         self._count(vote, e.now)
 
@@ -514,18 +587,36 @@ class Player:
     def _on_evaluated(self, e: EvaluationFinished) -> None:
         signed = self.rankings.sign_own(
             e.task_id, (e.baseline_outcome, e.baseline_score), e.entries, self.keys,
-            self.ctx.genesis_hash,
+            self.ctx.genesis_hash, self.round,
         )
-        self._actions.extend(Broadcast(s) for s in signed)
+        self._fresh_rankings.extend(signed)  # persisted before they leave
+        self._outbox.extend(signed)
 
     def _on_ranking(self, e: RankingReceived) -> None:
         if self.ctx is None:
             return
         try:
             self.verifier.ranking(e.ranking, self.ctx.state, self.ctx.genesis_hash)
-        except InvalidRanking:
+        except InvalidRanking as err:
+            # Not blamed: an honest evaluator's ranking is refused while our tip is behind
+            # its upload end, or after the chain recorded one.
+            self._actions.append(Refuse(f"ranking: {err}", e.origin, penalise=False))
             return
         self.rankings.add(e.ranking)
+
+    def screen_ranking(self, signed: SignedRanking, state: State) -> Screening:
+        """Rankings are checked against the ledger tip gossip sees (`state`)."""
+        task_id = signed.ranking.task_id
+        if state.get_task(task_id) is None or task_id not in state.tip.open_tasks:
+            return Screening(Screen.IGNORE, "a task that is not open")
+        try:
+            self.verifier.ranking(signed, state, state.config.genesis_hash)
+        except InvalidRanking as e:
+            return Screening(Screen.REJECT, str(e))
+        return Screening(Screen.ACCEPT)
+
+    def _refuse(self, reason: str, origin: str) -> None:
+        self._actions.append(Refuse(reason, origin, penalise=True))
 
     # -- falling behind --
 

@@ -83,6 +83,7 @@ class Node:
             self.driver = ConsensusDriver(
                 self.chain, self.player, self.net.publish, self.metrics, clock,
                 self.evaluation.evaluate, self.syncer.fetch_block, self.syncer.sync,
+                self.net.penalize,
             )
             self.admissions = Admissions(self.chain, self.evaluation)
             self.validators = Validators(self.chain, self.admissions, self.player, clock)
@@ -160,7 +161,7 @@ class Node:
     async def _consume(self, topic: Topic) -> None:
         async for message in self.net.messages(topic):
             if topic is not Topic.TX:  # transactions were admitted by the validator
-                self.driver.on_gossip(topic, message.data)
+                self.driver.on_gossip(topic, message.data, message.forwarder or "")
 
     async def _peer_events(self) -> None:
         async for event in self.net.events():
@@ -208,6 +209,7 @@ class Node:
         state = self.chain.state
         address = self.keypair.address
         bond = state.get_bond(address)
+        consensus = self.driver.status()
         return {
             "version": wekacoin.__version__, "chain_id": self.chain.config.chain_id,
             "genesis_hash": self.chain.config.genesis_hash.hex(),
@@ -220,8 +222,8 @@ class Node:
                 "stake": 0 if bond is None else bond.stake,
                 "participating": self.config.consensus.validate,
             },
-            "consensus": {"round": self.player.round, "period": self.player.period,
-                          "step": self.player.bstep},
+            "consensus": {"round": consensus.round, "period": consensus.period,
+                          "step": consensus.step},
             "sandbox": self.sandbox.isolation.describe(),
             "blobs": self.config.blobs.backend,
         }

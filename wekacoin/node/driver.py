@@ -1,10 +1,12 @@
-"""The consensus driver: the one task that owns the BA* state machine.
+"""The node's consensus driver: the driver core (`consensus/driver.py`) under trio, with the
+real adapters.
 
 Everything that happens to consensus becomes an event on one queue (gossip, deadlines,
-finished evaluations, fetched blocks, committed blocks); the driver feeds each to
-`Player.handle` and carries out the actions in order. `Persist` is written durably (fsync)
-before the following `Broadcast`s leave, so a restart can never make this node sign two
-different votes in one step. Long work (evaluation, fetching, syncing) runs in its own task
+finished evaluations, fetched blocks, blocks committed by sync); one task feeds each to the
+core, which carries out the player's actions through the ports below. `Persist` is written
+durably (fsync) by the ledger before the following messages are queued for gossip, so a
+restart can never make this node sign two different votes in one step, nor two rankings of
+one task. Long work (evaluation on a worker thread, fetching, syncing) runs in its own task
 and reports back with an event, so the state machine never waits.
 """
 
@@ -14,62 +16,131 @@ import hashlib
 import logging
 import time
 from collections import deque
-from typing import Callable
+from typing import Awaitable, Callable
 
 import trio
 
-from wekacoin.consensus.actions import (
-    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync, SetDeadline,
-)
-from wekacoin.consensus.assemble import assemble_block
+from wekacoin.chain.state import State
+from wekacoin.consensus.actions import Commit, Persist, Refuse
+from wekacoin.consensus.driver import Clock, DriverCore, Message
 from wekacoin.consensus.events import (
-    BlockAssembled, BlockReceived, EvaluationFinished, LedgerAdvanced, ProposalReceived,
-    RankingReceived, Started, VoteReceived,
+    BlockReceived, EvaluationFinished, Event, LedgerAdvanced, ProposalReceived, RankingReceived,
+    VoteReceived,
 )
-from wekacoin.consensus.events import DeadlineReached, Event
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
-from wekacoin.consensus.player import Player
+from wekacoin.consensus.player import Player, Status
 from wekacoin.mempool.policy import BlockLimits
 from wekacoin.net.api import Topic
 from wekacoin.node.chain import ChainService
-from wekacoin.node.evaluation import evaluation_budget_s
+from wekacoin.node.evaluation import TaskScores, evaluation_budget_s
 from wekacoin.node.metrics import NodeMetrics
 from wekacoin.types.block import Block
 from wekacoin.types.codec import DecodeError, decode, encode
+from wekacoin.types.primitives import Hash, TaskId
 from wekacoin.types.ranking import SignedRanking
+from wekacoin.types.tx import VerifiedTx
 
 log = logging.getLogger("wekacoin.node.driver")
 
-Clock = Callable[[], int]
 _QUEUE = 100_000  # events; gossip beyond this is dropped (and counted) rather than stall the net
+_OUTBOX = 100_000  # messages waiting for gossip
 _VOTE_LOG = 4_096
+_REFUSAL_PENALTY = 1.0
+
+Evaluate = Callable[[State, int, float], TaskScores]
+FetchBlock = Callable[[int, bytes], Awaitable[Block | None]]
+Sync = Callable[[], Awaitable[None]]
+Publish = Callable[[Topic, bytes], Awaitable[None]]
+Penalize = Callable[[str, str, float], None]
+
+
+class StoreLedger:
+    """The ledger port on the node's chain service and LevelDB store."""
+
+    def __init__(self, chain: ChainService, metrics: NodeMetrics) -> None:
+        self.chain = chain
+        self._metrics = metrics
+
+    @property
+    def state(self) -> State:
+        return self.chain.state
+
+    def tip_time(self) -> int:
+        height = self.chain.height
+        if height == 0:
+            return self.chain.genesis.time_ms
+        return self.chain.store.get_header(height).time_ms
+
+    def commit(self, action: Commit) -> None:
+        block = action.block
+        self.chain.commit(block, action.state, encode(action.certificate))
+        self._metrics.blocks.labels(final=str(action.final).lower()).inc()
+        log.info("round %d decided %s in %d steps (%s)", block.height, block.hash.hex()[:12],
+                 action.steps, "FINAL" if action.final else "TENTATIVE")
+
+    def persist(self, action: Persist) -> None:
+        self.chain.store.put_checkpoint(
+            action.checkpoint,
+            [(b.height, b.hash, encode(b)) for b in action.blocks],
+            [(r.ranking.task_id, r.ranking.evaluator, encode(r)) for r in action.rankings],
+        )
+
+    def recovered(self) -> tuple[bytes | None, tuple[SignedRanking, ...]]:
+        rankings = []
+        for raw in self.chain.store.own_rankings():
+            try:
+                rankings.append(decode(SignedRanking, raw))
+            except DecodeError:
+                log.warning("a ranking this node signed does not decode: it will not be re-sent")
+        return self.chain.store.get_checkpoint(), tuple(rankings)
+
+    def kept_block(self, height: int, block_hash: Hash) -> Block | None:
+        raw = self.chain.store.get_proposed(height, block_hash)
+        if raw is None:
+            return None
+        try:
+            block = decode(Block, raw)
+        except DecodeError:
+            log.warning("kept proposal %s at height %d does not decode; fetching it",
+                        block_hash.hex()[:16], height)
+            return None
+        return block if block.hash == block_hash else None
+
+    def select(self, state: State, seed: bytes) -> list[VerifiedTx]:
+        return self.chain.mempool.select(state, BlockLimits.for_params(state.params), seed=seed)
 
 
 class ConsensusDriver:
+    """The gossip and work ports of the driver core, and the trio loop that feeds it."""
+
     def __init__(
-        self, chain: ChainService, player: Player, publish, metrics: NodeMetrics, clock: Clock,
-        evaluate, fetch_block, sync,
+        self, chain: ChainService, player: Player, publish: Publish, metrics: NodeMetrics,
+        clock: Clock, evaluate: Evaluate, fetch_block: FetchBlock, sync: Sync,
+        penalize: Penalize | None = None,
     ) -> None:
-        """`publish(topic, bytes)` is async; `evaluate(state, task_id, deadline)` blocks (run on
-        a thread; `deadline` in time.monotonic() seconds) and returns TaskScores;
-        `fetch_block(height, hash)` and `sync()` are async."""
+        """`evaluate(state, task_id, deadline)` blocks (run on a thread; `deadline` in
+        time.monotonic() seconds); `publish`, `fetch_block` and `sync` are async;
+        `penalize(peer_id, reason, weight)` scores a peer."""
         self.chain = chain
-        self.player = player
         self._publish = publish
         self._metrics = metrics
         self._clock = clock
         self._evaluate = evaluate
         self._fetch_block = fetch_block
         self._sync = sync
+        self._penalize = penalize
+        self.core = DriverCore(player, StoreLedger(chain, metrics), self, self, clock)
         self._send, self._receive = trio.open_memory_channel[Event](_QUEUE)
-        self._deadline: int | None = None
+        self._out_send, self._out_receive = trio.open_memory_channel[Message](_OUTBOX)
         self._nursery: trio.Nursery | None = None
         self.dropped_events = 0
+        self.refusals = 0
         self._evaluating: set[int] = set()
         self.vote_log: deque[tuple[str, str, int]] = deque(maxlen=_VOTE_LOG)
         """(vote hash, "sent" | "received", wall-clock ns): diagnostics of vote propagation."""
-        self._saved_round = -1  # the round whose proposed blocks are in the store...
-        self._saved: set[bytes] = set()  # ...and which ones
+
+    def status(self) -> Status:
+        return self.core.status()
 
     # -- inputs (any task on the trio thread) --
 
@@ -79,110 +150,100 @@ class ConsensusDriver:
         except trio.WouldBlock:
             self.dropped_events += 1
 
-    def on_gossip(self, topic: Topic, data: bytes) -> None:
+    def on_gossip(self, topic: Topic, data: bytes, origin: str = "") -> None:
         now = self._clock()
         try:
             if topic is Topic.VOTE:
                 self._metrics.votes.inc()
                 self.vote_log.append((hashlib.sha256(data).hexdigest(), "received", time.time_ns()))
-                self.submit(VoteReceived(decode(UnverifiedVote, data), now))
+                self.submit(VoteReceived(decode(UnverifiedVote, data), now, origin))
             elif topic is Topic.PROPOSAL:
-                self.submit(ProposalReceived(decode(UnverifiedProposal, data), now))
+                self.submit(ProposalReceived(decode(UnverifiedProposal, data), now, origin))
             elif topic is Topic.RANKING:
-                self.submit(RankingReceived(decode(SignedRanking, data), now))
+                self.submit(RankingReceived(decode(SignedRanking, data), now, origin))
         except DecodeError:
             pass  # the topic validator already refused it; nothing to do
 
     def on_ledger_advanced(self, block: Block | None) -> None:
         """Blocks committed (or rolled back: None) outside consensus move the round on too."""
-        tip_time = self._tip_time() if block is None else block.header.time_ms
-        self.submit(LedgerAdvanced(self.chain.state, tip_time, self._clock()))
+        ledger = self.core.ledger
+        self.submit(LedgerAdvanced(ledger.state, ledger.tip_time(), self._clock()))
 
     # -- the loop --
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            tip_time = self._tip_time()
-            checkpoint = self.chain.store.get_checkpoint()
-            await self._handle(Started(self.chain.state, tip_time, checkpoint, self._clock()))
+            nursery.start_soon(self._send_messages)
+            self.core.start()
+            self._update_metrics()
             task_status.started()
             while True:
                 event = await self._next_event()
-                await self._handle(event)
+                if event is None:
+                    self.core.deadline_reached()
+                else:
+                    self.core.submit(event)
+                self._update_metrics()
 
-    async def _next_event(self) -> Event:
-        if self._deadline is None:
+    async def _next_event(self) -> Event | None:
+        deadline = self.core.deadline
+        if deadline is None:
             return await self._receive.receive()
-        wait = max(0.0, (self._deadline - self._clock()) / 1000)
-        with trio.move_on_after(wait):
+        with trio.move_on_after(max(0.0, (deadline - self._clock()) / 1000)):
             return await self._receive.receive()
-        self._deadline = None
-        return DeadlineReached(self._clock())
+        return None
 
-    async def _handle(self, event: Event) -> None:
-        for action in self.player.handle(event):
-            await self._carry_out(action)
-        self._metrics.round.set(self.player.round)
-        self._metrics.period.set(self.player.period)
-        self._metrics.step.set(self.player.bstep)
+    def _update_metrics(self) -> None:
+        status = self.core.status()
+        self._metrics.round.set(status.round)
+        self._metrics.period.set(status.period)
+        self._metrics.step.set(status.step)
 
-    async def _carry_out(self, action) -> None:
-        if isinstance(action, Persist):  # durable before anything leaves
-            self.chain.store.put_checkpoint(action.checkpoint, self._unsaved_proposals())
-        elif isinstance(action, Broadcast):
-            await self._broadcast(action.message)
-        elif isinstance(action, SetDeadline):
-            self._deadline = action.at
-        elif isinstance(action, AssembleBlock):
-            self._assemble(action)
-        elif isinstance(action, Commit):
-            self._commit(action)
-        elif isinstance(action, Evaluate):
-            self._start_evaluation(action.task_id)
-        elif isinstance(action, FetchBlock):
-            self._nursery.start_soon(self._fetch, action.round, action.block_hash)
-        elif isinstance(action, RequestSync):
-            self._nursery.start_soon(self._sync)
-        else:  # pragma: no cover - every action type is handled above
-            raise TypeError(f"unknown action {action!r}")
+    # -- the gossip port --
 
-    async def _broadcast(self, message) -> None:
-        topic = (Topic.VOTE if isinstance(message, UnverifiedVote)
-                 else Topic.PROPOSAL if isinstance(message, UnverifiedProposal) else Topic.RANKING)
-        data = encode(message)
-        if topic is Topic.VOTE:
-            self._metrics.votes_sent.inc()
-            self.vote_log.append((hashlib.sha256(data).hexdigest(), "sent", time.time_ns()))
-        await self._publish(topic, data)
+    def publish(self, message: Message) -> None:
+        try:
+            self._out_send.send_nowait(message)
+        except trio.WouldBlock:
+            log.warning("gossip is not keeping up: a consensus message was not sent")
 
-    def _assemble(self, request: AssembleBlock) -> None:
-        state = self.chain.state
-        vtxs = self.chain.mempool.select(state, BlockLimits.for_params(state.params), seed=request.seed)
-        block = assemble_block(state, request, vtxs, self._clock())
-        self.submit(BlockAssembled(request.period, block, self._clock()))
+    async def _send_messages(self) -> None:
+        async for message in self._out_receive:
+            topic = (Topic.VOTE if isinstance(message, UnverifiedVote)
+                     else Topic.PROPOSAL if isinstance(message, UnverifiedProposal)
+                     else Topic.RANKING)
+            data = encode(message)
+            if topic is Topic.VOTE:
+                self._metrics.votes_sent.inc()
+                self.vote_log.append((hashlib.sha256(data).hexdigest(), "sent", time.time_ns()))
+            await self._publish(topic, data)
 
-    def _commit(self, action: Commit) -> None:
-        block = action.block
-        if block.height != self.chain.height + 1:
-            log.warning("consensus decided block %d but the tip is %d: syncing", block.height,
-                        self.chain.height)
-            self._nursery.start_soon(self._sync)
-            return
-        self.chain.commit(block, action.state, encode(action.certificate))
-        self._metrics.blocks.labels(final=str(action.final).lower()).inc()
-        log.info("round %d decided %s in %d steps (%s)", block.height, block.hash.hex()[:12],
-                 action.steps, "FINAL" if action.final else "TENTATIVE")
-        self.submit(LedgerAdvanced(self.chain.state, block.header.time_ms, self._clock()))
+    # -- the work port --
 
-    def _start_evaluation(self, task_id: int) -> None:
+    def evaluate(self, state: State, task_id: TaskId) -> None:
         if task_id in self._evaluating:
             return
         self._evaluating.add(task_id)
-        state = self.chain.state
-        self._nursery.start_soon(self._evaluation, state, task_id)
+        self._start(self._evaluation, state, task_id)
 
-    async def _evaluation(self, state, task_id: int) -> None:
+    def fetch_block(self, height: int, block_hash: Hash) -> None:
+        self._start(self._fetch, height, block_hash)
+
+    def sync(self) -> None:
+        self._start(self._sync)
+
+    def refused(self, action: Refuse) -> None:
+        self.refusals += 1
+        log.debug("refused from %s: %s", action.origin[:16] or "-", action.reason)
+        if action.penalise and action.origin and self._penalize is not None:
+            self._penalize(action.origin, action.reason, _REFUSAL_PENALTY)
+
+    def _start(self, fn, *args) -> None:
+        assert self._nursery is not None, "the driver is not running"
+        self._nursery.start_soon(fn, *args)
+
+    async def _evaluation(self, state: State, task_id: int) -> None:
         try:
             deadline = time.monotonic() + evaluation_budget_s(state, task_id)
             scores = await trio.to_thread.run_sync(self._evaluate, state, task_id, deadline)
@@ -196,43 +257,7 @@ class ConsensusDriver:
             task_id, scores.baseline_outcome, scores.baseline_score, scores.entries, self._clock(),
         ))
 
-    def _unsaved_proposals(self) -> list[tuple[int, bytes, bytes]]:
-        """The round's proposed blocks not in the store yet. Votes name blocks by hash only:
-        if every node crashed after voting, a block the network decided would exist nowhere
-        else, and the round could never commit."""
-        round_ = self.player.round
-        if self._saved_round != round_:
-            self._saved_round, self._saved = round_, set()
-        fresh = [(h, b) for h, (b, _) in self.player.proposals.blocks.items()
-                 if h not in self._saved]
-        self._saved.update(h for h, _ in fresh)
-        return [(round_, h, encode(b)) for h, b in fresh]
-
-    def _kept_proposal(self, height: int, block_hash: bytes) -> Block | None:
-        """The block as this node kept it before voting (`_unsaved_proposals`), if it did."""
-        raw = self.chain.store.get_proposed(height, block_hash)
-        if raw is None:
-            return None
-        try:
-            block = decode(Block, raw)
-        except DecodeError:
-            log.warning("kept proposal %s at height %d does not decode; fetching it",
-                        block_hash.hex()[:16], height)
-            return None
-        return block if block.hash == block_hash else None
-
     async def _fetch(self, height: int, block_hash: bytes) -> None:
-        block = self._kept_proposal(height, block_hash)
-        if block is None:
-            block = await self._fetch_block(height, block_hash)
+        block = await self._fetch_block(height, block_hash)
         if block is not None:
             self.submit(BlockReceived(block, self._clock()))
-
-    def _tip_time(self) -> int:
-        height = self.chain.height
-        if height == 0:
-            return self.chain.genesis.time_ms
-        header = self.chain.store.get_header(height)
-        return header.time_ms
-
-

@@ -5,7 +5,8 @@ the chain rules (for transactions and proposed blocks). Checks go through the co
 
 REJECT blames the sender (enough rejections ban it); IGNORE drops honest-but-useless traffic
 (late votes, duplicates); messages for the next rounds are delivered unverified, since this
-node may simply be behind, and the state machine keeps them until it gets there.
+node may simply be behind, and the state machine keeps them until it gets there. The
+consensus questions are the player's (`Player.screen_*`): this module reads no player state.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
-from wekacoin.consensus.player import Player
-from wekacoin.consensus.verify import ConsensusError
+from wekacoin.consensus.player import Player, Screen, Screening
 from wekacoin.errors import WekaError
 from wekacoin.mempool.errors import AlreadyKnown, InvalidTransaction
 from wekacoin.chain.errors import BadSignature
@@ -24,8 +24,6 @@ from wekacoin.node.chain import ChainService
 from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.ranking import SignedRanking
 from wekacoin.types.tx import Tx
-
-ROUNDS_AHEAD = 2  # how far ahead of our round we still deliver (and relay) consensus traffic
 
 
 class Validators:
@@ -58,46 +56,30 @@ class Validators:
             return Ignore  # pool full, nonce gap, data not yet reachable: fine from an honest peer
         return Accept
 
-    def _round_verdict(self, round_: int, prev_hash: bytes, check: Callable[[], object]) -> Verdict:
-        ctx = self.player.ctx
-        if ctx is None or round_ < ctx.round or round_ > ctx.round + ROUNDS_AHEAD:
-            return Ignore
-        if round_ > ctx.round or prev_hash != ctx.prev_hash:
-            return Accept  # we may be behind, or on another tip: the state machine decides
-        try:
-            check()
-        except ConsensusError:
-            return Reject
-        return Accept
-
     def vote(self, data: bytes) -> Verdict:
         try:
             uv = decode(UnverifiedVote, data)
         except DecodeError:
             return Reject
-        return self._round_verdict(uv.body.round, uv.body.prev_hash,
-                                   lambda: self.player.verifier.vote(uv, self.player.ctx))
+        return _verdict(self.player.screen_vote(uv))
 
     def proposal(self, data: bytes) -> Verdict:
         try:
             up = decode(UnverifiedProposal, data)
         except DecodeError:
             return Reject
-        header = up.block.header
-        return self._round_verdict(header.height, header.prev_hash,
-                                   lambda: self.player.verifier.proposal(up, self.player.ctx))
+        return _verdict(self.player.screen_proposal(up))
 
     def ranking(self, data: bytes) -> Verdict:
         try:
             signed = decode(SignedRanking, data)
         except DecodeError:
             return Reject
-        state = self.chain.state
-        task = state.get_task(signed.ranking.task_id)
-        if task is None or signed.ranking.task_id not in state.tip.open_tasks:
-            return Ignore
-        try:
-            self.player.verifier.ranking(signed, state, state.config.genesis_hash)
-        except WekaError:
-            return Reject
-        return Accept
+        return _verdict(self.player.screen_ranking(signed, self.chain.state))
+
+
+_VERDICTS = {Screen.ACCEPT: Accept, Screen.IGNORE: Ignore, Screen.REJECT: Reject}
+
+
+def _verdict(screening: Screening) -> Verdict:
+    return _VERDICTS[screening.verdict]

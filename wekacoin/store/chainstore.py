@@ -28,7 +28,7 @@ from wekacoin.store.errors import (
     CorruptStoreError, IncompatibleStoreError, StoreError, StoreInUseError,
 )
 from wekacoin.store.layout import (
-    CHECKPOINT_KEY, FORMAT_VERSION, PROPOSED_PREFIX, StoreMeta, StoredTip, proposed_key,
+    CHECKPOINT_KEY, FORMAT_VERSION, OWN_RANKING_PREFIX, PROPOSED_PREFIX, StoreMeta, StoredTip, own_ranking_key, proposed_key,
 )
 from wekacoin.store.metafile import (
     DB_DIR, META_FILE, check_compatible, is_unfinished_write, read_meta_file, write_meta_file,
@@ -131,6 +131,11 @@ class ChainStore(ChainReader):
         with decided as it:
             for key in it:
                 batch.delete(key)
+        open_tasks = set(state.tip.open_tasks)
+        with self._leveldb.iterator(prefix=OWN_RANKING_PREFIX, include_value=False) as it:
+            for key in it:
+                if int.from_bytes(key[1:9], "big") not in open_tasks:
+                    batch.delete(key)
         batch.write()  # a batch that is never written (write_block raised) leaves no trace
         self._tip = tip
 
@@ -147,16 +152,26 @@ class ChainStore(ChainReader):
         self._tip = new_tip
 
     def put_checkpoint(self, data: bytes,
-                       proposed: Iterable[tuple[int, bytes, bytes]] = ()) -> None:
+                       proposed: Iterable[tuple[int, bytes, bytes]] = (),
+                       rankings: Iterable[tuple[int, bytes, bytes]] = ()) -> None:
         """Persist the consensus checkpoint, durably (fsync) before returning: the caller may
         send the vote it protects as soon as this returns. `proposed` (height, block hash,
         block bytes) are blocks not final yet that the votes may name: after a crash they
-        may be the only copies of a block the network decided (`get_proposed`)."""
+        may be the only copies of a block the network decided (`get_proposed`). `rankings`
+        (task id, evaluator key, signed ranking bytes) are the node's own rankings, kept
+        while the task is open (`own_rankings`)."""
         batch = self._leveldb.write_batch(sync=True)
         for height, block_hash, raw in proposed:
             batch.put(proposed_key(height, block_hash), raw)
+        for task_id, evaluator, raw in rankings:
+            batch.put(own_ranking_key(task_id, evaluator), raw)
         batch.put(CHECKPOINT_KEY, data)
         batch.write()
+
+    def own_rankings(self) -> list[bytes]:
+        """The node's own signed rankings of open tasks (`put_checkpoint`), by task."""
+        with self._leveldb.iterator(prefix=OWN_RANKING_PREFIX, include_key=False) as it:
+            return list(it)
 
     def get_checkpoint(self) -> bytes | None:
         return self._leveldb.get(CHECKPOINT_KEY)

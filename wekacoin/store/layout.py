@@ -8,6 +8,9 @@ One LevelDB database; the first byte of a key names its table:
     p + height(8) + hash  a block proposed for that height, not final yet (bytes from
                           consensus), written with the checkpoint, dropped once the
                           height is committed
+    r + task(8) + key(32) a ranking this node signed for that task with that validator
+                          key (bytes from consensus), written with the checkpoint, dropped
+                          once the task is no longer open
     h + height(8)         hash of the block at that height
     b + block hash(32)    StoredBlock: header, metadata, and the ids of its transactions
     c + block hash(32)    the block's certificate (opaque bytes from consensus)
@@ -56,6 +59,7 @@ UNDO_PREFIX = b"u"
 UNDO_DEPTH = 128
 """Blocks that can be rolled back: far more than a TENTATIVE run lasts before a FINAL one."""
 PROPOSED_PREFIX = b"p"
+OWN_RANKING_PREFIX = b"r"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,10 @@ def tx_key(tx_id: bytes) -> bytes:
 
 def proposed_key(height: int, block_hash: bytes) -> bytes:
     return PROPOSED_PREFIX + height.to_bytes(8, "big") + block_hash
+
+
+def own_ranking_key(task_id: int, evaluator: bytes) -> bytes:
+    return OWN_RANKING_PREFIX + task_id.to_bytes(8, "big") + evaluator
 
 
 _SIG_AT, _PAYLOAD_AT = 12, 76

@@ -1,10 +1,11 @@
 """A seeded, deterministic simulation of a WekaCoin network.
 
-N in-process nodes run the real BA* state machine (`consensus.player`), real crypto (ECVRF,
-Ed25519) and the real chain rules (`build_block`, `apply_block`), on a simulated clock and a
-simulated network (`sim_net`): delays, loss, duplicates, reordering, partitions that heal,
-crashes with restarts from the persisted checkpoint, and Byzantine behaviours
-(`sim_byzantine`). Users (validator keys with stake) are spread over the nodes, several per
+N in-process nodes each run the node's own driver core (`consensus.driver`: the BA* player,
+block assembly from the real mempool, persistence before sending, evaluation, sync with the
+node's fork choice) with real crypto (ECVRF, Ed25519), the real chain rules and the real
+genesis, on a simulated clock, an in-memory ledger (`sim_ledger`) and a simulated network
+(`sim_net`): delays, loss, duplicates, reordering, partitions that heal, crashes with
+restarts from what the node persisted, and Byzantine behaviours (`sim_byzantine`). Users (validator keys with stake) are spread over the nodes, several per
 node if there are more users than nodes, as go-algorand hosts several accounts per node.
 
 One seed reproduces a run exactly: every random choice comes from `random.Random(seed)` and
@@ -25,25 +26,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wekacoin.chain.genesis import genesis_state
 from wekacoin.chain.state import State
-from wekacoin.consensus.actions import (
-    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync, SetDeadline,
-)
-from wekacoin.consensus.assemble import assemble_block
+from wekacoin.consensus.actions import Commit, Refuse
+from wekacoin.consensus.driver import DriverCore, Message
 from wekacoin.consensus.events import (
-    BlockAssembled, BlockReceived, DeadlineReached, EvaluationFinished, LedgerAdvanced,
-    ProposalReceived, RankingReceived, Started, VoteReceived,
+    BlockReceived, EvaluationFinished, ProposalReceived, RankingReceived, VoteReceived,
 )
-from wekacoin.consensus.messages import Certificate, UnverifiedProposal, UnverifiedVote
+from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.consensus.player import Player
 from wekacoin.consensus.verify import RoundContext, Verifier
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.testing.sim_byzantine import Behaviour
+from wekacoin.testing.sim_ledger import MemoryLedger
 from wekacoin.testing.sim_net import NetworkModel
-from wekacoin.testing.sim_sync import prefers, sync_from
-from wekacoin.types.block import Block
+from wekacoin.testing.sim_sync import prefers_chain, sync_from
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
+from wekacoin.types.primitives import Hash, TaskId
+from wekacoin.types.tx import Tx
 
 SIM_PARAMS = Params(
     # The paper's committees; timeouts scaled from (5, 5, 60, 20) s to fit a simulated LAN.
@@ -86,40 +85,59 @@ class SimConfig:
     """A `sim_tasks.Competition` to run through the chain, or None."""
 
 
-@dataclass(slots=True)
-class Committed:
-    block: Block
-    state: State
-    certificate: Certificate | None
-    final: bool
-
-
 class SimNode:
-    def __init__(self, index: int, keys: list[KeyPair], behaviour: Behaviour) -> None:
+    """A simulated node: its keys, its ledger (which survives crashes, as a disk does) and,
+    while up, the production driver core with a player."""
+
+    def __init__(self, index: int, keys: list[KeyPair], behaviour: Behaviour,
+                 ledger: MemoryLedger) -> None:
         self.index = index
         self.keys = keys
         self._by_pk = {k.public_key: k for k in keys}
         self.behaviour = behaviour
-        self.player: Player | None = None
+        self.ledger = ledger
+        self.core: DriverCore | None = None
         self.up = False
         self.epoch = 0
-        self.deadline: int | None = None
-        self.checkpoint: bytes | None = None
-        self.chain: list[Committed] = []
+        self.scheduled_deadline: int | None = None
+        self.outbox: list[Message] = []
         self.final_upto = 0
-        self.last_request: AssembleBlock | None = None
         self.last_commit_at = -1
+        self.refusals = 0
 
     def key(self, public_key: bytes) -> KeyPair:
         return self._by_pk[public_key]
 
     @property
     def height(self) -> int:
-        return len(self.chain) - 1
+        return self.ledger.height
 
     @property
     def state(self) -> State:
-        return self.chain[-1].state
+        return self.ledger.state
+
+
+class SimPorts:
+    """The gossip and work ports of one node's driver core, on the simulation."""
+
+    def __init__(self, sim: Simulation, node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    def publish(self, message: Message) -> None:
+        self.node.outbox.append(message)  # leaves as one bundle after the event (`Simulation.feed`)
+
+    def evaluate(self, state: State, task_id: TaskId) -> None:
+        self.sim.evaluate(self.node, state, task_id)
+
+    def fetch_block(self, height: int, block_hash: Hash) -> None:
+        self.sim.fetch(self.node, block_hash)
+
+    def sync(self) -> None:
+        self.sim.request_sync(self.node)
+
+    def refused(self, action: Refuse) -> None:
+        self.node.refusals += 1
 
 
 @dataclass
@@ -139,6 +157,8 @@ class SimResult:
     honest_equivocations: int = 0
     """Two different values signed by an honest node for one (voter, round, period, step)."""
     honest_nodes: list[int] = field(default_factory=list)
+    refusals: int = 0
+    """Messages the nodes' players refused (`Refuse` actions)."""
 
     def first_commits_after(self, t: int) -> dict[int, int]:
         """Honest node -> time of its first commit at or after `t` (nodes that never did are
@@ -171,17 +191,13 @@ class Simulation:
             stakes=tuple(GenesisStake(k.address, config.stake, k.public_key) for k in keys),
             params=config.params,
         )
-        genesis = genesis_state(self.genesis)
-        self.nodes = [
-            SimNode(i, keys[i::config.nodes], config.behaviours.get(i, Behaviour()))
-            for i in range(config.nodes)
-        ]
-        for node in self.nodes:
-            node.chain.append(Committed(_genesis_block_placeholder(self.genesis), genesis, None, True))
-        self.final_at: dict[int, bytes] = {0: self.genesis.hash}
+        self.nodes: list[SimNode] = []
+        for i in range(config.nodes):
+            ledger = MemoryLedger(self.genesis, lambda action, i=i: self._committed(self.nodes[i], action))
+            self.nodes.append(SimNode(i, keys[i::config.nodes], config.behaviours.get(i, Behaviour()), ledger))
+        self.final_at: dict[int, bytes] = {}
         self.conflicting_final = 0
         self.commits: list[tuple[int, int, int, bool, int]] = []
-        self.pool: list = []  # verified transactions every proposer may include
         self.settled: list[int] = []
         self._signed: dict[tuple, bytes] = {}
         self.honest_equivocations = 0
@@ -211,9 +227,7 @@ class Simulation:
                 node.epoch += 1
                 self._boot(node)
             elif kind == "crash":
-                node.up = False
-                node.epoch += 1
-                node.player = None
+                self.crash(node)
             elif epoch == node.epoch and node.up:
                 self._dispatch(node, kind, payload)
         honest = [n for n in self.nodes if not n.behaviour.byzantine]
@@ -226,6 +240,7 @@ class Simulation:
             verifications=dict(self.verifier.counts), settled=self.settled,
             honest_equivocations=self.honest_equivocations,
             honest_nodes=[n.index for n in honest if n.up],
+            refusals=sum(n.refusals for n in self.nodes),
         )
 
     def _done(self) -> bool:
@@ -235,60 +250,60 @@ class Simulation:
             for n in self.nodes if n.up and not n.behaviour.byzantine
         ) and not any(x.restart_ms is not None and x.restart_ms > self.now for x in c.crashes)
 
+    def crash(self, node: SimNode) -> None:
+        """The process dies: what it had not persisted (the player, the mempool, messages
+        not sent yet) is gone; its ledger stays (the disk)."""
+        node.up = False
+        node.epoch += 1
+        node.core = None
+        node.outbox.clear()
+        node.scheduled_deadline = None
+
     def _boot(self, node: SimNode) -> None:
         node.up = True
-        node.player = Player(node.keys, self.verifier)
-        tip = node.chain[-1]
-        self.feed(node, Started(tip.state, tip.block.header.time_ms, node.checkpoint, self.now))
+        node.ledger.restart()
+        ports = SimPorts(self, node)
+        node.core = DriverCore(Player(node.keys, self.verifier), node.ledger, ports, ports,
+                               lambda: self.now)
+        self._drive(node, node.core.start)
 
     def _dispatch(self, node: SimNode, kind: str, payload: Any) -> None:
+        core = node.core
         if kind == "deadline":
-            if node.deadline == payload:
-                self.feed(node, DeadlineReached(self.now))
+            if core.deadline == payload:
+                node.scheduled_deadline = None
+                self._drive(node, core.deadline_reached)
         elif kind == "messages":
             for m in payload:
                 self.feed(node, _received(m, self.now))
         elif kind == "event":
             self.feed(node, payload(self.now))
+        elif kind == "tx":
+            node.ledger.admit(payload, self.now)
         elif kind == "sync":
-            peer_chain = payload
-            if sync_from(self, node, peer_chain):
+            if sync_from(self, node, payload):
                 node.last_commit_at = self.now
                 self.commits.append((self.now, node.index, node.height, node.final_upto == node.height, 0))
-                tip = node.chain[-1]
-                self.feed(node, LedgerAdvanced(tip.state, tip.block.header.time_ms, self.now))
+                self._drive(node, core.ledger_advanced)
 
-    # -- the driver: events in, actions carried out --
+    # -- feeding a node's driver core --
 
     def feed(self, node: SimNode, event: Any) -> None:
-        actions = node.player.handle(event)
-        outgoing = []
-        for a in actions:
-            kind = type(a)
-            if kind is Broadcast:
-                outgoing.append(a.message)
-            elif kind is Persist:
-                node.checkpoint = a.checkpoint
-            elif kind is SetDeadline:
-                node.deadline = a.at
-                if a.at is not None:
-                    self.schedule(a.at, node, "deadline", a.at)
-            elif kind is AssembleBlock:
-                node.last_request = a
-                block = assemble_block(node.state, a, self.pool, self.now)
-                self.schedule(self.now, node, "event", lambda now, b=block, p=a.period: BlockAssembled(p, b, now))
-            elif kind is Commit:
-                self._commit(node, a)
-            elif kind is FetchBlock:
-                self._fetch(node, a.block_hash)
-            elif kind is Evaluate:
-                self._evaluate(node, a.task_id)
-            elif kind is RequestSync:
-                self._request_sync(node)
-        if outgoing:
+        self._drive(node, lambda: node.core.submit(event))
+
+    def _drive(self, node: SimNode, step: Any) -> None:
+        """Run one input through the node's core, then send what it said, as one bundle,
+        and arm its timer."""
+        step()
+        if node.outbox:
+            outgoing, node.outbox = node.outbox, []
             if not node.behaviour.byzantine:
                 self._check_honest(outgoing)
             node.behaviour.send(self, node, outgoing)
+        at = node.core.deadline if node.core is not None else None
+        if at is not None and at != node.scheduled_deadline:
+            node.scheduled_deadline = at
+            self.schedule(at, node, "deadline", at)
 
     def _check_honest(self, messages: list) -> None:
         for m in messages:
@@ -309,61 +324,69 @@ class Simulation:
             for at in network.delivery_times(self.rng, node.index, peer.index, self.now):
                 self.schedule(at, peer, "messages", messages)
 
-    def empty_hash(self, node: SimNode) -> bytes:
-        tip = node.chain[-1]
-        return self.verifier.empty_block(RoundContext(tip.state, tip.block.header.time_ms))[0].hash
+    def submit_tx(self, node: SimNode, tx: Tx) -> bool:
+        """A client sends a transaction to `node`; if its mempool takes it, gossip relays it
+        to the others (each admits it if its own mempool takes it). False if refused."""
+        if not node.ledger.admit(tx, self.now):
+            return False
+        network = self.config.network
+        for peer in self.nodes:
+            if peer is not node:
+                for at in network.delivery_times(self.rng, node.index, peer.index, self.now):
+                    self.schedule(at, peer, "tx", tx)
+        return True
 
-    def _commit(self, node: SimNode, a: Commit) -> None:
-        node.chain.append(Committed(a.block, a.state, a.certificate, a.final))
+    def empty_hash(self, node: SimNode) -> bytes:
+        ledger = node.ledger
+        return self.verifier.empty_block(RoundContext(ledger.state, ledger.tip_time()))[0].hash
+
+    def _committed(self, node: SimNode, action: Commit) -> None:
         node.last_commit_at = self.now
-        self.commits.append((self.now, node.index, node.height, a.final, a.steps))
-        if a.final:
+        self.commits.append((self.now, node.index, node.height, action.final, action.steps))
+        if action.final:
             self.mark_final(node)
         if self.config.competition is not None and not node.behaviour.byzantine:
             self.config.competition.on_commit(self, node)
-        self.schedule(self.now, node, "event", lambda now, c=node.chain[-1]: LedgerAdvanced(
-            c.state, c.block.header.time_ms, now))
 
     def mark_final(self, node: SimNode) -> None:
         """A FINAL block makes its ancestors final: record them; a different final block
         at a height already final somewhere is a safety violation."""
         for height in range(node.final_upto + 1, node.height + 1):
-            block_hash = node.chain[height].block.hash
+            block_hash = node.ledger.blocks[height - 1].block.hash
             if self.final_at.setdefault(height, block_hash) != block_hash:
                 self.conflicting_final += 1
         node.final_upto = node.height
 
-    def _reachable_peers(self, node: SimNode) -> list[SimNode]:
+    def reachable_peers(self, node: SimNode) -> list[SimNode]:
         net = self.config.network
         return [p for p in self.nodes if p is not node and p.up and net.reachable(node.index, p.index, self.now)]
 
-    def _fetch(self, node: SimNode, block_hash: bytes) -> None:
-        """Ask the reachable peers; the first that has the block sends it."""
-        for peer in self._reachable_peers(node):
-            known = peer.player.proposals.blocks.get(block_hash) if peer.player else None
-            block = known[0] if known else next(
-                (c.block for c in peer.chain[1:] if c.block.hash == block_hash), None)
+    def fetch(self, node: SimNode, block_hash: bytes) -> None:
+        """Ask the reachable peers; the first that has the block (committed, or kept with
+        its checkpoint) sends it."""
+        for peer in self.reachable_peers(node):
+            block = peer.ledger.block(block_hash)
             if block is not None:
                 net = self.config.network
                 at = self.now + self.rng.randint(net.min_delay_ms, net.max_delay_ms)
                 self.schedule(at, node, "event", lambda now, b=block: BlockReceived(b, now))
                 return
 
-    def _request_sync(self, node: SimNode) -> None:
+    def request_sync(self, node: SimNode) -> None:
         """Ask a reachable peer whose chain the fork choice prefers (as if the node asked
         several peers for their tips first)."""
-        peers = [p for p in self._reachable_peers(node) if prefers(node, p.chain)]
+        peers = [p for p in self.reachable_peers(node) if prefers_chain(node, p.ledger)]
         if not peers:
             return
         peer = self.rng.choice(peers)
         delay = 2 * self.rng.randint(self.config.network.min_delay_ms, self.config.network.max_delay_ms)
-        self.schedule(self.now + delay, node, "sync", list(peer.chain))
+        self.schedule(self.now + delay, node, "sync", list(peer.ledger.blocks))
 
-    def _evaluate(self, node: SimNode, task_id: int) -> None:
+    def evaluate(self, node: SimNode, state: State, task_id: int) -> None:
         competition = self.config.competition
         if competition is None:
             return
-        baseline, truth = competition.truth(node.state, task_id)
+        baseline, truth = competition.truth(state, task_id)
         entries = node.behaviour.scores(truth)
         self.schedule(self.now + 100, node, "event", lambda now: EvaluationFinished(
             task_id, baseline[0], baseline[1], entries, now))
@@ -380,19 +403,3 @@ def _received(message: Any, now: int) -> Any:
 def _user_key(seed: int, i: int) -> KeyPair:
     material = b"wekacoin-sim-user" + seed.to_bytes(8, "big") + i.to_bytes(4, "big")
     return KeyPair.from_seed(hashlib.sha256(material).digest())
-
-
-def _genesis_block_placeholder(genesis: Genesis) -> Block:
-    """Height 0 has no block; this stands in for it (its hash is the genesis hash)."""
-    return _GenesisBlock(genesis)
-
-
-class _GenesisBlock:
-    def __init__(self, genesis: Genesis) -> None:
-        self.hash = genesis.hash
-        self.header = _GenesisHeader(genesis.time_ms)
-
-
-class _GenesisHeader:
-    def __init__(self, time_ms: int) -> None:
-        self.time_ms = time_ms

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from wekacoin.consensus.actions import AssembleBlock
 from wekacoin.consensus.assemble import assemble_block
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote, sign_proposal, sign_vote
 from wekacoin.types.ranking import Outcome, RankEntry
@@ -91,9 +92,12 @@ class EquivocatingProposer(Behaviour):
         left, right = _halves(sim, node)
         twins = []
         for m in messages:
-            if isinstance(m, UnverifiedProposal) and node.last_request is not None:
-                block = assemble_block(node.state, node.last_request, [], m.block.header.time_ms + 1)
-                key = node.key(m.block.header.proposer)
+            if isinstance(m, UnverifiedProposal):
+                header = m.block.header
+                request = AssembleBlock(header.height, m.period, header.proposer, header.seed,
+                                        m.block.meta.seed_proof, m.block.meta.rankings)
+                block = assemble_block(node.state, request, [], header.time_ms + 1)
+                key = node.key(header.proposer)
                 twins.append(sign_proposal(key, sim.genesis.hash, m.period, block))
             else:
                 twins.append(m)

@@ -1,59 +1,47 @@
 """Block sync in the simulation: a node that fell behind, or sits on another branch, adopts
-a peer's certified blocks.
-
-Fork choice between branches that share blocks up to some height: never drop a FINAL
-block; else prefer the branch with a FINAL block, then the longer one, then the one whose
-first block after the fork has the lower hash. It is a total order, so nodes that end up on
-different TENTATIVE branches (possible when the network was asynchronous, or when a
-Byzantine node completes a quorum with votes it had withheld and serves that branch) all
-converge to one branch and can make progress again; FINAL blocks are never replaced.
+a peer's certified blocks when the fork choice (`consensus/fork_choice.py`, the node's own)
+prefers them. Each block is checked against its certificate and the chain rules before it
+is appended; FINAL blocks are never replaced.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from wekacoin.consensus.fork_choice import Branch, fork_height, prefers
 from wekacoin.consensus.verify import RoundContext, verify_certificate
 from wekacoin.errors import WekaError
+from wekacoin.testing.sim_ledger import Committed, MemoryLedger
 
 if TYPE_CHECKING:
-    from wekacoin.testing.sim import Committed, SimNode, Simulation
+    from wekacoin.testing.sim import SimNode, Simulation
 
 
-def fork_height(ours: list[Committed], theirs: list[Committed]) -> int:
-    """The first height where the chains differ (the shorter length if one extends the other)."""
-    common = min(len(ours), len(theirs))
-    return next((h for h in range(1, common) if ours[h].block.hash != theirs[h].block.hash), common)
+def _branches(node: SimNode, theirs: list[Committed]) -> tuple[int, Branch, Branch]:
+    ours = node.ledger.blocks
+    fork = fork_height([c.block.hash for c in ours], [c.block.hash for c in theirs])
+    mine = Branch.of([c.block.hash for c in ours[fork:]], [node.final_upto > fork])
+    other = Branch.of([c.block.hash for c in theirs[fork:]], [c.final for c in theirs[fork:]])
+    return fork, mine, other
 
 
-def prefers(node: SimNode, theirs: list[Committed]) -> bool:
-    """Whether `node` should move to the chain `theirs` (see the module docstring)."""
-    ours = node.chain
-    fork = fork_height(ours, theirs)
-    if fork >= len(theirs) or node.final_upto >= fork:
-        return False
-    if fork == len(ours) or any(c.final for c in theirs[fork:]):
-        return True
-    if len(theirs) != len(ours):
-        return len(theirs) > len(ours)
-    return theirs[fork].block.hash < ours[fork].block.hash
+def prefers_chain(node: SimNode, peer: MemoryLedger) -> bool:
+    """Whether `node` should move to the chain `peer` holds."""
+    _, mine, other = _branches(node, peer.blocks)
+    return prefers(mine, other)
 
 
 def sync_from(sim: Simulation, node: SimNode, theirs: list[Committed]) -> bool:
     """Adopt `theirs` if the fork choice prefers it: drop our blocks after the fork, then
-    append theirs, each checked against its certificate and the chain rules (stopping at the
-    first that fails). True if our tip changed."""
-    from wekacoin.testing.sim import Committed
-
-    if not prefers(node, theirs):
+    append theirs, each checked (stopping at the first that fails). True if our tip changed."""
+    fork, mine, other = _branches(node, theirs)
+    if not prefers(mine, other):
         return False
-    chain = node.chain
-    fork = fork_height(chain, theirs)
-    kept = chain[fork:]
-    del chain[fork:]
+    ledger = node.ledger
+    kept = ledger.blocks[fork:]
+    ledger.rollback(fork, sim.now)
     for c in theirs[fork:]:
-        tip = chain[-1]
-        ctx = RoundContext(tip.state, tip.block.header.time_ms)
+        ctx = RoundContext(ledger.state, ledger.tip_time())
         try:
             verify_certificate(c.certificate, ctx, sim.verifier)
             if c.block.hash != c.certificate.value:
@@ -61,10 +49,11 @@ def sync_from(sim: Simulation, node: SimNode, theirs: list[Committed]) -> bool:
             state = sim.verifier.block(c.block, ctx)
         except WekaError:
             break
-        chain.append(Committed(c.block, state, c.certificate, c.certificate.final))
+        ledger.append(c.block, state, c.certificate, c.certificate.final)
         if c.certificate.final:
             sim.mark_final(node)
-    if len(chain) == fork:
-        chain.extend(kept)  # nothing of theirs held up: keep ours
+    if ledger.height == fork:
+        for c in kept:  # nothing of theirs held up: keep ours
+            ledger.append(c.block, c.state, c.certificate, c.final)
         return False
     return True

@@ -1,9 +1,9 @@
 """A competition run through the simulated chain: a supplier publishes a task, trainers
 submit and reveal models, the evaluation committee ranks them, a block settles the task.
 
-The transactions are signed for real and go into the simulation's pool as soon as the chain
-(seen by an honest node) is ready for them; proposers include whatever the chain rules
-accept. Scores come from a "sandbox" oracle: every honest evaluator gets the same, true
+The transactions are signed for real and gossiped to every node's mempool as soon as the
+chain (seen by an honest node) is ready for them; proposers include what their mempool
+selects. Scores come from a "sandbox" oracle: every honest evaluator gets the same, true
 scores; a `WrongRanking` node reports others.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import group_commitment, model_commitment
-from wekacoin.chain.transactions import sign_tx, verify_tx
+from wekacoin.chain.transactions import sign_tx
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.testing.chain import fake_cid
 from wekacoin.types.ledger import TaskStatus
@@ -44,54 +44,75 @@ class Competition:
         self.nonces = [hashlib.sha256(b"sim-nonce" + bytes([i])).digest() for i in range(GROUPS)]
         self.models = [fake_cid(f"sim-model-{i}") for i in range(trainers)]
         self.stage = 0
+        self._sent: set[str] = set()
         self._nonce: dict[bytes, int] = {}
         self.tbh = 0
 
     def accounts(self) -> list[KeyPair]:
         return [self.supplier, *self.trainers]
 
-    def _tx(self, sim: Simulation, key: KeyPair, body: TxBody) -> None:
+    def _tx(self, sim: Simulation, node: SimNode, key: KeyPair, body: TxBody) -> bool:
+        """Send a transaction through `node`; False (and the nonce not used) if its mempool
+        refuses it, to be tried again after the next block."""
         nonce = self._nonce.get(key.address, 0)
+        if not sim.submit_tx(node, sign_tx(key, sim.genesis.hash, nonce, 1, body)):
+            return False
         self._nonce[key.address] = nonce + 1
-        sim.pool.append(verify_tx(sign_tx(key, sim.genesis.hash, nonce, 1, body), sim.genesis.hash))
+        return True
 
     def _reveals(self, indices) -> tuple[GroupReveal, ...]:
         return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
 
+    def _each(self, sim: Simulation, node: SimNode, sends) -> bool:
+        """Send each (label, key, body) not sent yet in this stage; True once all went."""
+        for label, key, body in sends:
+            if label not in self._sent and self._tx(sim, node, key, body):
+                self._sent.add(label)
+        if all(label in self._sent for label, _, _ in sends):
+            self._sent.clear()
+            return True
+        return False
+
     def on_commit(self, sim: Simulation, node: SimNode) -> None:
-        """Move the competition on as far as the chain (at `node`'s tip) allows."""
+        """Move the competition on as far as the chain (at `node`'s tip) allows, sending
+        through `node` as a client of it would."""
         state = node.state
-        sim.pool[:] = [v for v in sim.pool if v.nonce >= state.get_account(v.sender).nonce]
         task = state.get_task(TASK_ID)
-        params = state.params
         if self.stage == 0:
-            self.tbh = state.height + 4 + params.min_training_period
-            self._tx(sim, self.supplier, PublishTask(
+            self.tbh = self.tbh or state.height + 4 + state.params.min_training_period
+            if self._each(sim, node, [("publish", self.supplier, PublishTask(
                 title="simulated competition", metric=Metric.ACCURACY,
                 schema=DataSchema(TaskKind.CLASSIFICATION, ("x0", "x1"), "y"),
                 limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000), tbh=self.tbh,
                 reward=50_000, hosting_fee=10_000, participation_fee=100,
                 group_commitments=tuple(group_commitment(n, c) for n, c in zip(self.nonces, self.cids)),
-            ))
-            self.stage = 1
+            ))]):
+                self.stage = 1
         elif self.stage == 1 and task is not None and task.test_groups:
             training = [i for i in range(GROUPS) if i not in task.test_groups]
-            self._tx(sim, self.supplier, RevealTraining(
+            if self._each(sim, node, [("training", self.supplier, RevealTraining(
                 TASK_ID, self._reveals(training), fake_cid("sim-baseline"), 500_000,
-            ))
-            for key, cid in zip(self.trainers, self.models):
-                self._tx(sim, key, SubmitModel(TASK_ID, model_commitment(key.address, cid), 700_000))
-            self.stage = 2
-        elif self.stage == 2 and state.height + 1 >= self.tbh:
-            self._tx(sim, self.supplier, RevealTest(TASK_ID, self._reveals(task.test_groups)))
-            self.stage = 3
-        elif self.stage == 3 and task.test_revealed:
-            for key, cid in zip(self.trainers, self.models):
-                self._tx(sim, key, RevealModel(TASK_ID, cid))
-            self.stage = 4
-        elif self.stage == 4 and task.status is TaskStatus.SETTLED:
+            ))]):
+                self.stage = 2
+        elif self.stage == 2 and task.status is TaskStatus.ACTIVE:
+            if self._each(sim, node, [
+                (f"submit-{i}", key, SubmitModel(TASK_ID, model_commitment(key.address, cid), 700_000))
+                for i, (key, cid) in enumerate(zip(self.trainers, self.models))
+            ]):
+                self.stage = 3
+        elif self.stage == 3 and state.height + 1 >= self.tbh:
+            if self._each(sim, node, [("test", self.supplier, RevealTest(
+                TASK_ID, self._reveals(task.test_groups)))]):
+                self.stage = 4
+        elif self.stage == 4 and task.test_revealed:
+            if self._each(sim, node, [
+                (f"reveal-{i}", key, RevealModel(TASK_ID, cid))
+                for i, (key, cid) in enumerate(zip(self.trainers, self.models))
+            ]):
+                self.stage = 5
+        elif self.stage == 5 and task.status is TaskStatus.SETTLED:
             sim.settled.append(TASK_ID)
-            self.stage = 5
+            self.stage = 6
 
     @staticmethod
     def truth(state: State, task_id: int) -> tuple[tuple[Outcome, int], tuple[RankEntry, ...]]:
