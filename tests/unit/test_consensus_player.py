@@ -8,7 +8,8 @@ import pytest
 
 from wekacoin.chain.blocks import apply_block
 from wekacoin.consensus.actions import (
-    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, RequestSync, SetDeadline,
+    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, Refuse, RequestSync,
+    SetDeadline,
 )
 from wekacoin.consensus.assemble import assemble_block
 from wekacoin.consensus.events import (
@@ -19,7 +20,8 @@ from wekacoin.consensus.messages import (
     FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, UnverifiedProposal, UnverifiedVote, VoteBody,
     binary_step, sign_proposal, sign_vote,
 )
-from wekacoin.consensus.player import Phase, Player, step
+from wekacoin.consensus.player import Phase, Player, Screen, step
+from wekacoin.consensus.rankings import RESEND_ROUNDS
 from wekacoin.consensus.verify import (
     InvalidCertificate, RoundContext, Verifier, step_committee, verify_certificate,
 )
@@ -448,3 +450,72 @@ def test_a_voter_votes_for_a_block_whatever_its_own_scores():
     proposal = sign_proposal(keys[0], chain.genesis_hash, 0, block)
     acts = feed(voter, [ProposalReceived(proposal, 110), DeadlineReached(100 + PROPOSE_WAIT)])
     assert [v.body.value for v in votes_in(acts, REDUCTION_ONE)] == [block.hash]
+
+
+def test_a_refused_vote_says_why_and_blames_the_peer_that_delivered_it(net):
+    player, _ = net.player(0)
+    feed(player, [DeadlineReached(PROPOSE_WAIT), DeadlineReached(PROPOSE_WAIT + 500)])
+    good = net.votes([1], REDUCTION_ONE, net.empty.hash)[0]
+    forged = dataclasses.replace(good, signature=bytes(64))
+    (refusal,) = [a for a in feed(player, [VoteReceived(forged, 900, "peer-x")])
+                  if isinstance(a, Refuse)]
+    assert refusal.origin == "peer-x" and refusal.penalise
+    assert "signature" in refusal.reason
+    assert not [a for a in feed(player, [VoteReceived(good, 901, "peer-y")]) if isinstance(a, Refuse)]
+
+
+def test_gossip_screening_verifies_this_round_and_passes_the_next_ones(net):
+    player, _ = net.player(0)
+    good = net.votes([1], REDUCTION_ONE, net.empty.hash)[0]
+    forged = dataclasses.replace(good, signature=bytes(64))
+    assert player.screen_vote(good).verdict is Screen.ACCEPT
+    rejected = player.screen_vote(forged)
+    assert rejected.verdict is Screen.REJECT and "signature" in rejected.reason
+    ahead = dataclasses.replace(forged, body=dataclasses.replace(forged.body, round=2))
+    assert player.screen_vote(ahead).verdict is Screen.ACCEPT  # we may be behind
+    far = dataclasses.replace(forged, body=dataclasses.replace(forged.body, round=9))
+    assert player.screen_vote(far).verdict is Screen.IGNORE
+    assert player.screen_proposal(net.proposal(1)).verdict in (Screen.ACCEPT, Screen.REJECT)
+
+
+def test_own_rankings_are_persisted_before_they_leave_and_resent_until_recorded():
+    chain = _ranking_round()
+    key = chain.keys[0]
+    player = Player([key], Verifier())
+    step(player, Started(chain.state, chain.height, None, 0))
+    baseline = chain.state.get_task(1).baseline_score
+    acts = feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)])
+    persist = next(a for a in acts if isinstance(a, Persist))
+    (own,) = persist.rankings
+    assert acts.index(persist) < acts.index(Broadcast(own))
+    # The same evaluation reported again signs nothing new.
+    assert not [a for a in feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, (), 6)])
+                if isinstance(a, (Broadcast, Persist))]
+    resent = []
+    for _ in range(RESEND_ROUNDS):
+        chain.commit()
+        resent += [a.message for a in feed(player, [LedgerAdvanced(chain.state, chain.height, 100)])
+                   if isinstance(a, Broadcast) and a.message == own]
+    assert resent == [own]  # not recorded yet: sent again, once per RESEND_ROUNDS rounds
+    chain.commit(rankings=(own,))
+    for _ in range(RESEND_ROUNDS + 1):
+        acts = feed(player, [LedgerAdvanced(chain.state, chain.height, 200)])
+        assert Broadcast(own) not in acts
+        chain.commit()
+
+
+def test_a_restarted_player_resends_its_ranking_and_never_evaluates_again():
+    chain = _ranking_round()
+    key = chain.keys[0]
+    player = Player([key], Verifier())
+    step(player, Started(chain.state, chain.height, None, 0))
+    baseline = chain.state.get_task(1).baseline_score
+    acts = feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)])
+    (own,) = next(a for a in acts if isinstance(a, Persist)).rankings
+    restarted = Player([key], Verifier())
+    _, acts = step(restarted, Started(chain.state, chain.height, None, 10, (own,)))
+    assert Evaluate(1) not in acts
+    assert Broadcast(own) in acts
+    other = {**TRUTH, 1: (Outcome.SCORED, 1, 10)}
+    acts = feed(restarted, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, other), 20)])
+    assert not [a for a in acts if isinstance(a, Broadcast)]

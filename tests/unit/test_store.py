@@ -148,6 +148,17 @@ def test_proposals_kept_with_a_checkpoint_survive_reopening_until_their_height_c
     assert store.get_proposed(3, h3) is None
 
 
+def test_own_rankings_survive_reopening_while_their_task_is_open(sc):
+    """Kept with the checkpoint; dropped by the first commit after which the task is not
+    open (no task is open on this chain)."""
+    evaluator = b"\x07" * 32
+    sc.store.put_checkpoint(b"cp", (), [(1, evaluator, b"signed ranking of task 1")])
+    store = sc.reopen()
+    assert store.own_rankings() == [b"signed ranking of task 1"]
+    sc.commit()
+    assert sc.store.own_rankings() == []
+
+
 def test_a_snapshot_keeps_its_tip_while_blocks_commit(sc):
     sc.commit()
     view = sc.store.snapshot()

@@ -92,3 +92,41 @@ def test_a_final_block_is_never_rolled_back(tmp_path):
     service, net, advanced = run_sync(our_store, their_store, chain)
     assert our_store.tip() == ours_before
     assert net.penalties and "FINAL" in net.penalties[0]
+
+
+def equal_branches(tmp_path):
+    """Common FINAL blocks 1-2, then one TENTATIVE block each, different (equal lengths)."""
+    a, b = LocalChain(), LocalChain()
+    store_a = ChainStore.open(tmp_path / "a", a.genesis)
+    store_b = ChainStore.open(tmp_path / "b", b.genesis)
+    extend(store_a, a, 2, final=True, sender=5)
+    extend(store_b, b, 2, final=True, sender=5)
+    extend(store_a, a, 1, final=False, sender=6)
+    extend(store_b, b, 1, final=False, sender=7)
+    return store_a, store_b, a
+
+
+def test_two_nodes_on_equal_tentative_branches_converge(tmp_path):
+    """Each hears of the other's tip at its own height; each runs the fork choice; exactly
+    one of them moves, and after both synced they share one tip (whatever the order)."""
+    store_a, store_b, chain = equal_branches(tmp_path)
+    tip_a, tip_b = store_a.tip(), store_b.tip()
+    assert tip_a.height == tip_b.height == 3 and tip_a.block_hash != tip_b.block_hash
+    winner = min(store_a.get_block_hash(3), store_b.get_block_hash(3))
+    for ours, theirs in ((store_a, store_b), (store_b, store_a)):
+        _, net, _ = run_sync(ours, theirs, chain)
+        assert net.penalties == []
+    assert store_a.tip() == store_b.tip()
+    assert store_a.get_block_hash(3) == winner
+
+
+def test_an_equal_branch_with_a_final_block_wins_over_a_tentative_one(tmp_path):
+    a, b = LocalChain(), LocalChain()
+    store_a = ChainStore.open(tmp_path / "a", a.genesis)
+    store_b = ChainStore.open(tmp_path / "b", b.genesis)
+    extend(store_a, a, 2, final=True, sender=5)
+    extend(store_b, b, 2, final=True, sender=5)
+    extend(store_a, a, 1, final=False, sender=6)
+    extend(store_b, b, 1, final=True, sender=7)
+    run_sync(store_a, store_b, a)
+    assert store_a.tip() == store_b.tip()

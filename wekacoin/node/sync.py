@@ -4,9 +4,12 @@ the chain rules, commit it. One sync at a time; a peer that sends a bad block or
 is penalised and the next one is asked.
 
 Forks: BA* can commit a TENTATIVE block that the rest of the network decided otherwise. When
-a peer ahead of us does not extend our tip, we find the last block we share, and if nothing
-of ours after it is FINAL we roll back to it and take the peer's (longer, certified) branch;
-a branch that would replace a FINAL block is refused and its peer penalised.
+a peer's chain does not extend our tip (it is ahead on another branch, or at our height with
+another tip), we find the last block we share and ask the fork choice
+(`consensus/fork_choice.py`, the same function the simulator uses) which branch to keep: if
+it prefers the peer's, we roll back to the fork and take the peer's certified blocks. Ties
+are broken deterministically, so two nodes on equal TENTATIVE branches end on one; a branch
+that would replace a FINAL block is refused and its peer penalised.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import trio
 
 from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.errors import ChainError
+from wekacoin.consensus.fork_choice import Branch, fork_height, prefers
 from wekacoin.consensus.messages import Certificate
 from wekacoin.consensus.verify import ConsensusError, RoundContext, Verifier, verify_certificate
+from wekacoin.net.api import PeerStatus
 from wekacoin.net.errors import RequestError, SyncError
+from wekacoin.net.messages import SyncedBlock
 from wekacoin.node.chain import ChainService, RollbackRefused
 from wekacoin.store.layout import UNDO_DEPTH
 from wekacoin.types.block import Block
@@ -76,13 +82,16 @@ class Syncer:
                 log.info("sync from %s failed: %s", peer.peer_id[:16], e)
                 tried.add(peer.peer_id)
                 continue
-            if not synced:
+            if not synced and not self._other_tip_at_our_height(peer):
                 tried.add(peer.peer_id)
                 continue
-            verdict = await self._extends_our_tip(peer.peer_id, synced[0].block)
+            verdict = await self._extends_our_tip(peer.peer_id, synced)
             if verdict == "rolled back":
                 continue  # the same peer again, from the fork point
             if verdict == "no":
+                tried.add(peer.peer_id)
+                continue
+            if not synced:
                 tried.add(peer.peer_id)
                 continue
             for item in synced:
@@ -92,36 +101,52 @@ class Syncer:
             else:
                 log.info("synced to height %d from %s", self.chain.height, peer.peer_id[:16])
 
-    async def _extends_our_tip(self, peer_id: str, raw_block: bytes) -> str:
+    def _other_tip_at_our_height(self, peer: PeerStatus) -> bool:
+        """The peer's last hello puts it at our height on another block: an equal branch."""
+        state = self.chain.state
+        return peer.tip_height == state.height > 0 and peer.tip_hash != state.block_hash
+
+    async def _extends_our_tip(self, peer_id: str, synced: list[SyncedBlock]) -> str:
         """"yes" if the peer's next block builds on our tip, "rolled back" once we rolled our
-        TENTATIVE blocks back to where its chain and ours part, "no" if we will not."""
-        try:
-            first = decode(Block, raw_block)
-        except DecodeError:
-            return "yes"  # _apply refuses and penalises it
+        TENTATIVE blocks back to where its chain and ours part (the fork choice prefers its
+        branch), "no" if we will not."""
         ours = self.chain.height
-        if first.height == ours + 1 and first.header.prev_hash == self.chain.state.block_hash:
-            return "yes"
-        if first.height <= ours and self.chain.store.get_block_hash(first.height) == first.hash:
-            return "yes"  # consensus committed it meanwhile: _apply skips what we have
+        if synced:
+            try:
+                first = decode(Block, synced[0].block)
+            except DecodeError:
+                return "yes"  # _apply refuses and penalises it
+            if first.height == ours + 1 and first.header.prev_hash == self.chain.state.block_hash:
+                return "yes"
+            if first.height <= ours and self.chain.store.get_block_hash(first.height) == first.hash:
+                return "yes"  # consensus committed it meanwhile: _apply skips what we have
         low = max(0, ours - UNDO_DEPTH)
         try:
             theirs = await self.net.request_blocks(peer_id, low + 1, ours - low)
         except RequestError as e:
             log.info("cannot compare chains with %s: %s", peer_id[:16], e)
             return "no"
-        fork = low
-        for item in theirs:
-            try:
-                block = decode(Block, item.block)
-            except DecodeError:
-                break
-            if self.chain.store.get_block_hash(block.height) != block.hash:
-                break
-            fork = block.height
-        if fork == ours:
+        try:
+            their_blocks = [decode(Block, item.block) for item in theirs]
+            their_finals = [decode(Certificate, item.certificate).final for item in theirs + synced]
+            their_blocks += [decode(Block, item.block) for item in synced]
+        except DecodeError:
+            self.net.penalize(peer_id, "an undecodable block or certificate", 5.0)
+            return "no"
+        store = self.chain.store
+        our_hashes = [store.get_block_hash(h) for h in range(low + 1, ours + 1)]
+        fork = fork_height(our_hashes, [b.hash for b in their_blocks], low)
+        if fork == ours and synced:
             # Same chain up to our tip, yet their next block does not follow it.
             self.net.penalize(peer_id, "a block that does not extend its own chain", 5.0)
+            return "no"
+        mine = Branch(tuple(our_hashes[fork - low:]), fork < ours and self.chain.is_final(fork + 1))
+        other = Branch.of([b.hash for b in their_blocks[fork - low:]], their_finals[fork - low:])
+        if not prefers(mine, other):
+            if mine.final and other.final:
+                log.error("peer %s is on a branch that conflicts with our FINAL chain",
+                          peer_id[:16])
+                self.net.penalize(peer_id, "a branch against a FINAL block", 5.0)
             return "no"
         try:
             self.chain.rollback(fork, self._now())
