@@ -1,7 +1,7 @@
 """The consensus simulator at scale: safety and liveness over a sweep of adversarial seeds,
 the steps of the common case, and the CPU cost of a round as the population grows.
 
-    python bench/simulate.py [--quick]
+    python bench/simulate.py [--quick | --long]
 
 - Sweep: `sim_scenarios.adversarial(seed)` runs (up to 20 % Byzantine stake, loss,
   duplicates, reordering, a partition that heals, crashes with restarts).
@@ -15,11 +15,23 @@ the steps of the common case, and the CPU cost of a round as the population grow
   its VRF for every step: O(users), inherent to sortition) and the rest (signing, verifying
   each distinct vote once, counting it on every node: O(committee x nodes)).
   RESULT sim_cost_ratio_10k_1k = CPU per round at 10,000 users / at 1,000 users.
+- Long (`--long`, instead of the above): `sim_scenarios.long_run(seed)` runs of 60 rounds
+  each until at least 10,000 rounds are simulated, with 20-30 % of the stake Byzantine
+  (equivocating votes and proposals, false rankings, withholding, silence), partitions that
+  heal, honest crashes with restarts, and a competition through the chain; on all cores.
+  RESULT sim_rounds = blocks decided over all runs (the highest honest height of each run).
+  RESULT sim_conflicting_final = FINAL blocks conflicting with another FINAL block (must be 0).
+  RESULT sim_tasks_settled = runs whose competition settled.
+
+Every run drives the node's own consensus driver core (`wekacoin/consensus/driver.py`) with
+the real mempool, block assembly, genesis and fork choice.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -30,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import wekacoin.consensus.ballot as ballot_module  # noqa: E402
 from wekacoin.testing.sim import SimConfig, Simulation  # noqa: E402
 from wekacoin.testing.sim_net import NetworkModel  # noqa: E402
-from wekacoin.testing.sim_scenarios import adversarial, check  # noqa: E402
+from wekacoin.testing.sim_scenarios import adversarial, check, long_run  # noqa: E402
 
 
 class SortitionMeter:
@@ -76,6 +88,45 @@ def sweep(seeds: range) -> None:
     print(f"RESULT sim_conflicting_final {conflicts}")
 
 
+def _long_one(seed: int) -> tuple[int, int, int, int, list[str], float]:
+    config = long_run(seed)
+    result = Simulation(config).run()
+    rounds = max(result.heights[i] for i in result.honest_nodes)
+    problems = check(result, config)
+    return seed, rounds, result.conflicting_final, len(result.settled), problems, result.cpu_seconds
+
+
+def long(min_rounds: int) -> None:
+    """Batches of seeds on every core until `min_rounds` rounds are simulated."""
+    rounds = conflicts = settled = runs = 0
+    failed: list[tuple[int, list[str]]] = []
+    cpu = 0.0
+    start = time.monotonic()
+    seed = 0
+    workers = os.cpu_count() or 1
+    with multiprocessing.Pool(workers) as pool:
+        while rounds < min_rounds:
+            batch = range(seed, seed + 4 * workers)
+            seed = batch.stop
+            for s, r, c, settled_here, problems, seconds in pool.imap(_long_one, batch):
+                runs += 1
+                rounds += r
+                conflicts += c
+                settled += settled_here
+                cpu += seconds
+                if problems:
+                    failed.append((s, problems))
+            print(f"long: {runs} runs, {rounds} rounds, {conflicts} conflicting FINAL, "
+                  f"{time.monotonic() - start:.0f} s", flush=True)
+    print(f"long: {runs} runs (seeds 0-{seed - 1}) of long_run(seed), {rounds} rounds, "
+          f"{cpu:.0f} CPU s on {workers} cores")
+    for s, problems in failed:
+        print(f"long: seed {s} failed a check (rerun long_run({s})): {problems}")
+    print(f"RESULT sim_rounds {rounds}")
+    print(f"RESULT sim_conflicting_final {conflicts}")
+    print(f"RESULT sim_tasks_settled {settled}")
+
+
 def common_case(seeds: range, rounds: int) -> None:
     steps = []
     for seed in seeds:
@@ -108,8 +159,15 @@ def cost(users: int, rounds: int, nodes: int = 20) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer seeds and rounds (under a minute)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="fewer seeds and rounds (under a minute)")
+    mode.add_argument("--long", action="store_true",
+                      help="at least 10,000 rounds of long adversarial runs (about 10 minutes on 2 cores)")
+    parser.add_argument("--rounds", type=int, default=10_000, help="--long: rounds to simulate")
     args = parser.parse_args()
+    if args.long:
+        long(args.rounds)
+        return
     if args.quick:
         sweep(range(6))
         common_case(range(1), 8)

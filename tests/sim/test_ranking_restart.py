@@ -54,7 +54,7 @@ class CrashAfterRanking(Behaviour):
 def test_a_restarted_evaluator_resends_its_identical_ranking_and_is_paid(sent):
     behaviour = CrashAfterRanking(sent)
     params = dataclasses.replace(SIM_PARAMS, evaluation_window=10)
-    sim = Simulation(SimConfig(seed=11, nodes=5, target_height=34, params=params,
+    sim = Simulation(SimConfig(seed=11, nodes=5, target_height=44, params=params,
                                competition=Competition(), behaviours={2: behaviour}))
     result = sim.run()
     assert result.settled == [TASK_ID], result.describe()

@@ -92,7 +92,7 @@ def test_equivocating_and_silent_byzantine_stake_is_harmless():
 def test_a_competition_settles_on_the_true_scores_despite_false_rankings():
     competition = Competition()
     sim = Simulation(SimConfig(
-        seed=4, nodes=7, target_height=28, competition=competition,
+        seed=4, nodes=7, target_height=38, competition=competition,
         behaviours={6: WrongRanking()},
     ))
     result = sim.run()

@@ -13,9 +13,10 @@ import random
 
 from wekacoin.testing.sim import SIM_PARAMS, Crash, SimConfig, SimResult
 from wekacoin.testing.sim_byzantine import (
-    EquivocatingProposer, EquivocatingVoter, Silent, WithholdVotes,
+    EquivocatingProposer, EquivocatingVoter, Silent, WithholdVotes, WrongRanking,
 )
 from wekacoin.testing.sim_net import NetworkModel, Partition
+from wekacoin.testing.sim_tasks import Competition
 
 BYZANTINE = (Silent, WithholdVotes, EquivocatingVoter, EquivocatingProposer)
 BYZANTINE_PERCENT = 20
@@ -45,6 +46,56 @@ def adversarial(seed: int, *, max_steps: int = 30, target_height: int = 4) -> Si
         seed=seed, nodes=n, behaviours=byzantine, network=network, crashes=crashes,
         target_height=target_height, params=dataclasses.replace(SIM_PARAMS, max_steps=max_steps),
         progress_after_ms=network.healed_at, max_time_ms=start + length + 200_000,
+    )
+
+
+LONG_BYZANTINE = (*BYZANTINE, WrongRanking)
+LONG_PARAMS = dataclasses.replace(
+    SIM_PARAMS, min_training_period=16, training_reveal_window=10, test_reveal_window=10,
+    upload_window=10, evaluation_window=8,
+)
+"""Task windows wide enough that a competition can go through partitions and the empty
+blocks of rounds without a proposal."""
+
+
+def long_run(seed: int, rounds: int = 60) -> SimConfig:
+    """A long adversarial run (`bench/simulate.py --long`): 7 or 10 nodes, 20-30 % of the
+    stake Byzantine (silent, withholding, equivocating votes or proposals, false rankings),
+    a lossy network, two or three partitions (minority/majority splits and an isolated node)
+    that heal, one or two honest crashes with restarts, and a competition run through the
+    chain. `rounds` blocks must be reached by every honest node that is up."""
+    rng = random.Random(seed)
+    n = rng.choice([7, 10])
+    order = list(range(n))
+    rng.shuffle(order)
+    count = rng.choice([c for c in range(n) if 20 * n <= 100 * c <= 30 * n])
+    byzantine = {order[i]: rng.choice(LONG_BYZANTINE)() for i in range(count)}
+    honest = [i for i in range(n) if i not in byzantine]
+    partitions, t = [], 0
+    for _ in range(rng.randint(2, 3)):
+        start = t + rng.randint(2_000, 15_000)
+        end = start + rng.randint(1_000, 10_000)
+        if rng.randrange(3) == 0:
+            alone = rng.choice(order)
+            groups = (frozenset([alone]), frozenset(i for i in order if i != alone))
+        else:
+            cut = rng.randint(1, n - 1)
+            groups = (frozenset(order[:cut]), frozenset(order[cut:]))
+        partitions.append(Partition(start, end, groups))
+        t = end
+    network = NetworkModel(
+        min_delay_ms=5, max_delay_ms=rng.choice([50, 150, 300]),
+        drop_permille=rng.choice([0, 20, 50]), duplicate_permille=rng.choice([0, 50]),
+        partitions=tuple(partitions),
+    )
+    crashes = []
+    for node in rng.sample(honest, rng.randint(1, 2)):
+        at = rng.randint(500, t + 5_000)
+        crashes.append(Crash(node, at, at + rng.randint(500, 8_000)))
+    return SimConfig(
+        seed=seed, nodes=n, behaviours=byzantine, network=network, crashes=tuple(crashes),
+        target_height=rounds, progress_after_ms=network.healed_at,
+        max_time_ms=t + rounds * 5_000, competition=Competition(), params=LONG_PARAMS,
     )
 
 

@@ -74,12 +74,16 @@ class Competition:
         return False
 
     def on_commit(self, sim: Simulation, node: SimNode) -> None:
-        """Move the competition on as far as the chain (at `node`'s tip) allows, sending
-        through `node` as a client of it would."""
-        state = node.state
+        """Move the competition on as far as the chain allows, sending through `node` as a
+        client of it would. The client acts on the block before the tip: gossip relays a
+        transaction only through nodes whose mempool takes it, and a node that has not
+        committed the tip yet refuses what the tip just made valid."""
+        if node.height == 0:
+            return
+        state = node.ledger.state_at(node.height - 1)
         task = state.get_task(TASK_ID)
         if self.stage == 0:
-            self.tbh = self.tbh or state.height + 4 + state.params.min_training_period
+            self.tbh = self.tbh or state.height + 8 + state.params.min_training_period
             if self._each(sim, node, [("publish", self.supplier, PublishTask(
                 title="simulated competition", metric=Metric.ACCURACY,
                 schema=DataSchema(TaskKind.CLASSIFICATION, ("x0", "x1"), "y"),
@@ -100,7 +104,7 @@ class Competition:
                 for i, (key, cid) in enumerate(zip(self.trainers, self.models))
             ]):
                 self.stage = 3
-        elif self.stage == 3 and state.height + 1 >= self.tbh:
+        elif self.stage == 3 and state.height + 2 >= self.tbh:
             if self._each(sim, node, [("test", self.supplier, RevealTest(
                 TASK_ID, self._reveals(task.test_groups)))]):
                 self.stage = 4
