@@ -28,6 +28,7 @@ any block recorded counts, so a proposer can only delay a ranking, and only in i
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 from wekacoin.chain.errors import InvalidRanking
 from wekacoin.chain.state import State
@@ -54,7 +55,7 @@ def evaluation_alpha(task: Task) -> bytes:
     return sortition_alpha(task.evaluation_seed, Role.EVALUATOR, task.id)
 
 
-def is_rankable(task: Task | None, state: State) -> bool:
+def is_rankable(task: Task | None, state: State) -> TypeGuard[Task]:
     """Whether the task's evaluation committee is drawn (uploads closed) and it is open."""
     return (
         task is not None and task.status is TaskStatus.ACTIVE
@@ -131,7 +132,8 @@ def _check_shape(r: CandidateRanking, task: Task, state: State) -> None:
             raise InvalidRanking(f"unscored submission {e.submission_id} carries score and size 0")
         if e.outcome is Outcome.SCORED and e.model_size <= 0:
             raise InvalidRanking(f"scored submission {e.submission_id} needs its model size")
-        if e.outcome is not Outcome.INVALID and state.get_submission(e.submission_id).model_cid is None:
+        revealed = state.get_existing_submission(e.submission_id).model_cid is not None
+        if e.outcome is not Outcome.INVALID and not revealed:
             raise InvalidRanking(f"submission {e.submission_id} was never revealed: INVALID")
 
 
@@ -150,13 +152,13 @@ def process_rankings(
                 f"the chain already holds a ranking of task {task_id} by {evaluator.hex()[:16]}"
             )
         verified = verify_ranking(signed, state, genesis_hash)
-        task = state.get_task(task_id)
+        task = state.get_existing_task(task_id)
         state.put_ranking(task_id, evaluator, verified.recorded())
         state.put_task(replace(task, rankers=tuple(sorted(task.rankers + (evaluator,)))))
 
 
 def get_recorded_rankings(state: State, task: Task) -> list[tuple[PublicKey, RecordedRanking]]:
-    return [(key, state.get_ranking(task.id, key)) for key in task.rankers]
+    return [(key, state.get_existing_ranking(task.id, key)) for key in task.rankers]
 
 
 @dataclass(frozen=True, slots=True)

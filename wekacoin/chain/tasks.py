@@ -214,9 +214,8 @@ def validate_task_spec(spec: PublishTask, params: Params, height: int) -> None:
 
 
 def process_publish_task(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, spec: PublishTask, payer: Account, ctx: BlockContext
 ) -> None:
-    spec: PublishTask = vtx.body  # type: ignore[assignment]
     params = state.params
     validate_task_spec(spec, params, ctx.height)
     escrow = spec.reward + spec.hosting_fee
@@ -262,9 +261,8 @@ def _check_reveal(task: Task, groups: tuple[GroupReveal, ...], expected: list[in
 
 
 def process_reveal_training(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, body: RevealTraining, payer: Account, ctx: BlockContext
 ) -> None:
-    body: RevealTraining = vtx.body  # type: ignore[assignment]
     task = _supplier_task(state, vtx, body.task_id)
     if task.status is not TaskStatus.PUBLISHED:
         raise WrongPhase(f"task {task.id} is {compute_phase(task, ctx.height, state.params).value}")
@@ -288,9 +286,8 @@ def process_reveal_training(
 
 
 def process_submit_model(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, body: SubmitModel, payer: Account, ctx: BlockContext
 ) -> None:
-    body: SubmitModel = vtx.body  # type: ignore[assignment]
     params = state.params
     task = get_task_or_raise(state, body.task_id)
     if task.status is not TaskStatus.ACTIVE or ctx.height >= task.spec.tbh:
@@ -315,8 +312,9 @@ def process_submit_model(
     state.put_tip(replace(tip, next_submission_id=SubmissionId(sid + 1)))
 
 
-def process_reveal_test(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext) -> None:
-    body: RevealTest = vtx.body  # type: ignore[assignment]
+def process_reveal_test(
+    state: State, vtx: VerifiedTx, body: RevealTest, payer: Account, ctx: BlockContext
+) -> None:
     params = state.params
     task = _supplier_task(state, vtx, body.task_id)
     if task.status is not TaskStatus.ACTIVE or task.test_revealed:
@@ -332,9 +330,8 @@ def process_reveal_test(state: State, vtx: VerifiedTx, payer: Account, ctx: Bloc
 
 
 def process_reveal_model(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, body: RevealModel, payer: Account, ctx: BlockContext
 ) -> None:
-    body: RevealModel = vtx.body  # type: ignore[assignment]
     params = state.params
     task = get_task_or_raise(state, body.task_id)
     if task.status is not TaskStatus.ACTIVE or not model_reveal_open(task, ctx.height, params):
@@ -350,8 +347,7 @@ def process_reveal_model(
         raise CommitmentMismatch(
             f"none of your submissions to task {task.id} commits to {body.model_cid}"
         )
-    submission = state.get_submission(sid)
-    assert submission is not None  # the commitment index only points at stored submissions
+    submission = state.get_existing_submission(sid)
     if submission.model_cid is not None:
         raise DuplicateSubmission(f"submission {sid} is already revealed")
     state.put_account(vtx.sender, payer)
@@ -377,7 +373,7 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
     tip = state.tip
     closed = []
     for task_id in tip.open_tasks:
-        task = state.get_task(task_id)
+        task = state.get_existing_task(task_id)
         if task.status is TaskStatus.PUBLISHED and height == split_height(task, params):
             groups = len(task.spec.group_commitments)
             task = replace(task, test_groups=compute_test_groups(
@@ -393,7 +389,7 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
         elif task.status is TaskStatus.ACTIVE and height > settlement_deadline(task, params):
             payments = {task.supplier: task.spec.reward}
             for sid in task.submissions:
-                submission = state.get_submission(sid)
+                submission = state.get_existing_submission(sid)
                 payments[submission.trainer] = payments.get(submission.trainer, 0) + submission.fee
             _close_task(state, task, height, Resolution.EXPIRED, payments)
         else:
@@ -436,6 +432,6 @@ def tasks_to_evaluate(state: State, height: int) -> list[TaskId]:
     params = state.params
     return [
         t for t in state.tip.open_tasks
-        if (task := state.get_task(t)).status is TaskStatus.ACTIVE
+        if (task := state.get_existing_task(t)).status is TaskStatus.ACTIVE
         and height >= upload_end(task, params)
     ]
