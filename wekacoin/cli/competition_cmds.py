@@ -6,7 +6,9 @@ import contextlib
 import csv
 import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -17,6 +19,9 @@ from wekacoin.client.chainclient import ChainClient
 from wekacoin.client.datasets import prepare_dataset
 from wekacoin.types.metric import Metric, TaskKind
 
+if TYPE_CHECKING:
+    from wekacoin.evaluation.sandbox import ForkServerSandbox
+
 task_app = typer.Typer(help="Publish and follow machine-learning tasks.", no_args_is_help=True)
 model_app = typer.Typer(help="Submit, reveal and run models.", no_args_is_help=True)
 
@@ -25,14 +30,14 @@ WORKDIR = typer.Option(Path("~/.wekacoin/work"), envvar="WEKACOIN_WORKDIR",
 
 
 @contextlib.contextmanager
-def _client(ctx: typer.Context):
+def _client(ctx: typer.Context) -> Iterator[ChainClient]:
     s = settings(ctx)
     with s.client() as rpc:
         yield ChainClient(rpc, s.keypair(), on_wait=lambda m: console.log(m))
 
 
 @contextlib.contextmanager
-def _sandbox():
+def _sandbox() -> Iterator[ForkServerSandbox]:
     from wekacoin.evaluation.sandbox import ForkServerSandbox
 
     with ForkServerSandbox() as sandbox:
@@ -218,7 +223,9 @@ def predict_cmd(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["prediction"])
-    for value in predictions.labels if predictions.labels is not None else predictions.values:
+    column = predictions.labels if predictions.labels is not None else predictions.values
+    assert column is not None  # predict() fills in one of the two without probabilities
+    for value in column:
         writer.writerow([value.item() if hasattr(value, "item") else value])
     if out is None:
         sys.stdout.write(buffer.getvalue())

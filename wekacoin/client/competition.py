@@ -22,7 +22,7 @@ from wekacoin.client.datasets import PreparedData, train_baseline
 from wekacoin.content.cid import compute_cid
 from wekacoin.evaluation.data import DataSchema, parse_split
 from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec, predict
-from wekacoin.evaluation.outcome import Status
+from wekacoin.evaluation.metrics import Predictions
 from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.tx import (
@@ -102,7 +102,7 @@ def training_score(task: dict, training: dict[int, bytes], model: bytes,
     evaluators recompute to the unit."""
     with EvaluationSession(task_spec_of(task), training, None, sandbox) as session:
         outcome = session.evaluate(model, 0, check_claim=False)
-    if outcome.status is not Status.SCORED:
+    if outcome.score is None:  # exactly when it is not SCORED
         raise ClientError(f"the model cannot be scored on the training set: {outcome.reason}")
     return outcome.score
 
@@ -215,6 +215,8 @@ def winning_model(client: ChainClient, task_id: int) -> tuple[dict, bytes]:
     return task, download(client, winners[0]["model_cid"])
 
 
-def predict_csv(task: dict, model: bytes, features_csv: bytes, sandbox: ForkServerSandbox):
+def predict_csv(
+    task: dict, model: bytes, features_csv: bytes, sandbox: ForkServerSandbox
+) -> Predictions:
     return predict(model, features_csv, task_spec_of(task).schema, sandbox)
 

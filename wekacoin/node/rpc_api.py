@@ -46,7 +46,7 @@ def block_json(block: Block, full: bool = True, final: bool | None = None) -> di
     return out
 
 
-def tx_json(tx) -> dict[str, Any]:
+def tx_json(tx: Tx) -> dict[str, Any]:
     from wekacoin.chain.transactions import compute_tx_id
     from wekacoin.crypto.keys import address_of
 
@@ -76,7 +76,9 @@ class ChainRpc:
         state = self._chain.state
         block = self._chain.store.get_block(state.height) if state.height else None
         if block is None:
-            return {"height": 0, "hash": state.block_hash.hex(), "state_root": state.root().hex()}
+            return {
+                "height": 0, "hash": state.get_block_hash().hex(), "state_root": state.root().hex(),
+            }
         return block_json(block, full=False)
 
     @rpc_method
@@ -141,6 +143,7 @@ class TaskRpc:
             if open_only and task_id not in open_ids:
                 continue
             view = self._chain.task(task_id)
+            assert view is not None  # task_ids() are the ids of stored tasks
             t = view.task
             out.append({
                 "id": t.id, "title": t.spec.title, "metric": t.spec.metric.value,

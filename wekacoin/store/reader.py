@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store.errors import CorruptStoreError
@@ -32,7 +32,11 @@ _HEIGHTS_END = HEIGHT_PREFIX + b"\xff" * 9
 class Readable(Protocol):
     """What plyvel's DB and Snapshot both offer."""
 
-    def get(self, key: bytes, default: Any = None) -> bytes | None: ...
+    @overload
+    def get(self, key: bytes) -> bytes | None: ...
+
+    @overload
+    def get(self, key: bytes, default: bytes) -> bytes: ...
 
     def iterator(self, **kwargs: Any) -> Any: ...
 
@@ -148,7 +152,7 @@ class ChainReader:
         if task is None:
             return None
         return TaskView(
-            task, tuple(state.get_submission(sid) for sid in task.submissions),
+            task, tuple(state.get_existing_submission(sid) for sid in task.submissions),
             state.get_settlement(task_id),
         )
 

@@ -8,7 +8,7 @@ checks run before the first write; the atomic unit is visible in one place.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wekacoin.chain import state as ledger
 from wekacoin.chain.state import State
@@ -20,6 +20,9 @@ from wekacoin.store.layout import (
 from wekacoin.types.block import Block, block_hash
 from wekacoin.types.codec import encode
 from wekacoin.types.primitives import Hash, Height
+
+if TYPE_CHECKING:
+    from wekacoin.store.reader import ChainReader
 
 
 class Sink(Protocol):
@@ -83,13 +86,13 @@ def write_block(
     return new_tip
 
 
-def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash: bytes) -> StoredTip:
+def write_rollback(
+    sink: Sink, reader: ChainReader, tip: StoredTip, to_height: int, genesis_hash: bytes
+) -> StoredTip:
     """Write the batch that takes the store from `tip` back to `to_height`: each block above
     it removed with its indexes, and the ledger entries it changed restored, newest first.
-    CommitError, before any write, if a block has no undo record left."""
-    from wekacoin.store.reader import ChainReader  # reads through the same database
-
-    reader: ChainReader = db
+    `reader` reads the database the batch will go to. CommitError, before any write, if a
+    block has no undo record left."""
     undos = []
     for height in range(tip.height, to_height, -1):
         undo = reader.get_undo(height)
@@ -97,6 +100,9 @@ def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash:
         if undo is None or stored is None:
             raise CommitError(f"block {height} can no longer be rolled back (no undo record)")
         undos.append((height, undo, stored))
+    new_hash = reader.get_block_hash(to_height) if to_height else genesis_hash
+    if new_hash is None:
+        raise CommitError(f"the store holds no block at height {to_height}")
     restored: dict[bytes, bytes | None] = {}
     for height, undo, stored in undos:  # newest first: older values overwrite newer ones
         restored.update(undo.entries())
@@ -113,7 +119,6 @@ def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash:
         else:
             sink.put(STATE_PREFIX + key, value)
     prev_lattice = undos[-1][1].prev_lattice if undos else tip.lattice
-    new_hash = reader.get_block_hash(to_height) if to_height else genesis_hash
     new_tip = StoredTip(Height(to_height), Hash(new_hash), prev_lattice)
     sink.put(TIP_KEY, encode(new_tip))
     return new_tip
@@ -124,7 +129,7 @@ def write_genesis(sink: Sink, meta: StoreMeta, state: State) -> StoredTip:
     sink.put(META_KEY, encode(meta))
     for key, value in state.items():
         sink.put(STATE_PREFIX + key, value)
-    tip = StoredTip(Height(0), Hash(state.block_hash), lattice_bytes(state.lattice()))
+    tip = StoredTip(Height(0), Hash(state.get_block_hash()), lattice_bytes(state.lattice()))
     sink.put(TIP_KEY, encode(tip))
     return tip
 

@@ -8,6 +8,7 @@ network or consensus: `LocalChain.commit(txs)` builds the next block with the re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wekacoin.chain.blocks import apply_block, build_block
@@ -58,10 +59,10 @@ class TaskData:
     baseline_score: int = 500_000
     baseline_cid: str = ""
 
-    def reveals(self, indices) -> tuple[GroupReveal, ...]:
+    def reveals(self, indices: Iterable[int]) -> tuple[GroupReveal, ...]:
         return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
 
-    def reveal_training(self, task_id: int, test_groups) -> RevealTraining:
+    def reveal_training(self, task_id: int, test_groups: Collection[int]) -> RevealTraining:
         training = [i for i in range(len(self.cids)) if i not in set(test_groups)]
         return RevealTraining(task_id, self.reveals(training), self.baseline_cid, self.baseline_score)
 
@@ -116,7 +117,7 @@ class LocalChain:
         return Hash(hashlib.sha256(b"test-seed" + height.to_bytes(8, "big")).digest())
 
     def build(
-        self, txs: list[Tx] = (), rankings: tuple[SignedRanking, ...] = (), proposer: int = 0
+        self, txs: Sequence[Tx] = (), rankings: tuple[SignedRanking, ...] = (), proposer: int = 0
     ) -> tuple[Block, State]:
         vtxs = [verify_tx(t, self.genesis_hash) for t in txs]
         meta = BlockMeta(seed_proof=None, rankings=tuple(rankings))
@@ -125,7 +126,7 @@ class LocalChain:
             proposer=self.keys[proposer].public_key, meta=meta, time_ms=self.height + 1,
         )
 
-    def commit(self, txs: list[Tx] = (), rankings: tuple[SignedRanking, ...] = ()) -> Block:
+    def commit(self, txs: Sequence[Tx] = (), rankings: tuple[SignedRanking, ...] = ()) -> Block:
         block, _ = self.build(txs, rankings)
         self.state = apply_block(self.state, block).flattened()
         self.blocks.append(block)
@@ -173,7 +174,7 @@ class LocalChain:
         or None if sortition gave it no seat. `results` maps a submission id to (outcome,
         score, model size); unlisted submissions are INVALID; the baseline defaults to
         SCORED at the supplier's stated score."""
-        task = self.state.get_task(task_id)
+        task = self.state.get_existing_task(task_id)
         key = self.keys[evaluator]
         seat = select_evaluator(key, task, self.state)
         if seat is None:
@@ -200,7 +201,7 @@ class LocalChain:
     ) -> TaskSettlement | None:
         """Record agreeing rankings once uploads close, then move to the ready height; the
         chain's record of how the task ended (None if it has not)."""
-        self.advance_to(upload_end(self.state.get_task(task_id), self.params))
+        self.advance_to(upload_end(self.state.get_existing_task(task_id), self.params))
         self.commit(rankings=self.rankings(task_id, results, baseline=baseline, evaluators=evaluators))
-        self.advance_to(ready_height(self.state.get_task(task_id), self.params))
+        self.advance_to(ready_height(self.state.get_existing_task(task_id), self.params))
         return self.state.get_settlement(task_id)

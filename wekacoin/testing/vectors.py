@@ -26,17 +26,18 @@ from wekacoin.types.ranking import (
 )
 from wekacoin.types.tx import (
     DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining,
-    SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
+    SubmitModel, TaskLimits, Transfer, TxBody, UnsignedTx, Unstake,
 )
 
 GENESIS_HASH = bytes(range(32))
 
 
 def json_view(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         view = {f.name: json_view(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-        if hasattr(type(value), "KIND"):
-            view = {"kind": type(value).KIND, **view}
+        kind = getattr(type(value), "KIND", None)  # a transaction body's variant tag
+        if kind is not None:
+            view = {"kind": kind, **view}
         return view
     if isinstance(value, enum.Enum):
         return value.value
@@ -51,7 +52,7 @@ def vector_objects() -> list[tuple[str, Any]]:
     alice, bob = dev_key(0), dev_key(1)
     cid = fake_cid("vector-model")
     nonce = bytes(range(32, 64))
-    bodies = [
+    bodies: list[TxBody] = [
         Transfer(bob.address, 1_000),
         PublishTask(
             title="iris", metric=Metric.ACCURACY,
