@@ -108,7 +108,8 @@ def cost(users: int, rounds: int, nodes: int = 20) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer seeds and rounds (under a minute)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer seeds and rounds (under a minute)")
     args = parser.parse_args()
     if args.quick:
         sweep(range(6))

@@ -52,7 +52,8 @@ def process_stake(
         raise StakeError("that validator key already belongs to another account")
     matures = Height(ctx.height + params.stake_lookback)
     state.put_account(vtx.sender, debit(payer, body.amount))
-    state.put_bond(vtx.sender, replace(bond, bonding=bond.bonding + (Pending(matures, body.amount),)))
+    bonding = bond.bonding + (Pending(matures, body.amount),)
+    state.put_bond(vtx.sender, replace(bond, bonding=bonding))
     if owner is None:
         state.put_validator(body.validator_key, vtx.sender)
     schedule_stake_change(state, matures, vtx.sender)
@@ -69,7 +70,8 @@ def process_unstake(
         raise StakeError(f"only {free} of the bonded stake can be unbonded")
     matures = Height(ctx.height + state.params.stake_lookback)
     state.put_account(vtx.sender, payer)
-    state.put_bond(vtx.sender, replace(bond, unbonding=bond.unbonding + (Pending(matures, body.amount),)))
+    unbonding = bond.unbonding + (Pending(matures, body.amount),)
+    state.put_bond(vtx.sender, replace(bond, unbonding=unbonding))
     schedule_stake_change(state, matures, vtx.sender)
 
 

@@ -39,7 +39,12 @@ from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Task, TaskStatus
 from wekacoin.types.primitives import PublicKey, Signature
 from wekacoin.types.ranking import (
-    CandidateRanking, EvaluatorShare, Outcome, RankEntry, RecordedRanking, SignedRanking,
+    CandidateRanking,
+    EvaluatorShare,
+    Outcome,
+    RankEntry,
+    RecordedRanking,
+    SignedRanking,
     ranking_signing_message,
 )
 
@@ -81,7 +86,8 @@ def select_evaluator(key: KeyPair, task: Task, state: State) -> Selection | None
 def sign_ranking(key: KeyPair, genesis_hash: bytes, ranking: CandidateRanking) -> SignedRanking:
     if ranking.evaluator != key.public_key:
         raise ValueError("a ranking is signed by its evaluator")
-    return SignedRanking(ranking, Signature(key.sign(ranking_signing_message(genesis_hash, ranking))))
+    signature = key.sign(ranking_signing_message(genesis_hash, ranking))
+    return SignedRanking(ranking, Signature(signature))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,8 @@ def verify_ranking(signed: SignedRanking, state: State, genesis_hash: bytes) -> 
     if not is_rankable(task, state):
         raise InvalidRanking(f"task {r.task_id} is not being ranked")
     _check_shape(r, task, state)
-    if not verify_signature(r.evaluator, ranking_signing_message(genesis_hash, r), signed.signature):
+    message = ranking_signing_message(genesis_hash, r)
+    if not verify_signature(r.evaluator, message, signed.signature):
         raise InvalidRanking("the signature does not match the evaluator")
     seat = verify(
         r.evaluator, r.credential, evaluation_alpha(task),

@@ -36,8 +36,8 @@ import numpy as np
 from wekacoin.types.codec import decode_trusted, encode
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
-from wekacoin.types.ranking import RecordedRanking, TaskSettlement
 from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId
+from wekacoin.types.ranking import RecordedRanking, TaskSettlement
 
 _LANES = 1024
 _LANE_BYTES = 2 * _LANES
@@ -299,7 +299,9 @@ class State:
     def put_submission(self, submission: Submission) -> None:
         self._put(submission_key(submission.id), submission)
 
-    def get_commitment(self, trainer: bytes, task_id: int, commitment: bytes) -> SubmissionId | None:
+    def get_commitment(
+        self, trainer: bytes, task_id: int, commitment: bytes
+    ) -> SubmissionId | None:
         raw = self._get(commitment_key(trainer, task_id, commitment))
         return None if raw is None else SubmissionId(int.from_bytes(raw, "big"))
 

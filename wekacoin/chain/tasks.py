@@ -27,8 +27,15 @@ from enum import Enum
 from wekacoin.chain.accounts import credit, debit
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import (
-    CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidField, LimitExceeded,
-    NotSupplier, ParticipationFeeTooLow, UnknownTask, WrongPhase,
+    CommitmentMismatch,
+    DuplicateSubmission,
+    InsufficientFunds,
+    InvalidField,
+    LimitExceeded,
+    NotSupplier,
+    ParticipationFeeTooLow,
+    UnknownTask,
+    WrongPhase,
 )
 from wekacoin.chain.state import State
 from wekacoin.content.cid import parse_cid
@@ -39,7 +46,13 @@ from wekacoin.types.ledger import Account, Submission, Task, TaskStatus
 from wekacoin.types.primitives import Hash, SubmissionId, TaskId
 from wekacoin.types.ranking import Outcome, Payment, Resolution, TaskSettlement
 from wekacoin.types.tx import (
-    GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, SubmitModel, VerifiedTx,
+    GroupReveal,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    SubmitModel,
+    VerifiedTx,
 )
 
 _GROUP_DOMAIN = b"wekacoin/data-group/v1"
@@ -210,7 +223,9 @@ def validate_task_spec(spec: PublishTask, params: Params, height: int) -> None:
     if not 0 < spec.limits.max_model_bytes <= params.max_model_bytes:
         raise LimitExceeded(f"the model size limit must be in (0, {params.max_model_bytes}]")
     if not 0 < spec.limits.eval_time_ms <= params.max_eval_time_ms:
-        raise LimitExceeded(f"the evaluation time limit must be in (0, {params.max_eval_time_ms}] ms")
+        raise LimitExceeded(
+            f"the evaluation time limit must be in (0, {params.max_eval_time_ms}] ms"
+        )
 
 
 def process_publish_task(
@@ -220,7 +235,9 @@ def process_publish_task(
     validate_task_spec(spec, params, ctx.height)
     escrow = spec.reward + spec.hosting_fee
     if payer.balance < escrow:
-        raise InsufficientFunds(f"balance {payer.balance} cannot escrow reward + hosting fee {escrow}")
+        raise InsufficientFunds(
+            f"balance {payer.balance} cannot escrow reward + hosting fee {escrow}"
+        )
     tip = state.tip
     task_id = tip.next_task_id
     state.put_account(vtx.sender, debit(payer, escrow))
@@ -268,8 +285,8 @@ def process_reveal_training(
         raise WrongPhase(f"task {task.id} is {compute_phase(task, ctx.height, state.params).value}")
     if ctx.height <= split_height(task, state.params):
         raise WrongPhase(
-            f"the test split of task {task.id} is drawn at height {split_height(task, state.params)};"
-            " reveal the training groups after it"
+            f"the test split of task {task.id} is drawn at height"
+            f" {split_height(task, state.params)}; reveal the training groups after it"
         )
     if ctx.height > training_reveal_deadline(task, state.params):
         raise WrongPhase(f"the training reveal window of task {task.id} has closed")
@@ -294,7 +311,9 @@ def process_submit_model(
         phase = compute_phase(task, ctx.height, params)
         raise WrongPhase(f"task {task.id} takes no submissions: it is {phase.value}")
     if len(task.submissions) >= params.max_submissions_per_task:
-        raise LimitExceeded(f"task {task.id} has reached {params.max_submissions_per_task} submissions")
+        raise LimitExceeded(
+            f"task {task.id} has reached {params.max_submissions_per_task} submissions"
+        )
     if state.get_commitment(vtx.sender, task.id, body.commitment) is not None:
         raise DuplicateSubmission("you already submitted this commitment to this task")
     fee = task.spec.participation_fee
@@ -418,7 +437,9 @@ def _close_task(
     state.put_tip(replace(state.tip, burned=state.tip.burned + burned))
 
 
-_CLOSED_STATUS = {Resolution.CANCELLED: TaskStatus.CANCELLED, Resolution.EXPIRED: TaskStatus.EXPIRED}
+_CLOSED_STATUS = {
+    Resolution.CANCELLED: TaskStatus.CANCELLED, Resolution.EXPIRED: TaskStatus.EXPIRED,
+}
 
 
 def forget_rankings(state: State, task: Task) -> None:

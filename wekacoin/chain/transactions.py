@@ -14,8 +14,20 @@ from wekacoin.types.codec import encode
 from wekacoin.types.ledger import Account
 from wekacoin.types.primitives import Amount, Hash, Nonce, PublicKey
 from wekacoin.types.tx import (
-    TX_SIGNING_DOMAIN, PublishTask, RevealModel, RevealTest, RevealTraining, Stake, SubmitModel,
-    Transfer, Tx, TxBody, UnsignedTx, Unstake, VerifiedTx, signing_message, validator_key_message,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    Stake,
+    SubmitModel,
+    Transfer,
+    Tx,
+    TxBody,
+    UnsignedTx,
+    Unstake,
+    VerifiedTx,
+    signing_message,
+    validator_key_message,
 )
 
 _FRAMING_BYTES = 67  # the signature (64 + 2) and the outer array header
@@ -29,7 +41,8 @@ def compute_tx_id(payload: bytes) -> Hash:
 def verify_tx(tx: Tx, genesis_hash: bytes) -> VerifiedTx:
     """Check the signature of `tx`; the only way to obtain a `VerifiedTx`."""
     sender_key = tx.unsigned.sender
-    if not verify_signature(sender_key, TX_SIGNING_DOMAIN + genesis_hash + tx.payload, tx.signature):
+    message = signing_message(genesis_hash, tx.payload)
+    if not verify_signature(sender_key, message, tx.signature):
         raise BadSignature("the signature does not match the sender's key")
     return VerifiedTx(
         tx, compute_tx_id(tx.payload), address_of(sender_key), len(tx.payload) + _FRAMING_BYTES

@@ -15,19 +15,19 @@ from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.settlement import compute_ranking_order
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
+from wekacoin.consensus.messages import Certificate
+from wekacoin.errors import WekaError
 from wekacoin.mempool import Mempool
 from wekacoin.mempool.pool import Admission, Dropped
 from wekacoin.store import ChainStore
 from wekacoin.store.reader import TaskView
 from wekacoin.types.block import Block
+from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.genesis import Genesis
 from wekacoin.types.metric import is_better
 from wekacoin.types.primitives import Address
 from wekacoin.types.ranking import Outcome
-from wekacoin.consensus.messages import Certificate
-from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.tx import Tx
-from wekacoin.errors import WekaError
 
 log = logging.getLogger("wekacoin.node.chain")
 

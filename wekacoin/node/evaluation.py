@@ -29,7 +29,11 @@ from wekacoin.content.cid import verify_cid
 from wekacoin.errors import WekaError
 from wekacoin.evaluation.data import DataSchema
 from wekacoin.evaluation.evaluate import (
-    EvaluationSession, Submission, SubmissionResult, TaskSpec, check_baseline,
+    EvaluationSession,
+    Submission,
+    SubmissionResult,
+    TaskSpec,
+    check_baseline,
 )
 from wekacoin.evaluation.isolation import Isolation
 from wekacoin.evaluation.outcome import Outcome as EvalOutcome

@@ -17,12 +17,12 @@ from wekacoin.crypto.keys import AddressError, format_address, parse_address
 from wekacoin.mempool import MempoolError
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService, Rejected
-from wekacoin.types.codec import DecodeError, decode
-from wekacoin.types.tx import Tx
 from wekacoin.ports import BlobStore
 from wekacoin.rpc.protocol import REJECTED, InvalidParams, NotFound, RpcError, parse_hex, rpc_method
 from wekacoin.rpc.views import to_json
 from wekacoin.types.block import Block
+from wekacoin.types.codec import DecodeError, decode
+from wekacoin.types.tx import Tx
 
 Clock = Callable[[], int]
 
@@ -82,7 +82,9 @@ class ChainRpc:
         return block_json(block, full=False)
 
     @rpc_method
-    def block(self, height: int | None = None, hash: str | None = None, full: bool = True) -> dict[str, Any]:
+    def block(
+        self, height: int | None = None, hash: str | None = None, full: bool = True
+    ) -> dict[str, Any]:
         """A block by height or hash, with its transactions when `full`."""
         if (height is None) == (hash is None):
             raise InvalidParams("give height or hash")
@@ -254,8 +256,10 @@ class BlobRpc:
 
 
 class NodeRpc:
-    def __init__(self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]],
-                 vote_log: Callable[[], list[tuple[str, str, int]]]) -> None:
+    def __init__(
+        self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]],
+        vote_log: Callable[[], list[tuple[str, str, int]]],
+    ) -> None:
         self._status = status
         self._peers = peers
         self._vote_log = vote_log

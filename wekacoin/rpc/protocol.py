@@ -142,7 +142,8 @@ class Dispatcher:
             return _error(rid, INVALID_PARAMS, "params must be an array or an object")
         try:
             bound = inspect.signature(method.fn).bind(
-                *params if isinstance(params, list) else (), **params if isinstance(params, dict) else {}
+                *params if isinstance(params, list) else (),
+                **params if isinstance(params, dict) else {},
             )
         except TypeError as e:
             return _error(rid, INVALID_PARAMS, f"{name}: {e}")

@@ -15,15 +15,28 @@ from typing import Any, Protocol, overload
 from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store.errors import CorruptStoreError
 from wekacoin.store.layout import (
-    HEIGHT_PREFIX, META_KEY, STATE_PREFIX, TIP_KEY, StoreMeta, StoredBlock, StoredTip,
-    StoredUndo, TxLocation, block_key, cert_key, height_key, lattice_from_bytes, parse_tx_value,
-    tx_key, undo_key,
+    HEIGHT_PREFIX,
+    META_KEY,
+    STATE_PREFIX,
+    TIP_KEY,
+    StoredBlock,
+    StoredTip,
+    StoredUndo,
+    StoreMeta,
+    TxLocation,
+    block_key,
+    cert_key,
+    height_key,
+    lattice_from_bytes,
+    parse_tx_value,
+    tx_key,
+    undo_key,
 )
 from wekacoin.types.block import Block, BlockHeader
 from wekacoin.types.codec import DecodeError, decode_trusted, encode
 from wekacoin.types.ledger import Account, Submission, Task
-from wekacoin.types.ranking import TaskSettlement
 from wekacoin.types.primitives import Hash, Height
+from wekacoin.types.ranking import TaskSettlement
 from wekacoin.types.tx import Tx
 
 _HEIGHTS_END = HEIGHT_PREFIX + b"\xff" * 9
@@ -180,7 +193,9 @@ class ChainReader:
         try:
             return decode_trusted(StoredUndo, raw)
         except DecodeError as e:
-            raise CorruptStoreError(f"the undo record of block {height} is unreadable: {e}") from None
+            raise CorruptStoreError(
+                f"the undo record of block {height} is unreadable: {e}"
+            ) from None
 
     def get_block_by_hash(self, block_hash: bytes) -> Block | None:
         stored = self.get_stored_block(block_hash)

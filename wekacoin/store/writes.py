@@ -14,8 +14,21 @@ from wekacoin.chain import state as ledger
 from wekacoin.chain.state import State
 from wekacoin.store.errors import CommitError
 from wekacoin.store.layout import (
-    META_KEY, STATE_PREFIX, TIP_KEY, TX_PREFIX, UNDO_DEPTH, StoreMeta, StoredBlock, StoredTip,
-    StoredUndo, block_key, cert_key, height_key, lattice_bytes, tx_value, undo_key,
+    META_KEY,
+    STATE_PREFIX,
+    TIP_KEY,
+    TX_PREFIX,
+    UNDO_DEPTH,
+    StoredBlock,
+    StoredTip,
+    StoredUndo,
+    StoreMeta,
+    block_key,
+    cert_key,
+    height_key,
+    lattice_bytes,
+    tx_value,
+    undo_key,
 )
 from wekacoin.types.block import Block, block_hash
 from wekacoin.types.codec import encode
@@ -64,7 +77,7 @@ def write_block(
     height = header.height.to_bytes(8, "big")
     sha256 = hashlib.sha256  # the tx id (chain.transactions.compute_tx_id), inlined: 1,000s
     ids = []
-    for index, tx in zip(_indexes(len(block.txs)), block.txs):
+    for index, tx in zip(_indexes(len(block.txs)), block.txs, strict=True):
         tx_id = sha256(tx.payload).digest()
         ids.append(tx_id)
         put(TX_PREFIX + tx_id, tx_value(height, index, tx))

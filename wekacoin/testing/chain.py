@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from wekacoin.chain.blocks import apply_block, build_block
 from wekacoin.chain.genesis import genesis_state
-from wekacoin.chain.state import State
 from wekacoin.chain.rankings import select_evaluator, sign_ranking
+from wekacoin.chain.state import State
 from wekacoin.chain.tasks import group_commitment, model_commitment, ready_height, upload_end
 from wekacoin.chain.transactions import sign_stake, sign_tx, verify_tx
 from wekacoin.crypto.keys import KeyPair
@@ -23,16 +23,27 @@ from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.primitives import Hash
 from wekacoin.types.ranking import (
-    CandidateRanking, Outcome, RankEntry, SignedRanking, TaskSettlement,
+    CandidateRanking,
+    Outcome,
+    RankEntry,
+    SignedRanking,
+    TaskSettlement,
 )
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealTraining, Stake, TaskLimits, Tx, TxBody,
+    DataSchema,
+    GroupReveal,
+    PublishTask,
+    RevealTraining,
+    Stake,
+    TaskLimits,
+    Tx,
+    TxBody,
 )
 
 # Local-testnet timing: short windows so a whole task lifecycle fits in a few dozen blocks.
 FAST_PARAMS = Params(
-    min_training_period=5, test_split_delay=1, training_reveal_window=3, test_reveal_window=3, upload_window=3,
-    evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+    min_training_period=5, test_split_delay=1, training_reveal_window=3, test_reveal_window=3,
+    upload_window=3, evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
     min_participation_fee=10,
 )
 
@@ -64,7 +75,9 @@ class TaskData:
 
     def reveal_training(self, task_id: int, test_groups: Collection[int]) -> RevealTraining:
         training = [i for i in range(len(self.cids)) if i not in set(test_groups)]
-        return RevealTraining(task_id, self.reveals(training), self.baseline_cid, self.baseline_score)
+        return RevealTraining(
+            task_id, self.reveals(training), self.baseline_cid, self.baseline_score
+        )
 
 
 @dataclass
@@ -157,7 +170,9 @@ class LocalChain:
             limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000),
             tbh=tbh if tbh is not None else self.height + 1 + self.params.min_training_period,
             reward=reward, hosting_fee=hosting_fee, participation_fee=participation_fee,
-            group_commitments=tuple(group_commitment(n, c) for n, c in zip(data.nonces, data.cids)),
+            group_commitments=tuple(
+                group_commitment(n, c) for n, c in zip(data.nonces, data.cids, strict=True)
+            ),
         )
         return spec, data
 
@@ -193,7 +208,8 @@ class LocalChain:
     ) -> tuple[SignedRanking, ...]:
         """Agreeing rankings by the seated ones of `evaluators`, in block order."""
         signed = [self.ranking(task_id, i, results, baseline=baseline) for i in evaluators]
-        return tuple(sorted((s for s in signed if s is not None), key=lambda s: s.ranking.evaluator))
+        seated = (s for s in signed if s is not None)
+        return tuple(sorted(seated, key=lambda s: s.ranking.evaluator))
 
     def settle(
         self, task_id: int, results: dict[int, tuple[Outcome, int, int]] | None = None, *,
@@ -202,6 +218,7 @@ class LocalChain:
         """Record agreeing rankings once uploads close, then move to the ready height; the
         chain's record of how the task ended (None if it has not)."""
         self.advance_to(upload_end(self.state.get_existing_task(task_id), self.params))
-        self.commit(rankings=self.rankings(task_id, results, baseline=baseline, evaluators=evaluators))
+        rankings = self.rankings(task_id, results, baseline=baseline, evaluators=evaluators)
+        self.commit(rankings=rankings)
         self.advance_to(ready_height(self.state.get_existing_task(task_id), self.params))
         return self.state.get_settlement(task_id)

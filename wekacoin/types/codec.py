@@ -110,7 +110,7 @@ def _compile_record_encoder(cls: type) -> Callable[[Any], Any]:
     names = [f.name for f in _wire_fields(cls)]
     field_encoders = [_value_encoder(hints[n]) for n in names]
     kind = getattr(cls, "KIND", None)
-    pairs = list(zip(names, field_encoders))
+    pairs = list(zip(names, field_encoders, strict=True))
     if kind is None and len(names) > 1 and all(e is None for e in field_encoders):
         # All fields are CBOR primitives: one C-level attrgetter builds the array (a tuple
         # encodes exactly like a list).
@@ -309,12 +309,12 @@ def _compile_record_decoder(cls: type) -> Callable[[Any], Any]:
         def dec_record(v: Any) -> Any:
             if type(v) is not list or len(v) != n:
                 _fail(f"{name} must be an array of {n} fields")
-            return cls(*[d(x) for d, x in zip(decoders, v)])
+            return cls(*[d(x) for d, x in zip(decoders, v, strict=True)])
     else:
         def dec_record(v: Any) -> Any:
             if type(v) is not list or len(v) != n + 1 or v[0] != kind:
                 _fail(f"{name} must be an array of kind {kind} and {n} fields")
-            return cls(*[d(x) for d, x in zip(decoders, v[1:])])
+            return cls(*[d(x) for d, x in zip(decoders, v[1:], strict=True)])
 
     return dec_record
 
