@@ -77,7 +77,8 @@ def write_block(
     height = header.height.to_bytes(8, "big")
     sha256 = hashlib.sha256  # the tx id (chain.transactions.compute_tx_id), inlined: 1,000s
     ids = []
-    for index, tx in zip(_indexes(len(block.txs)), block.txs, strict=True):
+    # The cached positions may outnumber this block's transactions: zip stops at the last one.
+    for index, tx in zip(_indexes(len(block.txs)), block.txs, strict=False):
         tx_id = sha256(tx.payload).digest()
         ids.append(tx_id)
         put(TX_PREFIX + tx_id, tx_value(height, index, tx))
