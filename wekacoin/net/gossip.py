@@ -128,6 +128,7 @@ class Gossip:
         self.router = _GossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
             degree=tuning.degree, degree_low=tuning.degree_low, degree_high=tuning.degree_high,
+            # libp2p annotates it int, but only passes it to trio.sleep: seconds as a float
             heartbeat_interval=tuning.heartbeat_interval,  # type: ignore[arg-type]
             spam_protection_enabled=False,
             adaptive_gossip_enabled=False,
