@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import random
@@ -110,8 +111,8 @@ def bench_commit(tmp: Path, blocks: int, txs: int, accounts: int) -> None:
                 proposer=chain.keys[0].public_key, meta=META, time_ms=height,
             )
             writes = record(write_block, store.stored_tip(), block, new, b"")
-            pair = [("store", lambda: store.commit(block, new)),
-                    ("raw", lambda: write_raw(raws[sync], writes, sync=sync))]
+            pair = [("store", functools.partial(store.commit, block, new)),
+                    ("raw", functools.partial(write_raw, raws[sync], writes, sync=sync))]
             for kind, run in pair if height % 2 else pair[::-1]:
                 gc.collect()
                 gc.disable()
@@ -202,7 +203,7 @@ def bench_memory(tmp: Path, lengths: tuple[int, ...]) -> None:
     print(f"  a process that imports the store and opens nothing: RSS {mib(baseline['VmRSS'])} "
           f"(anonymous {mib(baseline['RssAnon'])}); LevelDB block cache "
           f"{mib(LEVELDB_OPTIONS['lru_cache_size'] // 1024)}")
-    for length, copy in copies.items():
+    for copy in copies.values():
         m = rss_of_child(copy, genesis_file)
         opened = m["open"]
         print(f"  {m['blocks']:6d} blocks ({dir_size(copy) / 1e6:5.1f} MB on disk): after open "

@@ -31,8 +31,8 @@ from wekacoin.consensus.messages import Certificate  # noqa: E402
 from wekacoin.consensus.verify import RoundContext, Verifier, verify_certificate  # noqa: E402
 from wekacoin.crypto.keys import KeyPair  # noqa: E402
 from wekacoin.keyfile import save_keystore  # noqa: E402
-from wekacoin.node import testnet as tn  # noqa: E402
 from wekacoin.net import peer_id_from_seed  # noqa: E402
+from wekacoin.node import testnet as tn  # noqa: E402
 from wekacoin.rpc.client import RpcClient  # noqa: E402
 from wekacoin.store import ChainStore  # noqa: E402
 from wekacoin.testing.certify import certify_block  # noqa: E402
@@ -75,7 +75,9 @@ def local_replay(source: Path, chain: LocalChain, blocks: int, into: Path) -> fl
         return time.perf_counter() - t0
 
 
-def node_home(root: Path, name: str, genesis_file: Path, port, bootstrap: list[str]) -> tuple[Path, KeyPair]:
+def node_home(
+    root: Path, name: str, genesis_file: Path, port, bootstrap: list[str]
+) -> tuple[Path, KeyPair]:
     home = root / name
     home.mkdir(parents=True, exist_ok=True)
     key = KeyPair.generate()

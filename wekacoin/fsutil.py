@@ -12,7 +12,9 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644, tmp_dir: Pat
     """Write `data` to `path` (temporary file, fsync, rename, fsync of the directory).
     With `exclusive`, refuse (FileExistsError) to replace an existing file."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=tmp_dir or path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as file:

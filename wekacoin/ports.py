@@ -1,8 +1,8 @@
 """The node's ports: the few boundaries between protocol logic and the outside world.
 
 Each port is a `typing.Protocol` whose docstring is its contract. Adapters implement them
-(`wekacoin.content`, `wekacoin.net`, ...); tests and the simulation substitute fakes that keep the same
-contract.
+(`wekacoin.content`, `wekacoin.net`, ...); tests and the simulation substitute fakes that keep
+the same contract.
 """
 
 from __future__ import annotations

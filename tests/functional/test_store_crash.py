@@ -23,13 +23,12 @@ from pathlib import Path
 import cbor2
 import pytest
 
+from tests.helpers.store_helpers import transfer_blocks
 from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.genesis import genesis_state, genesis_to_json
 from wekacoin.store import ChainStore
 from wekacoin.testing.chain import LocalChain
 from wekacoin.types.codec import encode
-
-from tests.helpers.store_helpers import transfer_blocks
 
 CHILD = Path(__file__).parents[1] / "helpers" / "store_crash_child.py"
 BLOCKS = 200

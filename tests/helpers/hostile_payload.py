@@ -1,8 +1,8 @@
 """A fork-server entry point for tests: runs Python source under the model sandbox.
 
-The tests start a second `ForkServerSandbox` with `entry="tests.helpers.hostile_payload"`, so the code
-runs in exactly the confinement a model gets. The payload sees the job's feature arrays as
-`datasets` and sets `result` (a str) to report.
+The tests start a second `ForkServerSandbox` with `entry="tests.helpers.hostile_payload"`, so
+the code runs in exactly the confinement a model gets. The payload sees the job's feature arrays
+as `datasets` and sets `result` (a str) to report.
 """
 
 from __future__ import annotations

@@ -4,8 +4,18 @@ from hypothesis import strategies as st
 
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, Stake,
-    SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
+    DataSchema,
+    GroupReveal,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    Stake,
+    SubmitModel,
+    TaskLimits,
+    Transfer,
+    UnsignedTx,
+    Unstake,
 )
 
 u64 = st.integers(0, 2**64 - 1)
@@ -23,7 +33,9 @@ tx_bodies = lambda: st.one_of(  # noqa: E731 - a factory keeps hypothesis' lazy 
     st.builds(Transfer, address, u64),
     st.builds(
         PublishTask, text, st.sampled_from(Metric),
-        st.builds(DataSchema, st.sampled_from(TaskKind), st.lists(text, max_size=3).map(tuple), text),
+        st.builds(
+            DataSchema, st.sampled_from(TaskKind), st.lists(text, max_size=3).map(tuple), text
+        ),
         st.builds(TaskLimits, u64, u64), u64, u64, u64, u64,
         st.lists(h32, max_size=4).map(tuple),
     ),

@@ -9,22 +9,27 @@ import pytest
 from wekacoin.chain.errors import GenesisError, InvalidBlockTx, InvalidRanking, WrongPhase
 from wekacoin.chain.genesis import validate_params
 from wekacoin.chain.rankings import (
-    compute_meta_ranking, compute_ranking_quorum, evaluation_alpha, sign_ranking,
+    compute_meta_ranking,
+    compute_ranking_quorum,
+    evaluation_alpha,
+    sign_ranking,
 )
 from wekacoin.chain.tasks import (
-    compute_test_groups, count_test_groups, ready_height, settlement_deadline, split_height,
+    compute_test_groups,
+    count_test_groups,
+    ready_height,
+    settlement_deadline,
+    split_height,
     upload_end,
 )
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.sortition import select
 from wekacoin.testing.chain import FAST_PARAMS, LocalChain, fake_cid
 from wekacoin.types.ledger import TaskStatus
-from wekacoin.types.ranking import (
-    CandidateRanking, Outcome, RankEntry, RecordedRanking, Resolution,
-)
+from wekacoin.types.ranking import CandidateRanking, Outcome, RankEntry, RecordedRanking, Resolution
 from wekacoin.types.tx import RevealModel, RevealTest, SubmitModel
 
-S, I = Outcome.SCORED, Outcome.INVALID
+S, X = Outcome.SCORED, Outcome.INVALID
 SUPPLIER, TRAINERS = 4, (5, 6, 7)
 
 
@@ -38,16 +43,16 @@ def open_tasks(chain: LocalChain, tasks: dict[str, tuple[int, ...]], **spec) -> 
     ids = list(range(first, first + len(tasks)))
     chain.advance_to(split_height(task_of(chain, first), chain.params))
     chain.commit([chain.tx(supplier, data.reveal_training(i, task_of(chain, i).test_groups))
-                  for i, (_, data) in zip(ids, published)])
+                  for i, (_, data) in zip(ids, published, strict=True)])
     models = [(i, t, fake_cid(f"{label}/model/{t}"))
-              for i, (label, trainers) in zip(ids, tasks.items()) for t in trainers]
+              for i, (label, trainers) in zip(ids, tasks.items(), strict=True) for t in trainers]
     chain.commit([
         chain.tx(chain.keys[t], SubmitModel(i, chain.commitment_for(chain.keys[t], cid), 1))
         for i, t, cid in models
     ])
     chain.advance_to(published[0][0].tbh - 1)
     chain.commit([chain.tx(supplier, RevealTest(i, data.reveals(task_of(chain, i).test_groups)))
-                  for i, (_, data) in zip(ids, published)])
+                  for i, (_, data) in zip(ids, published, strict=True)])
     chain.commit([chain.tx(chain.keys[t], RevealModel(i, cid)) for i, t, cid in models])
     return ids
 
@@ -79,7 +84,9 @@ def test_stake_bonded_after_the_evaluation_seed_buys_no_seat():
     task = task_of(chain, task_id)
     stake = chain.state.tip.total_stake // 2  # a third of the total once bonded
     total = chain.state.tip.total_stake + stake
-    candidates = [KeyPair.from_seed(hashlib.sha256(b"grind" + bytes([i])).digest()) for i in range(200)]
+    candidates = [
+        KeyPair.from_seed(hashlib.sha256(b"grind" + bytes([i])).digest()) for i in range(200)
+    ]
     seats = [(select(k, evaluation_alpha(task), stake, total, params.tau_evaluators), k)
              for k in candidates]
     seat, key = max(((s, k) for s, k in seats if s is not None), key=lambda sk: sk[0].subusers)
@@ -159,7 +166,7 @@ def test_a_false_baseline_claim_is_not_the_bar():
     task_id = open_task(chain, baseline_score=1_000_000)
     sids = task_of(chain, task_id).submissions
     record = chain.settle(task_id, {sids[0]: (S, 900_000, 10), sids[1]: (S, 800_000, 10)},
-                          baseline=(I, 0))
+                          baseline=(X, 0))
     assert record.resolution is Resolution.WON and record.winner == sids[0]
     assert paid(record)[chain.keys[TRAINERS[0]].address] >= task_of(chain, task_id).spec.reward
     assert chain.keys[SUPPLIER].address not in paid(record)
@@ -205,7 +212,9 @@ def test_a_minority_of_the_weight_present_cannot_decide():
     coalition's. Under an absolute k the coalition's values were accepted once a colluding
     proposer left the others out; k relative to the weight present needs 16."""
     params = dataclasses.replace(FAST_PARAMS, tau_evaluators=20, ranking_quorum_percent=50)
-    truth = RecordedRanking(6, S, 500_000, (RankEntry(1, S, 600_000, 5), RankEntry(2, S, 900_000, 5)))
+    truth = RecordedRanking(
+        6, S, 500_000, (RankEntry(1, S, 600_000, 5), RankEntry(2, S, 900_000, 5))
+    )
     lie = RecordedRanking(4, S, 500_000, (RankEntry(1, S, 990_000, 5), RankEntry(2, S, 100, 5)))
     honest = [(bytes([i]) * 32, truth) for i in range(1, 4)]
     coalition = [(bytes([i]) * 32, lie) for i in range(4, 7)]
@@ -225,14 +234,16 @@ def test_evaluators_are_paid_in_proportion_to_their_sub_users():
     task_id = open_task(chain)
     task = task_of(chain, task_id)
     sids = task.submissions
-    record = chain.settle(task_id, {sids[0]: (S, 900_000, 10), sids[1]: (I, 0, 0),
-                                    sids[2]: (I, 0, 0)}, evaluators=(0, 1, 2, 3))
+    record = chain.settle(task_id, {sids[0]: (S, 900_000, 10), sids[1]: (X, 0, 0),
+                                    sids[2]: (X, 0, 0)}, evaluators=(0, 1, 2, 3))
     pool = task.spec.hosting_fee + 2 * task.spec.participation_fee + chain.params.settlement_reward
     total = sum(e.subusers for e in record.evaluators)
     assert len({e.subusers for e in record.evaluators}) > 1  # unequal seats, or the test is moot
+    by_evaluator = {e.evaluator: paid(record)[chain.state.get_validator(e.evaluator)]
+                    for e in record.evaluators}
     for e in record.evaluators:
-        assert abs(paid(record)[chain.state.get_validator(e.evaluator)] - pool * e.subusers // total) <= 1
-    assert sum(paid(record)[chain.state.get_validator(e.evaluator)] for e in record.evaluators) == pool
+        assert abs(by_evaluator[e.evaluator] - pool * e.subusers // total) <= 1
+    assert sum(by_evaluator.values()) == pool
 
 
 # -- 6. one stuck task blocks every other --

@@ -334,7 +334,7 @@ def test_concurrent_puts_and_gc_keep_every_pinned_blob(store: EmbeddedBlobStore)
         for future in gcs:
             future.result()
     store.gc()
-    for i, (cid, blob) in enumerate(zip(cids, blobs)):
+    for i, (cid, blob) in enumerate(zip(cids, blobs, strict=True)):
         if i % 2 == 0:
             assert store.get(cid) == blob
         else:

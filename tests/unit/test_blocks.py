@@ -10,9 +10,8 @@ from wekacoin.chain.blocks import apply_block, build_block
 from wekacoin.chain.errors import BlockError, StateRootMismatch
 from wekacoin.chain.transactions import verify_tx
 from wekacoin.testing.chain import LocalChain
-from wekacoin.types.block import BlockMeta
+from wekacoin.types.block import Block, BlockMeta
 from wekacoin.types.codec import decode, encode
-from wekacoin.types.block import Block
 from wekacoin.types.tx import Transfer
 
 
@@ -50,7 +49,9 @@ def test_header_commitments(chain, field, value, message):
 
 def test_state_root_mismatch(chain):
     block = _block(chain)
-    bad = dataclasses.replace(block, header=dataclasses.replace(block.header, state_root=b"\x01" * 32))
+    bad = dataclasses.replace(
+        block, header=dataclasses.replace(block.header, state_root=b"\x01" * 32)
+    )
     with pytest.raises(StateRootMismatch):
         apply_block(chain.state, bad)
 

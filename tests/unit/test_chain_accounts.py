@@ -4,11 +4,18 @@ import dataclasses
 
 import pytest
 
-from wekacoin.chain.context import BlockContext
 from wekacoin.chain.blocks import apply_block, compute_tx_root
+from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import (
-    BadNonce, BadSignature, BadValidatorKeyProof, FeeTooLow, InsufficientFunds, InvalidBlockTx,
-    InvalidField, StakeError, TxTooLarge,
+    BadNonce,
+    BadSignature,
+    BadValidatorKeyProof,
+    FeeTooLow,
+    InsufficientFunds,
+    InvalidBlockTx,
+    InvalidField,
+    StakeError,
+    TxTooLarge,
 )
 from wekacoin.chain.transactions import apply_tx, sign_stake, sign_tx, verify_tx
 from wekacoin.crypto.keys import KeyPair

@@ -6,24 +6,44 @@ from collections import Counter
 
 import pytest
 
-from wekacoin.chain.context import BlockContext
 from wekacoin.chain.blocks import apply_block, compute_tx_root
+from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import (
-    CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidBlockTx, InvalidField,
-    LimitExceeded, NotSupplier, ParticipationFeeTooLow, UnknownTask, WrongPhase,
+    CommitmentMismatch,
+    DuplicateSubmission,
+    InsufficientFunds,
+    InvalidBlockTx,
+    InvalidField,
+    LimitExceeded,
+    NotSupplier,
+    ParticipationFeeTooLow,
+    UnknownTask,
+    WrongPhase,
 )
 from wekacoin.chain.tasks import (
-    Phase, compute_phase, compute_test_groups, evaluation_groups, ready_height, reveal_test_end,
-    split_height, training_reveal_deadline, upload_end,
+    Phase,
+    compute_phase,
+    compute_test_groups,
+    evaluation_groups,
+    ready_height,
+    reveal_test_end,
+    split_height,
+    training_reveal_deadline,
+    upload_end,
 )
 from wekacoin.chain.transactions import apply_tx, sign_tx, verify_tx
 from wekacoin.testing.chain import FAST_PARAMS, LocalChain, fake_cid
 from wekacoin.types.ledger import TaskStatus
-from wekacoin.types.metric import Metric
-from wekacoin.types.metric import TaskKind
+from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import Outcome, Payment, Resolution
 from wekacoin.types.tx import (
-    DataSchema, RevealModel, RevealTest, RevealTraining, SubmitModel, TaskLimits, Transfer,
+    DataSchema,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    SubmitModel,
+    TaskLimits,
+    Transfer,
 )
 
 
@@ -66,18 +86,20 @@ class Competition:
         self.commit(self.supplier, self.training_reveal())
 
     def submit(self, trainer, cid, score=900_000):
-        self.commit(trainer, SubmitModel(self.task_id, self.chain.commitment_for(trainer, cid), score))
+        commitment = self.chain.commitment_for(trainer, cid)
+        self.commit(trainer, SubmitModel(self.task_id, commitment, score))
 
     def submit_all(self, cids, score=900_000):
         """One submission per trainer, all in one block (the shortest training period leaves
         few blocks between the training reveal and tbh)."""
         self.chain.commit([
             self.chain.tx(t, SubmitModel(self.task_id, self.chain.commitment_for(t, cid), score))
-            for t, cid in zip(self.trainers, cids)
+            for t, cid in zip(self.trainers, cids, strict=True)
         ])
 
     def reveal_test(self):
-        self.commit(self.supplier, RevealTest(self.task_id, self.data.reveals(self.task.test_groups)))
+        groups = self.data.reveals(self.task.test_groups)
+        self.commit(self.supplier, RevealTest(self.task_id, groups))
 
     def commit(self, key, body, fee=1):
         self.chain.commit([self.chain.tx(key, body, fee=fee)])
@@ -122,8 +144,9 @@ def test_test_groups_come_from_the_seed_of_a_later_block(comp):
     assert comp.chain.height == split
     seed = comp.chain.blocks[-1].header.seed
     assert comp.task.test_groups == compute_test_groups(seed, comp.task.id, 10, 2)
-    publishing_seed = comp.chain.blocks[comp.task.published_height - 1].header.seed
-    assert comp.chain.blocks[comp.task.published_height - 1].header.height == comp.task.published_height
+    publishing = comp.chain.blocks[comp.task.published_height - 1].header
+    publishing_seed = publishing.seed
+    assert publishing.height == comp.task.published_height
     assert compute_test_groups(publishing_seed, comp.task.id, 10, 2) != comp.task.test_groups
     comp.chain.commit()
     assert comp.task.test_groups == compute_test_groups(seed, comp.task.id, 10, 2)  # drawn once
@@ -288,7 +311,8 @@ def test_duplicate_commitment_by_the_same_trainer(comp):
     comp.reveal_training()
     comp.submit(comp.trainers[0], fake_cid("m0"))
     with pytest.raises(DuplicateSubmission):
-        comp.attempt(comp.trainers[0], SubmitModel(1, comp.chain.commitment_for(comp.trainers[0], fake_cid("m0")), 1))
+        commitment = comp.chain.commitment_for(comp.trainers[0], fake_cid("m0"))
+        comp.attempt(comp.trainers[0], SubmitModel(1, commitment, 1))
 
 
 def test_submission_limit():

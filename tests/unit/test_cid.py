@@ -139,7 +139,7 @@ def test_matches_ipfs_only_hash(ipfs_only_hash) -> None:
     inputs = [rng.randbytes(size) for size in sizes]
     inputs += [data for _, data, _, _ in VECTORS]
     expected = ipfs_only_hash(inputs)
-    for data, (v0, v1) in zip(inputs, expected):
+    for data, (v0, v1) in zip(inputs, expected, strict=True):
         assert (compute_cid(data, 0), compute_cid(data, 1)) == (v0, v1), f"size {len(data)}"
 
 

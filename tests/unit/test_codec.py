@@ -3,7 +3,8 @@ raises DecodeError."""
 
 import cbor2
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers.strategies import tx_bodies, unsigned_txs
 from wekacoin.types.block import Block

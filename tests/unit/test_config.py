@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wekacoin.node.config import (
-    ConfigError, NodeConfig, SandboxSection, load_config, parse_config,
-)
+from wekacoin.node.config import ConfigError, NodeConfig, SandboxSection, load_config, parse_config
 
 EXAMPLE = Path(__file__).parents[2] / "node.toml"
 
@@ -23,7 +21,8 @@ def test_example_is_the_defaults_and_documents_every_setting():
     for section in dataclasses.fields(NodeConfig):
         assert f"[{section.name}]" in text
         for f in dataclasses.fields(getattr(config, section.name)):
-            assert re.search(rf"^{f.name} = ", text, re.M), f"{section.name}.{f.name} is not documented"
+            documented = re.search(rf"^{f.name} = ", text, re.M)
+            assert documented, f"{section.name}.{f.name} is not documented"
     # The example holds the defaults, so an empty file means the same thing.
     empty = parse_config({}, base_dir=base)
     assert empty == config

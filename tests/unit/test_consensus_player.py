@@ -8,22 +8,47 @@ import pytest
 
 from wekacoin.chain.blocks import apply_block
 from wekacoin.consensus.actions import (
-    AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, Refuse, RequestSync,
+    AssembleBlock,
+    Broadcast,
+    Commit,
+    Evaluate,
+    FetchBlock,
+    Persist,
+    Refuse,
+    RequestSync,
     SetDeadline,
 )
 from wekacoin.consensus.assemble import assemble_block
 from wekacoin.consensus.events import (
-    BlockAssembled, BlockReceived, DeadlineReached, EvaluationFinished, LedgerAdvanced,
-    ProposalReceived, RankingReceived, Started, VoteReceived,
+    BlockAssembled,
+    BlockReceived,
+    DeadlineReached,
+    EvaluationFinished,
+    LedgerAdvanced,
+    ProposalReceived,
+    RankingReceived,
+    Started,
+    VoteReceived,
 )
 from wekacoin.consensus.messages import (
-    FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, UnverifiedProposal, UnverifiedVote, VoteBody,
-    binary_step, sign_proposal, sign_vote,
+    FINAL_STEP,
+    REDUCTION_ONE,
+    REDUCTION_TWO,
+    UnverifiedProposal,
+    UnverifiedVote,
+    VoteBody,
+    binary_step,
+    sign_proposal,
+    sign_vote,
 )
 from wekacoin.consensus.player import Phase, Player, Screen, step
 from wekacoin.consensus.rankings import RESEND_ROUNDS
 from wekacoin.consensus.verify import (
-    InvalidCertificate, RoundContext, Verifier, step_committee, verify_certificate,
+    InvalidCertificate,
+    RoundContext,
+    Verifier,
+    step_committee,
+    verify_certificate,
 )
 from wekacoin.sortition import Role, compute_block_seed, select, sortition_alpha
 from wekacoin.testing.chain import FAST_PARAMS, LocalChain
@@ -54,9 +79,11 @@ class Net:
         out = []
         for i in ids:
             key = self.keys[i]
-            seat = select(key, alpha, self.state.get_weight(key.public_key), self.state.tip.total_stake, tau)
+            weight = self.state.get_weight(key.public_key)
+            seat = select(key, alpha, weight, self.state.tip.total_stake, tau)
             assert seat is not None
-            body = VoteBody(1, period, step, prev_hash or self.ctx.prev_hash, value, key.public_key, seat.proof)
+            prev = prev_hash or self.ctx.prev_hash
+            body = VoteBody(1, period, step, prev, value, key.public_key, seat.proof)
             out.append(sign_vote(key, self.ctx.genesis_hash, body))
         return out
 
@@ -66,7 +93,8 @@ class Net:
         seat = select(key, alpha, self.state.get_weight(key.public_key), self.state.tip.total_stake,
                       self.state.params.tau_proposer)
         assert seat is not None, f"validator {i} is not a proposer"
-        request = AssembleBlock(1, period, key.public_key, compute_block_seed(seat.output), seat.proof, ())
+        seed = compute_block_seed(seat.output)
+        request = AssembleBlock(1, period, key.public_key, seed, seat.proof, ())
         block = assemble_block(self.state, request, [], time_ms)
         return sign_proposal(key, self.ctx.genesis_hash, period, block)
 
@@ -84,7 +112,8 @@ def feed(player, events):
 
 
 def sent_votes(actions):
-    return [a.message for a in actions if isinstance(a, Broadcast) and isinstance(a.message, UnverifiedVote)]
+    return [a.message for a in actions
+            if isinstance(a, Broadcast) and isinstance(a.message, UnverifiedVote)]
 
 
 def votes_in(actions, step_no):
@@ -128,8 +157,10 @@ def test_common_case_reaches_final_consensus_in_four_steps(net):
 def test_persist_comes_before_every_own_vote(net):
     player, _ = net.player(0)
     props, best = _best_proposal(net)
-    for acts in (feed(player, [ProposalReceived(p, 1) for p in props] + [DeadlineReached(PROPOSE_WAIT)]),
-                 feed(player, [VoteReceived(v, 250) for v in net.votes([1, 2, 3], REDUCTION_ONE, best.block.hash)])):
+    reduction = net.votes([1, 2, 3], REDUCTION_ONE, best.block.hash)
+    for acts in (feed(player, [ProposalReceived(p, 1) for p in props]
+                      + [DeadlineReached(PROPOSE_WAIT)]),
+                 feed(player, [VoteReceived(v, 250) for v in reduction])):
         first_vote = next(i for i, a in enumerate(acts) if isinstance(a, Broadcast))
         assert any(isinstance(a, Persist) for a in acts[:first_vote])
 
@@ -144,10 +175,12 @@ def test_without_proposals_the_round_ends_tentatively_on_the_empty_block(net):
     assert votes_in(acts, REDUCTION_TWO)[0].body.value == net.empty.hash
     empty = net.empty.hash
     acts = feed(player, [VoteReceived(v, 1500) for v in net.votes([1, 2, 3], REDUCTION_TWO, empty)])
-    acts += feed(player, [VoteReceived(v, 1500) for v in net.votes([1, 2, 3], binary_step(1), empty)])
+    acts += feed(player, [VoteReceived(v, 1500)
+                          for v in net.votes([1, 2, 3], binary_step(1), empty)])
     # An empty quorum at a BLOCK step does not end the agreement; at the EMPTY step it does.
     assert votes_in(acts, binary_step(2))[0].body.value == empty
-    acts = feed(player, [VoteReceived(v, 1600) for v in net.votes([1, 2, 3], binary_step(2), empty)])
+    acts = feed(player, [VoteReceived(v, 1600)
+                         for v in net.votes([1, 2, 3], binary_step(2), empty)])
     (commit,) = [a for a in acts if isinstance(a, Commit)]
     assert not commit.final and commit.block.hash == empty and commit.block.header.proposer is None
     verify_certificate(commit.certificate, net.ctx, net.verifier)
@@ -159,7 +192,8 @@ def test_each_voter_counts_once_and_equivocators_are_discarded(net):
     value, other = best.block.hash, net.empty.hash
     feed(player, [ProposalReceived(p, 1) for p in props] + [DeadlineReached(PROPOSE_WAIT)])
     twice = net.votes([1], REDUCTION_ONE, value)
-    acts = feed(player, [VoteReceived(v, 250) for v in twice + twice + net.votes([2], REDUCTION_ONE, value)])
+    votes = twice + twice + net.votes([2], REDUCTION_ONE, value)
+    acts = feed(player, [VoteReceived(v, 250) for v in votes])
     assert player.phase is Phase.REDUCTION_ONE  # 0 + 1 + 2: three of five is no quorum
     # Validator 1 also votes for the empty block: both its votes are thrown out...
     feed(player, [VoteReceived(v, 260) for v in net.votes([1], REDUCTION_ONE, other)])
@@ -238,7 +272,8 @@ def test_a_late_node_decides_from_a_certificate(net):
     player, _ = net.player(0)
     props, best = _best_proposal(net)
     value = best.block.hash
-    acts = feed(player, [VoteReceived(v, 5) for v in net.votes([1, 2, 3, 4], binary_step(1), value)])
+    acts = feed(player, [VoteReceived(v, 5)
+                         for v in net.votes([1, 2, 3, 4], binary_step(1), value)])
     assert any(isinstance(a, FetchBlock) and a.block_hash == value for a in acts)
     assert player.phase is Phase.FINALIZING or player.phase is Phase.AWAIT_BLOCK
     acts = feed(player, [VoteReceived(v, 6) for v in net.votes([1, 2, 3], FINAL_STEP, value)])
@@ -285,7 +320,8 @@ def test_the_coin_is_common_to_everyone_who_saw_the_same_votes(net):
     ones = 0
     for value in (net.empty.hash, bytes(32)):
         t1, t2 = StepTally(), StepTally()
-        votes = [net.verifier.vote(v, net.ctx) for v in net.votes([0, 1, 2, 3], binary_step(3), value)]
+        votes = [net.verifier.vote(v, net.ctx)
+                 for v in net.votes([0, 1, 2, 3], binary_step(3), value)]
         for v in votes:
             t1.add(v)
         for v in reversed(votes):
@@ -296,8 +332,8 @@ def test_the_coin_is_common_to_everyone_who_saw_the_same_votes(net):
 
 def test_votes_of_the_next_round_wait_and_two_rounds_ahead_asks_for_sync(net):
     player, _ = net.player(0)
-    future = dataclasses.replace(net.votes([1], REDUCTION_ONE, net.empty.hash)[0],
-                                 body=dataclasses.replace(net.votes([1], REDUCTION_ONE, net.empty.hash)[0].body, round=2))
+    vote = net.votes([1], REDUCTION_ONE, net.empty.hash)[0]
+    future = dataclasses.replace(vote, body=dataclasses.replace(vote.body, round=2))
     assert feed(player, [VoteReceived(future, 1)]) == []
     assert len(player._future) == 1
     far = dataclasses.replace(future, body=dataclasses.replace(future.body, round=3))
@@ -311,14 +347,20 @@ def test_certificates_are_checked(net):
     votes = tuple(net.votes([1, 2, 3, 4], binary_step(1), value))
     verify_certificate(Certificate(1, 0, binary_step(1), value, votes), net.ctx, net.verifier)
     with pytest.raises(InvalidCertificate, match="quorum"):
-        verify_certificate(Certificate(1, 0, binary_step(1), value, votes[:2]), net.ctx, net.verifier)
+        verify_certificate(
+            Certificate(1, 0, binary_step(1), value, votes[:2]), net.ctx, net.verifier
+        )
     with pytest.raises(InvalidCertificate, match="decides nothing"):
         verify_certificate(Certificate(1, 0, REDUCTION_TWO, value, votes), net.ctx, net.verifier)
     with pytest.raises(InvalidCertificate, match="one per voter"):
-        verify_certificate(Certificate(1, 0, binary_step(1), value, votes + votes[:1]), net.ctx, net.verifier)
+        verify_certificate(
+            Certificate(1, 0, binary_step(1), value, votes + votes[:1]), net.ctx, net.verifier
+        )
     empty_votes = tuple(net.votes([1, 2, 3, 4], binary_step(1), net.empty.hash))
     with pytest.raises(InvalidCertificate, match="decides nothing"):
-        verify_certificate(Certificate(1, 0, binary_step(1), net.empty.hash, empty_votes), net.ctx, net.verifier)
+        verify_certificate(
+            Certificate(1, 0, binary_step(1), net.empty.hash, empty_votes), net.ctx, net.verifier
+        )
 
 
 def test_the_next_round_starts_on_ledger_advanced(net):
@@ -340,9 +382,11 @@ def test_a_node_left_behind_fast_forwards_at_its_timeout(net):
     acts = feed(player, [VoteReceived(v, 800) for v in ahead])
     assert not sent_votes(acts)  # no jump before a timeout
     acts = feed(player, [DeadlineReached(player.deadline)])
-    assert [(v.body.step, v.body.value) for v in sent_votes(acts)] == [(binary_step(3), net.empty.hash)]
+    sent = [(v.body.step, v.body.value) for v in sent_votes(acts)]
+    assert sent == [(binary_step(3), net.empty.hash)]
     assert player.phase is Phase.BINARY and player.bstep == 3
-    assert not any(player.ballot.voted(0, s) for s in (REDUCTION_TWO, binary_step(1), binary_step(2)))
+    skipped = (REDUCTION_TWO, binary_step(1), binary_step(2))
+    assert not any(player.ballot.voted(0, s) for s in skipped)
 
 
 def test_one_verification_per_distinct_vote_across_nodes(net):
@@ -373,7 +417,8 @@ def test_a_decided_node_helps_a_straggler_in_the_next_three_steps(net):
     assert player.round == 2
     straggler = net.votes([4], binary_step(2), value)  # validator 4 missed the quorum
     acts = feed(player, [VoteReceived(v, 500) for v in straggler])
-    assert [(v.body.round, v.body.step, v.body.value) for v in sent_votes(acts)] == [(1, binary_step(2), value)]
+    sent = [(v.body.round, v.body.step, v.body.value) for v in sent_votes(acts)]
+    assert sent == [(1, binary_step(2), value)]
     assert sent_votes(feed(player, [VoteReceived(v, 510) for v in straggler])) == []  # once
     far = net.votes([4], binary_step(5), value)  # beyond b + 3: no help
     assert sent_votes(feed(player, [VoteReceived(v, 520) for v in far])) == []
@@ -406,7 +451,8 @@ def test_a_proposer_records_the_rankings_it_received_that_the_chain_has_not():
     _, acts = step(player, Started(chain.state, chain.height, None, 0))
     assert Evaluate(1) in acts
     baseline = chain.state.get_task(1).baseline_score
-    acts = feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)])
+    finished = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)
+    acts = feed(player, [finished])
     (own,) = [a.message for a in acts if isinstance(a, Broadcast)]
     assert own.ranking.evaluator == keys[0].public_key
     others = [chain.ranking(1, i, TRUTH) for i in (1, 2, 3)]

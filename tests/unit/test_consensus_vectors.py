@@ -16,8 +16,15 @@ import pytest
 
 from wekacoin.consensus.checkpoint import Checkpoint, OwnProposal, decode_checkpoint
 from wekacoin.consensus.messages import (
-    FINAL_STEP, Certificate, ProposalBody, UnverifiedVote, VoteBody, binary_step,
-    proposal_signing_message, sign_vote, vote_signing_message,
+    FINAL_STEP,
+    Certificate,
+    ProposalBody,
+    UnverifiedVote,
+    VoteBody,
+    binary_step,
+    proposal_signing_message,
+    sign_vote,
+    vote_signing_message,
 )
 from wekacoin.crypto import vrf
 from wekacoin.crypto.keys import KeyPair, verify_signature

@@ -3,7 +3,8 @@ rankings (agreeing or not), settlements, expiries and cancellations, the total s
 only by minted rewards and explicit burns; and every task's end leaves a TaskSettlement
 record whose payments are the credits the chain made, with evaluators paid by sub-users."""
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wekacoin.chain.blocks import begin_block
 from wekacoin.chain.errors import ChainError, TxError
@@ -16,9 +17,7 @@ from wekacoin.types.codec import decode
 from wekacoin.types.ledger import Account, Bond, Task, TaskStatus
 from wekacoin.types.primitives import Height
 from wekacoin.types.ranking import Outcome, Resolution
-from wekacoin.types.tx import (
-    RevealModel, RevealTest, SubmitModel, Transfer, Unstake,
-)
+from wekacoin.types.tx import RevealModel, RevealTest, SubmitModel, Transfer, Unstake
 
 N_KEYS = 6
 EVALUATORS = (0, 1, 2)  # the genesis validators
@@ -128,10 +127,12 @@ class Scenario:
         assert (record.winner != 0) == (record.resolution is Resolution.WON)
         scored = sum(e.outcome is Outcome.SCORED for e in record.entries)
         n = len(task.submissions)
-        refunds = min(scored, (n * state.params.refund_top_percent + 99) // 100) * spec.participation_fee
+        refunded = min(scored, (n * state.params.refund_top_percent + 99) // 100)
+        refunds = refunded * spec.participation_fee
         pool = task_before.escrow + record.minted - record.burned - spec.reward - refunds
         weights = [(state.get_validator(e.evaluator), e.subusers) for e in record.evaluators]
-        assert weights and all(a in {self.chain.keys[i].address for i in EVALUATORS} for a, _ in weights)
+        evaluators = {self.chain.keys[i].address for i in EVALUATORS}
+        assert weights and all(a in evaluators for a, _ in weights)
         assert {a: paid.get(a, 0) for a, _ in weights} == {
             a: x for a, x in split_by_weight(pool, weights).items()
         }
@@ -210,7 +211,8 @@ class Scenario:
             cid = fake_cid(f"m{task.id}-{k}-{chain.height}")
             self.models[(task.id, k)] = cid
             score = draw(st.integers(0, 10**6))
-            return chain.keys[k], SubmitModel(task.id, chain.commitment_for(chain.keys[k], cid), score)
+            commitment = chain.commitment_for(chain.keys[k], cid)
+            return chain.keys[k], SubmitModel(task.id, commitment, score)
         if phase is Phase.TEST_REVEAL and not task.test_revealed and honest:
             return supplier, RevealTest(task.id, data.reveals(task.test_groups))
         submitted = [i for i in PARTICIPANTS if (task.id, i) in self.models]

@@ -7,7 +7,11 @@ import pytest
 
 from wekacoin.chain.errors import GenesisError
 from wekacoin.chain.genesis import (
-    MAX_SETTLEMENT_REWARD, genesis_state, genesis_to_json, parse_genesis, validate_genesis,
+    MAX_SETTLEMENT_REWARD,
+    genesis_state,
+    genesis_to_json,
+    parse_genesis,
+    validate_genesis,
 )
 from wekacoin.crypto.keys import format_address
 from wekacoin.sortition.binomial import MAX_TAU
@@ -52,7 +56,8 @@ def test_partial_params_take_defaults():
     (lambda d: d["accounts"][0].update(address="nope"), r"accounts\[0\].address"),
     (lambda d: d["accounts"].append(dict(d["accounts"][0])), "appears twice"),
     (lambda d: d["stakes"][0].update(validator_key="ab"), "validator_key"),
-    (lambda d: d["stakes"][1].update(validator_key=d["stakes"][0]["validator_key"]), "appears twice"),
+    (lambda d: d["stakes"][1].update(validator_key=d["stakes"][0]["validator_key"]),
+     "appears twice"),
     (lambda d: d.pop("chain_id"), "missing key 'chain_id'"),
     (lambda d: d.update(chain_id="has space"), "chain_id"),
     (lambda d: d["accounts"][0].update(balance=2**63), "supply"),

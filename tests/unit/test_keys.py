@@ -5,9 +5,16 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from wekacoin.crypto.keys import AddressError, KeyPair, format_address, parse_address, verify_signature
+from wekacoin.crypto.keys import (
+    AddressError,
+    KeyPair,
+    format_address,
+    parse_address,
+    verify_signature,
+)
 from wekacoin.crypto.keystore import KeystoreError, decrypt_key, encrypt_key
 from wekacoin.keyfile import load_keystore, save_keystore
 

@@ -5,18 +5,20 @@ import dataclasses
 
 import pytest
 
-from wekacoin.chain.errors import (
-    BadNonce, BadSignature, FeeTooLow, InsufficientFunds, WrongPhase,
-)
-from wekacoin.mempool import (
-    AlreadyKnown, InvalidTransaction, MempoolPolicy, NonceGapTooLarge, PoolFull,
-    ReplacementUnderpriced, SenderQueueFull,
-)
+from tests.helpers.mempool_helpers import PoolChain
+from wekacoin.chain.errors import BadNonce, BadSignature, FeeTooLow, InsufficientFunds, WrongPhase
 from wekacoin.chain.tasks import split_height
+from wekacoin.mempool import (
+    AlreadyKnown,
+    InvalidTransaction,
+    MempoolPolicy,
+    NonceGapTooLarge,
+    PoolFull,
+    ReplacementUnderpriced,
+    SenderQueueFull,
+)
 from wekacoin.testing.chain import FAST_PARAMS
 from wekacoin.types.tx import SubmitModel, Tx
-
-from tests.helpers.mempool_helpers import PoolChain
 
 
 @pytest.fixture

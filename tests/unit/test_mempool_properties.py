@@ -7,11 +7,11 @@ an unlimited `select` takes exactly every sender's ready run: nothing the pool c
 is unusable, nothing usable is left out.
 """
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-from wekacoin.mempool import MempoolError, MempoolPolicy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers.mempool_helpers import PoolChain
+from wekacoin.mempool import MempoolError, MempoolPolicy
 
 SENDERS = 5
 POLICY = MempoolPolicy(max_txs=5, max_per_sender=3, max_nonce_gap=2, max_age_ms=120)

@@ -79,7 +79,7 @@ def test_a_rejected_message_is_not_relayed_two_hops_away() -> None:
             async with running(b):
                 c = Network(net_config(12, bootstrap=(b.listen_addrs()[0],)))
                 async with running(c):
-                    for name, net in zip("abc", (a, b, c)):
+                    for name, net in zip("abc", (a, b, c), strict=True):
                         net.set_validator(Topic.TX, validator(name))
                     await wait_until(lambda: len(b.peers()) == 2, what="line a - b - c")
                     assert a.peer_id not in peer_ids(c)

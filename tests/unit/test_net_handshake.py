@@ -132,7 +132,7 @@ def test_bootstrap_peer_is_dialled_until_up_and_again_after_it_restarts() -> Non
             for _ in range(2):  # up, down, up again on the same port
                 server = Network(net_config(seed_index, listen_port=port))
                 async with running(server):
-                    await wait_until(lambda: peer_ids(client) == {server.peer_id},
+                    await wait_until(lambda server=server: peer_ids(client) == {server.peer_id},
                                      timeout=15, what="connection to the bootstrap peer")
                 await wait_until(lambda: not client.peers(), what="disconnection")
             await wait_until(lambda: len(events) == 4, what="four events")

@@ -72,6 +72,13 @@ class Chain:
     def get_submission(self, sid: int) -> Submission | None:
         return self.submissions.get(sid)
 
+    def get_existing_task(self, task_id: int) -> Task:
+        assert task_id == self.task.id
+        return self.task
+
+    def get_existing_submission(self, sid: int) -> Submission:
+        return self.submissions[sid]
+
 
 @dataclass
 class Peers:

@@ -14,8 +14,13 @@ from hypothesis import strategies as st
 from tests.unit.test_settlement import ready_competition
 from wekacoin.chain.errors import InvalidRanking
 from wekacoin.chain.rankings import (
-    compute_meta_ranking, compute_ranking_quorum, evaluation_alpha, get_evaluator_weight,
-    select_evaluator, sign_ranking, verify_ranking,
+    compute_meta_ranking,
+    compute_ranking_quorum,
+    evaluation_alpha,
+    get_evaluator_weight,
+    select_evaluator,
+    sign_ranking,
+    verify_ranking,
 )
 from wekacoin.chain.tasks import ready_height
 from wekacoin.consensus.assemble import select_recordable
@@ -25,7 +30,7 @@ from wekacoin.testing.chain import FAST_PARAMS
 from wekacoin.types.ranking import CandidateRanking, EvaluatorShare, Outcome, RankEntry
 from wekacoin.types.tx import Unstake
 
-S, I, U = Outcome.SCORED, Outcome.INVALID, Outcome.UNEVALUATED
+S, X, U = Outcome.SCORED, Outcome.INVALID, Outcome.UNEVALUATED
 TRUTH = {1: (S, 900_000, 100), 2: (S, 950_000, 120), 3: (S, 800_000, 90)}
 
 
@@ -109,7 +114,7 @@ def test_honest_rankings_merge_into_the_truth_and_settle():
     assert values(meta) == list(TRUTH.values())
     assert (meta.baseline_outcome, meta.baseline_score) == (S, c.task.baseline_score)
     assert meta.genuine == tuple(sorted(
-        (EvaluatorShare(k.public_key, s.subusers) for k, s in zip(c.keys, c.seats)),
+        (EvaluatorShare(k.public_key, s.subusers) for k, s in zip(c.keys, c.seats, strict=True)),
         key=lambda g: g.evaluator,
     ))
     deltas, record = c.record_and_settle([v.signed for v in verified])
@@ -175,7 +180,9 @@ def test_two_values_that_both_reach_k_settle_nothing(committee):
     params = dataclasses.replace(c.params, ranking_quorum_percent=30)
     assert compute_ranking_quorum(params, 29) == 9
     other = {**TRUTH, 1: (S, 1, 100)}
-    split = [c.verified(0, results=other), c.verified(1, results=other), c.verified(2), c.verified(3)]
+    split = [
+        c.verified(0, results=other), c.verified(1, results=other), c.verified(2), c.verified(3)
+    ]
     assert c.merge(split, params) is None
     assert c.merge(split[1:], params) is not None  # 6 < 9: one value only
 
@@ -199,8 +206,8 @@ def test_the_baseline_is_agreed_like_any_submission(committee):
     meta = c.merge(verified)
     assert (meta.baseline_outcome, meta.baseline_score) == (S, 700_000)
     assert c.genuine(meta) == {0, 2, 3}
-    unscored = c.merge([c.verified(i, baseline=(I, 0)) for i in range(4)])
-    assert (unscored.baseline_outcome, unscored.baseline_score) == (I, 0)
+    unscored = c.merge([c.verified(i, baseline=(X, 0)) for i in range(4)])
+    assert (unscored.baseline_outcome, unscored.baseline_score) == (X, 0)
 
 
 def test_invalid_and_unevaluated_reports_against_an_accepted_score(committee):
@@ -212,9 +219,9 @@ def test_invalid_and_unevaluated_reports_against_an_accepted_score(committee):
     assert meta.entries[1] == RankEntry(2, S, 950_000, 120)
     assert c.genuine(meta) == {0, 2, 3}
     # Everyone agrees a model is INVALID: accepted as INVALID.
-    broken = {**TRUTH, 1: (I, 0, 0)}
+    broken = {**TRUTH, 1: (X, 0, 0)}
     meta = c.merge([c.verified(i, results=broken) for i in range(4)])
-    assert meta.entries[0].outcome is I and c.genuine(meta) == {0, 1, 2, 3}
+    assert meta.entries[0].outcome is X and c.genuine(meta) == {0, 1, 2, 3}
 
 
 def test_rankings_need_committee_seats_signatures_and_shape(committee):
@@ -237,7 +244,7 @@ def test_rankings_need_committee_seats_signatures_and_shape(committee):
     with pytest.raises(InvalidRanking, match="every submission"):
         verify_ranking(sign_ranking(c.keys[0], g, short), c.state, g)
     with pytest.raises(InvalidRanking, match="score and size 0"):
-        verify_ranking(c.ranking(0, results={**TRUTH, 1: (I, 5, 0)}), c.state, g)
+        verify_ranking(c.ranking(0, results={**TRUTH, 1: (X, 5, 0)}), c.state, g)
     with pytest.raises(InvalidRanking, match="unscored baseline"):
         verify_ranking(c.ranking(0, baseline=(U, 5)), c.state, g)
     with pytest.raises(ValueError):  # nobody signs a ranking for another key
@@ -266,9 +273,12 @@ def test_the_committee_is_weighed_at_the_seed_block():
                   task.evaluation_weight, c.params.tau_evaluators)
     assert seat is not None
     entries = c.ranking(0).ranking.entries
-    forged = CandidateRanking(task.id, newcomer.public_key, seat.proof, S, task.baseline_score, entries)
+    forged = CandidateRanking(
+        task.id, newcomer.public_key, seat.proof, S, task.baseline_score, entries
+    )
+    signed = sign_ranking(newcomer, chain.genesis_hash, forged)
     with pytest.raises(InvalidRanking, match="committee"):
-        verify_ranking(sign_ranking(newcomer, chain.genesis_hash, forged), state, chain.genesis_hash)
+        verify_ranking(signed, state, chain.genesis_hash)
     # The leaver keeps its seat of the seed block, and is paid for it.
     assert select_evaluator(leaver, task, state).subusers == c.seats[1].subusers
     deltas, record = c.record_and_settle([c.ranking(i) for i in range(4)])

@@ -12,8 +12,17 @@ import trio
 from wekacoin.errors import WekaError
 from wekacoin.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 from wekacoin.rpc.protocol import (
-    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, NOT_FOUND, PARSE_ERROR,
-    SERVER_ERROR, UNAUTHORIZED, Dispatcher, NotFound, rpc_method,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    NOT_FOUND,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    UNAUTHORIZED,
+    Dispatcher,
+    NotFound,
+    rpc_method,
 )
 from wekacoin.rpc.server import load_or_create_token, make_app, serve_http
 
@@ -73,7 +82,8 @@ def req(method, params=None, rid=1):
 
 def test_calls_with_named_and_positional_params():
     d = _dispatcher()
-    assert call(d, req("counter.add", {"amount": 2}), "s3cret")["result"] == {"value": 2, "note": ""}
+    added = call(d, req("counter.add", {"amount": 2}), "s3cret")
+    assert added["result"] == {"value": 2, "note": ""}
     assert call(d, req("counter.add", [3, "x"]), "s3cret")["result"] == {"value": 5, "note": "x"}
     assert call(d, req("counter.get"))["result"] == 5
     assert call(d, req("counter.slow_get"))["result"] == 5

@@ -57,7 +57,9 @@ def test_reports_the_isolation_in_force(payload_sandbox, caplog):
     if os.geteuid() == 0:
         assert isolation.uid_drop  # root can always drop its uid, outside a user namespace
     with caplog.at_level(logging.INFO, logger="wekacoin.evaluation.sandbox"):
-        fresh = ForkServerSandbox(mode=isolation.namespaces.value, entry="tests.helpers.hostile_payload")
+        fresh = ForkServerSandbox(
+            mode=isolation.namespaces.value, entry="tests.helpers.hostile_payload"
+        )
         try:
             assert fresh.isolation == isolation
         finally:
@@ -181,7 +183,9 @@ def test_a_model_process_killed_by_the_system_is_our_failure_not_the_models(payl
     killed = run_payload(payload_sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     assert killed.status is RunStatus.SANDBOX_ERROR
     assert "killed" in killed.detail
-    crashed = run_payload(payload_sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    crashed = run_payload(
+        payload_sandbox, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    )
     assert crashed.status is RunStatus.FAILED and "SIGSEGV" in crashed.detail
 
 

@@ -4,6 +4,7 @@ set, the TaskSettlement record, which tasks a block settles, and expiry."""
 
 import dataclasses
 import hashlib
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -14,19 +15,15 @@ from wekacoin.chain.blocks import apply_block, build_block
 from wekacoin.chain.errors import BlockError, InvalidRanking
 from wekacoin.chain.rankings import select_evaluator, sign_ranking
 from wekacoin.chain.settlement import split_by_weight
-from wekacoin.chain.tasks import (
-    Phase, compute_phase, ready_height, settlement_deadline, upload_end,
-)
+from wekacoin.chain.tasks import Phase, compute_phase, ready_height, settlement_deadline, upload_end
 from wekacoin.testing.chain import FAST_PARAMS, fake_cid
 from wekacoin.types.block import BlockMeta
 from wekacoin.types.ledger import TaskStatus
 from wekacoin.types.metric import Metric
-from wekacoin.types.ranking import (
-    CandidateRanking, Outcome, Payment, RankEntry, Resolution,
-)
+from wekacoin.types.ranking import CandidateRanking, Outcome, Payment, RankEntry, Resolution
 from wekacoin.types.tx import RevealModel, RevealTraining, SubmitModel
 
-S, I, U = Outcome.SCORED, Outcome.INVALID, Outcome.UNEVALUATED
+S, X, U = Outcome.SCORED, Outcome.INVALID, Outcome.UNEVALUATED
 
 # A committee of ~100 expected sub-users, so every validator has a seat and the four together
 # always reach k (the k rule itself is tested on a small committee in test_ranking).
@@ -41,7 +38,7 @@ def ready_competition(reveal_test=True, reveal_models=(0, 1, 2), params=PARAMS, 
     comp = Competition(params=params, **spec)
     comp.reveal_training()
     cids = [fake_cid(f"model-{i}") for i in range(3)]
-    for t, cid in zip(comp.trainers, cids):
+    for t, cid in zip(comp.trainers, cids, strict=True):
         comp.submit(t, cid)
     comp.chain.advance_to(comp.spec.tbh - 1)
     if reveal_test:
@@ -115,7 +112,8 @@ def test_winner_takes_the_reward_and_evaluators_share_the_rest_by_subusers():
     assert (record.baseline_outcome, record.baseline_score) == (S, comp.data.baseline_score)
     by_key = {comp.chain.keys[i].public_key: comp.chain.keys[i].address for i in ALL}
     assert {by_key[e.evaluator]: e.subusers for e in record.evaluators} == weights
-    assert [e.evaluator for e in record.evaluators] == sorted(e.evaluator for e in record.evaluators)
+    keys = [e.evaluator for e in record.evaluators]
+    assert keys == sorted(keys)
     assert record.payments == tuple(Payment(a, d[a]) for a in sorted(d))
     assert record.minted == params.settlement_reward and record.burned == 0
     assert sum(p.amount for p in record.payments) == (
@@ -159,11 +157,13 @@ def test_ties_in_one_block_go_to_the_lowest_hash_of_trainer_key_and_model():
     comp.submit_all(cids)
     comp.chain.advance_to(comp.spec.tbh - 1)
     comp.reveal_test()
-    comp.chain.commit([comp.chain.tx(t, RevealModel(1, c)) for t, c in zip(comp.trainers, cids)])
+    comp.chain.commit([
+        comp.chain.tx(t, RevealModel(1, c)) for t, c in zip(comp.trainers, cids, strict=True)
+    ])
     comp.chain.advance_to(upload_end(comp.task, comp.params))
     tie = hashlib.sha256
     hashes = [tie(b"wekacoin/tie-break/v1" + t.public_key + c.encode()).digest()
-              for t, c in zip(comp.trainers, cids)]
+              for t, c in zip(comp.trainers, cids, strict=True)]
     expected = hashes.index(min(hashes))
     assert expected != 0  # not simply the first submission
     d, record = settle(comp, {1: (S, 900_000, 500), 2: (S, 900_000, 500), 3: (S, 900_000, 500)})
@@ -199,7 +199,7 @@ def test_the_bar_is_the_committees_baseline_score_not_the_suppliers_claim():
 def test_an_unscorable_baseline_sets_no_bar():
     """A supplier whose baseline the committee cannot run (INVALID or UNEVALUATED) sets no
     bar: the best scored model wins, even below the supplier's stated baseline score."""
-    for outcome in (U, I):
+    for outcome in (U, X):
         comp = ready_competition(baseline_score=850_000)
         d, record = settle(comp, {1: (S, 800_000, 1), 2: (S, 810_000, 1)}, baseline=(outcome, 0))
         assert d[comp.trainers[1].address] >= comp.spec.reward
@@ -210,7 +210,7 @@ def test_an_unscorable_baseline_sets_no_bar():
 
 def test_an_unscorable_baseline_and_no_scored_model_returns_the_reward():
     comp = ready_competition()
-    d, record = settle(comp, {1: (I, 0, 0), 2: (U, 0, 0)}, baseline=(U, 0))
+    d, record = settle(comp, {1: (X, 0, 0), 2: (U, 0, 0)}, baseline=(U, 0))
     assert d[comp.supplier.address] == comp.spec.reward
     assert record.resolution is Resolution.BASELINE_KEPT
 
@@ -226,7 +226,7 @@ def test_lower_is_better_metrics():
 def test_invalid_and_unevaluated_models_forfeit_their_fees():
     comp = ready_competition()
     weights = seats(comp)
-    d, _ = settle(comp, {1: (I, 0, 0), 2: (S, 900_000, 10), 3: (U, 0, 0)})
+    d, _ = settle(comp, {1: (X, 0, 0), 2: (S, 900_000, 10), 3: (U, 0, 0)})
     assert d[comp.trainers[1].address] == comp.spec.reward + comp.spec.participation_fee
     assert comp.trainers[0].address not in d and comp.trainers[2].address not in d
     assert_paid_by_subusers(d, weights, comp.spec.hosting_fee + 2 * comp.spec.participation_fee
@@ -278,7 +278,7 @@ def test_unrevealed_model_can_only_be_invalid():
         comp.chain.build(rankings=(comp.chain.ranking(1, 0, {3: (U, 0, 0)}),))
     d, record = settle(comp, {1: (S, 900_000, 1)})
     assert d[comp.trainers[0].address] >= comp.spec.reward
-    assert record.entries[2] == RankEntry(3, I, 0, 0)
+    assert record.entries[2] == RankEntry(3, X, 0, 0)
 
 
 def test_a_task_settles_exactly_at_its_ready_height():
@@ -342,7 +342,7 @@ def _mutations():
         (entries(lambda es: es[::-1]), "every submission"),
         (entries(lambda es: es + es[:1]), "every submission"),
         (first(model_size=0), "model size"),
-        (first(outcome=I), "score and size 0"),
+        (first(outcome=X), "score and size 0"),
         (first(outcome=U, score=0), "score and size 0"),
         (lambda r: dataclasses.replace(r, baseline_outcome=U), "unscored baseline"),
     ]
@@ -461,11 +461,11 @@ def test_a_task_that_cannot_settle_does_not_hold_back_the_others():
 ])
 def test_split_by_weight_distributes_everything(amount, weights):
     recipients = [bytes([i]) * 20 for i in range(len(weights))][::-1]
-    shares = split_by_weight(amount, list(zip(recipients, weights)))
+    shares = split_by_weight(amount, list(zip(recipients, weights, strict=True)))
     assert set(shares) == set(recipients)
     assert sum(shares.values()) == amount
     total = sum(weights)
-    extra = {r: shares[r] - amount * w // total for r, w in zip(recipients, weights)}
+    extra = {r: shares[r] - amount * w // total for r, w in zip(recipients, weights, strict=True)}
     assert set(extra.values()) <= {0, 1}
     ordered = [extra[r] for r in sorted(recipients)]
     assert ordered == sorted(ordered, reverse=True)  # the remainder goes to the first ones
@@ -476,12 +476,12 @@ def test_split_by_weight_distributes_everything(amount, weights):
        weights=st.lists(st.integers(1, 1_000), min_size=1, max_size=12))
 def test_split_by_weight_is_proportional(amount, weights):
     recipients = [i.to_bytes(20, "big") for i in range(len(weights))]
-    shares = split_by_weight(amount, list(zip(recipients, weights)))
+    shares = split_by_weight(amount, list(zip(recipients, weights, strict=True)))
     assert sum(shares.values()) == amount
     total = sum(weights)
-    for r, w in zip(recipients, weights):
+    for r, w in zip(recipients, weights, strict=True):
         assert amount * w // total <= shares[r] <= amount * w // total + 1
-    for (r1, w1), (r2, w2) in zip(zip(recipients, weights), zip(recipients[1:], weights[1:])):
+    for (r1, w1), (r2, w2) in itertools.pairwise(zip(recipients, weights, strict=True)):
         if w1 > w2:
             assert shares[r1] >= shares[r2]  # more sub-users never earn less
 

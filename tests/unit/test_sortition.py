@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.sortition import (
-    Role, compute_priority, compute_subusers, select, selection_threshold, sortition_alpha,
+    Role,
+    compute_priority,
+    compute_subusers,
+    select,
+    selection_threshold,
+    sortition_alpha,
     verify,
 )
 from wekacoin.sortition.binomial import HASH_BITS, MAX_TAU, _walk

@@ -20,8 +20,14 @@ import pytest
 from wekacoin.crypto import vrf
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.sortition import (
-    Role, compute_block_seed, compute_empty_seed, compute_priority, compute_subusers,
-    select, sortition_alpha, verify,
+    Role,
+    compute_block_seed,
+    compute_empty_seed,
+    compute_priority,
+    compute_subusers,
+    select,
+    sortition_alpha,
+    verify,
 )
 from wekacoin.sortition.binomial import _walk
 
@@ -144,7 +150,8 @@ def test_sortition_vectors(vectors):
             assert mine is None and theirs is None
             continue
         assert mine == theirs
-        assert (mine.proof.hex(), mine.output.hex(), mine.subusers) == (v["proof"], v["output"], v["j"])
+        ours = (mine.proof.hex(), mine.output.hex(), mine.subusers)
+        assert ours == (v["proof"], v["output"], v["j"])
         if "priority" in v:
             assert compute_priority(mine.output, mine.subusers).hex() == v["priority"]
             assert compute_block_seed(mine.output).hex() == v["block_seed"]

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from tests.helpers.store_helpers import StoredChain, transfer_blocks
 from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.genesis import genesis_state
 from wekacoin.chain.tasks import settlement_deadline, split_height
@@ -14,8 +15,6 @@ from wekacoin.types.codec import encode
 from wekacoin.types.ledger import Account
 from wekacoin.types.ranking import Resolution
 from wekacoin.types.tx import SubmitModel, Transfer
-
-from tests.helpers.store_helpers import StoredChain, transfer_blocks
 
 
 @pytest.fixture

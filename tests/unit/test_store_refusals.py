@@ -8,17 +8,14 @@ import sys
 import plyvel
 import pytest
 
+from tests.helpers.store_helpers import StoredChain, dir_fingerprint
 from wekacoin.chain.state import account_key
-from wekacoin.store import (
-    ChainStore, CorruptStoreError, IncompatibleStoreError, StoreInUseError,
-)
+from wekacoin.store import ChainStore, CorruptStoreError, IncompatibleStoreError, StoreInUseError
 from wekacoin.store.layout import STATE_PREFIX, TIP_KEY, StoredTip
 from wekacoin.testing.chain import LocalChain
 from wekacoin.types.codec import decode, encode
 from wekacoin.types.ledger import Account
 from wekacoin.types.tx import Transfer
-
-from tests.helpers.store_helpers import StoredChain, dir_fingerprint
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ class PeerNetwork:
     async def request_blocks(self, peer_id, from_height, count, **_) -> list[SyncedBlock]:
         await trio.sleep(0)
         stop = min(from_height + count, self.store.height + 1)
-        return [SyncedBlock(r.data, r.certificate) for r in self.store.iter_raw_blocks(from_height, stop)]
+        raws = self.store.iter_raw_blocks(from_height, stop)
+        return [SyncedBlock(r.data, r.certificate) for r in raws]
 
     def penalize(self, peer_id: str, reason: str, weight: float = 1.0) -> None:
         self.penalties.append(reason)

@@ -8,7 +8,8 @@ import pytest
 from wekacoin.testing.vectors import json_view, vector_objects
 from wekacoin.types.codec import decode, encode, hash_of
 
-VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "encoding.json").read_text())["vectors"]
+VECTORS_FILE = Path(__file__).parents[1] / "vectors" / "encoding.json"
+VECTORS = json.loads(VECTORS_FILE.read_text())["vectors"]
 OBJECTS = dict(vector_objects())
 
 

@@ -368,7 +368,7 @@ def test_ladder_product_matches_libsodium(seed: bytes, scalars: list[int]) -> No
     p = prime_order_point(seed)
     assert p.u == ((1 + p.y) * pow(1 - p.y, -1, P) % P).to_bytes(32, "little")
     products = vrf._mul_prime_order(tuple(scalars), p)
-    for n, product in zip(scalars, products):
+    for n, product in zip(scalars, products, strict=True):
         assert product == (vrf._mul(n, p.encoding) if n else vrf._IDENTITY)
 
 

@@ -18,8 +18,9 @@ from wekacoin.types.primitives import Address, Height
 from wekacoin.types.tx import Stake, Transfer, Unstake, VerifiedTx, validator_key_message
 
 
-def process_transfer(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext) -> None:
-    body: Transfer = vtx.body  # type: ignore[assignment]
+def process_transfer(
+    state: State, vtx: VerifiedTx, body: Transfer, payer: Account, ctx: BlockContext
+) -> None:
     if body.amount == 0:
         raise InvalidField("a transfer moves a positive amount")
     if payer.balance < body.amount:
@@ -30,8 +31,9 @@ def process_transfer(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockCo
     credit(state, body.to, body.amount)
 
 
-def process_stake(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext) -> None:
-    body: Stake = vtx.body  # type: ignore[assignment]
+def process_stake(
+    state: State, vtx: VerifiedTx, body: Stake, payer: Account, ctx: BlockContext
+) -> None:
     params = state.params
     if body.amount < params.min_stake:
         raise StakeError(f"stake at least {params.min_stake}")
@@ -50,23 +52,26 @@ def process_stake(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockConte
         raise StakeError("that validator key already belongs to another account")
     matures = Height(ctx.height + params.stake_lookback)
     state.put_account(vtx.sender, debit(payer, body.amount))
-    state.put_bond(vtx.sender, replace(bond, bonding=bond.bonding + (Pending(matures, body.amount),)))
+    bonding = bond.bonding + (Pending(matures, body.amount),)
+    state.put_bond(vtx.sender, replace(bond, bonding=bonding))
     if owner is None:
         state.put_validator(body.validator_key, vtx.sender)
     schedule_stake_change(state, matures, vtx.sender)
 
 
-def process_unstake(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext) -> None:
-    body: Unstake = vtx.body  # type: ignore[assignment]
+def process_unstake(
+    state: State, vtx: VerifiedTx, body: Unstake, payer: Account, ctx: BlockContext
+) -> None:
     if body.amount == 0:
         raise InvalidField("unstake a positive amount")
     bond = state.get_bond(vtx.sender)
     free = 0 if bond is None else bond.stake - sum(p.amount for p in bond.unbonding)
-    if free < body.amount:
+    if bond is None or free < body.amount:
         raise StakeError(f"only {free} of the bonded stake can be unbonded")
     matures = Height(ctx.height + state.params.stake_lookback)
     state.put_account(vtx.sender, payer)
-    state.put_bond(vtx.sender, replace(bond, unbonding=bond.unbonding + (Pending(matures, body.amount),)))
+    unbonding = bond.unbonding + (Pending(matures, body.amount),)
+    state.put_bond(vtx.sender, replace(bond, unbonding=unbonding))
     schedule_stake_change(state, matures, vtx.sender)
 
 
@@ -95,7 +100,7 @@ def process_stake_agenda(state: State, height: int) -> None:
         return
     delta = 0
     for address in sorted(addresses):
-        bond = state.get_bond(address)
+        bond = state.get_existing_bond(address)
         joining = sum(p.amount for p in bond.bonding if p.height <= height)
         leaving = sum(p.amount for p in bond.unbonding if p.height <= height)
         oldest = height - weight_horizon(state.params)

@@ -64,7 +64,7 @@ def build_block(
     execute_block(new, height, seed, proposer, vtxs, meta)
     txs = tuple(v.tx for v in vtxs)
     header = BlockHeader(
-        height=height, prev_hash=state.block_hash, time_ms=time_ms, proposer=proposer,
+        height=height, prev_hash=state.get_block_hash(), time_ms=time_ms, proposer=proposer,
         seed=seed, tx_root=compute_tx_root(txs), meta_hash=hash_of(meta),
         state_root=new.root(),
     )
@@ -87,7 +87,7 @@ def execute_block(
             raise InvalidBlockTx(i, e) from None
     process_rankings(state, meta.rankings, state.config.genesis_hash)
     if ctx.fees:
-        owner = state.get_validator(proposer)
+        owner = None if proposer is None else state.get_validator(proposer)
         if owner is None:
             raise BlockError("the proposer's key has no stake to receive the fees")
         credit(state, owner, ctx.fees)

@@ -215,7 +215,9 @@ def _refuse_float(text: str) -> Any:
     raise GenesisError(f"numbers in genesis are integers, not {text}")
 
 
-def _check_keys(doc: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> None:
+def _check_keys(
+    doc: Any, where: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
+) -> None:
     if not isinstance(doc, dict):
         raise GenesisError(f"{where} must be an object")
     unknown = sorted(set(doc) - allowed)

@@ -28,6 +28,7 @@ any block recorded counts, so a proposer can only delay a ranking, and only in i
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 from wekacoin.chain.errors import InvalidRanking
 from wekacoin.chain.state import State
@@ -38,7 +39,12 @@ from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Task, TaskStatus
 from wekacoin.types.primitives import PublicKey, Signature
 from wekacoin.types.ranking import (
-    CandidateRanking, EvaluatorShare, Outcome, RankEntry, RecordedRanking, SignedRanking,
+    CandidateRanking,
+    EvaluatorShare,
+    Outcome,
+    RankEntry,
+    RecordedRanking,
+    SignedRanking,
     ranking_signing_message,
 )
 
@@ -54,7 +60,7 @@ def evaluation_alpha(task: Task) -> bytes:
     return sortition_alpha(task.evaluation_seed, Role.EVALUATOR, task.id)
 
 
-def is_rankable(task: Task | None, state: State) -> bool:
+def is_rankable(task: Task | None, state: State) -> TypeGuard[Task]:
     """Whether the task's evaluation committee is drawn (uploads closed) and it is open."""
     return (
         task is not None and task.status is TaskStatus.ACTIVE
@@ -80,7 +86,8 @@ def select_evaluator(key: KeyPair, task: Task, state: State) -> Selection | None
 def sign_ranking(key: KeyPair, genesis_hash: bytes, ranking: CandidateRanking) -> SignedRanking:
     if ranking.evaluator != key.public_key:
         raise ValueError("a ranking is signed by its evaluator")
-    return SignedRanking(ranking, Signature(key.sign(ranking_signing_message(genesis_hash, ranking))))
+    signature = key.sign(ranking_signing_message(genesis_hash, ranking))
+    return SignedRanking(ranking, Signature(signature))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +115,8 @@ def verify_ranking(signed: SignedRanking, state: State, genesis_hash: bytes) -> 
     if not is_rankable(task, state):
         raise InvalidRanking(f"task {r.task_id} is not being ranked")
     _check_shape(r, task, state)
-    if not verify_signature(r.evaluator, ranking_signing_message(genesis_hash, r), signed.signature):
+    message = ranking_signing_message(genesis_hash, r)
+    if not verify_signature(r.evaluator, message, signed.signature):
         raise InvalidRanking("the signature does not match the evaluator")
     seat = verify(
         r.evaluator, r.credential, evaluation_alpha(task),
@@ -131,7 +139,8 @@ def _check_shape(r: CandidateRanking, task: Task, state: State) -> None:
             raise InvalidRanking(f"unscored submission {e.submission_id} carries score and size 0")
         if e.outcome is Outcome.SCORED and e.model_size <= 0:
             raise InvalidRanking(f"scored submission {e.submission_id} needs its model size")
-        if e.outcome is not Outcome.INVALID and state.get_submission(e.submission_id).model_cid is None:
+        revealed = state.get_existing_submission(e.submission_id).model_cid is not None
+        if e.outcome is not Outcome.INVALID and not revealed:
             raise InvalidRanking(f"submission {e.submission_id} was never revealed: INVALID")
 
 
@@ -150,13 +159,13 @@ def process_rankings(
                 f"the chain already holds a ranking of task {task_id} by {evaluator.hex()[:16]}"
             )
         verified = verify_ranking(signed, state, genesis_hash)
-        task = state.get_task(task_id)
+        task = state.get_existing_task(task_id)
         state.put_ranking(task_id, evaluator, verified.recorded())
         state.put_task(replace(task, rankers=tuple(sorted(task.rankers + (evaluator,)))))
 
 
 def get_recorded_rankings(state: State, task: Task) -> list[tuple[PublicKey, RecordedRanking]]:
-    return [(key, state.get_ranking(task.id, key)) for key in task.rankers]
+    return [(key, state.get_existing_ranking(task.id, key)) for key in task.rankers]
 
 
 @dataclass(frozen=True, slots=True)

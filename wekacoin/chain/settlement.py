@@ -121,7 +121,7 @@ def compute_ready_tasks(state: State, height: int) -> list[Task]:
     params = state.params
     ready = [
         task for task_id in state.tip.open_tasks
-        if (task := state.get_task(task_id)).status is TaskStatus.ACTIVE
+        if (task := state.get_existing_task(task_id)).status is TaskStatus.ACTIVE
         and ready_height(task, params) <= height <= settlement_deadline(task, params)
     ]
     return sorted(ready, key=lambda t: (-len(t.submissions), t.id))
@@ -129,7 +129,7 @@ def compute_ready_tasks(state: State, height: int) -> list[Task]:
 
 def process_settlements(state: State, height: int) -> list[TaskSettlement]:
     """At the start of block `height`: settle the ready tasks whose recorded rankings agree."""
-    records = []
+    records: list[TaskSettlement] = []
     for task in compute_ready_tasks(state, height):
         if len(records) == state.params.max_settlements_per_block:
             break
@@ -140,8 +140,8 @@ def process_settlements(state: State, height: int) -> list[TaskSettlement]:
 
 
 def settle_task(state: State, task: Task, meta: MetaRanking, height: int) -> TaskSettlement:
-    submissions = {sid: state.get_submission(sid) for sid in task.submissions}
-    evaluators = [(state.get_validator(g.evaluator), g.subusers) for g in meta.genuine]
+    submissions = {sid: state.get_existing_submission(sid) for sid in task.submissions}
+    evaluators = [(state.get_existing_validator(g.evaluator), g.subusers) for g in meta.genuine]
     payout = compute_payout(task, meta, submissions, evaluators, state.params)
     assert sum(payout.credits.values()) + payout.burned == task.escrow + payout.minted
     for address in sorted(payout.credits):

@@ -36,8 +36,8 @@ import numpy as np
 from wekacoin.types.codec import decode_trusted, encode
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
-from wekacoin.types.ranking import RecordedRanking, TaskSettlement
 from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId
+from wekacoin.types.ranking import RecordedRanking, TaskSettlement
 
 _LANES = 1024
 _LANE_BYTES = 2 * _LANES
@@ -172,6 +172,12 @@ class State:
     def params(self) -> Params:
         return self.config.params
 
+    def get_block_hash(self) -> bytes:
+        """`block_hash` of a state that a block produced (every state but a block's layer
+        while it is being applied)."""
+        assert self.block_hash is not None, "no block has produced this state yet"
+        return self.block_hash
+
     # -- layers --
 
     def child(self) -> State:
@@ -212,9 +218,8 @@ class State:
         return self._source.get(key)
 
     def get_raw(self, key: bytes) -> bytes | None:
-        raw = self._encodings.get(key, _MISSING)
-        if raw is not _MISSING:
-            return raw
+        if key in self._encodings:
+            return self._encodings[key]
         if key in self._written:
             return self._encoded(key)
         if self._parent is not None:
@@ -222,11 +227,11 @@ class State:
         return self._source.get(key)
 
     def _encoded(self, key: bytes) -> bytes | None:
-        raw = self._encodings.get(key, _MISSING)
-        if raw is _MISSING:
-            value = self._records[key]
-            raw = None if value is None else _encode_value(key, value)
-            self._encodings[key] = raw
+        if key in self._encodings:
+            return self._encodings[key]
+        value = self._records[key]
+        raw = None if value is None else _encode_value(key, value)
+        self._encodings[key] = raw
         return raw
 
     def _get(self, key: bytes) -> Any:
@@ -259,11 +264,23 @@ class State:
     def get_bond(self, address: bytes) -> Bond | None:
         return self._get(bond_key(address))
 
+    def get_existing_bond(self, address: bytes) -> Bond:
+        """The bond of an account the state names as having one (a stake agenda entry)."""
+        bond = self.get_bond(address)
+        assert bond is not None, f"the state names {address.hex()} as bonded but holds no bond"
+        return bond
+
     def put_bond(self, address: bytes, bond: Bond | None) -> None:
         self._put(bond_key(address), bond)
 
     def get_task(self, task_id: int) -> Task | None:
         return self._get(task_key(task_id))
+
+    def get_existing_task(self, task_id: int) -> Task:
+        """A task the state itself refers to (the tip's open tasks, a ranking, a submission)."""
+        task = self.get_task(task_id)
+        assert task is not None, f"the state refers to task {task_id} but does not hold it"
+        return task
 
     def put_task(self, task: Task) -> None:
         self._put(task_key(task.id), task)
@@ -271,10 +288,20 @@ class State:
     def get_submission(self, submission_id: int) -> Submission | None:
         return self._get(submission_key(submission_id))
 
+    def get_existing_submission(self, submission_id: int) -> Submission:
+        """A submission the state itself refers to (a task's list, the commitment index)."""
+        submission = self.get_submission(submission_id)
+        assert submission is not None, (
+            f"the state refers to submission {submission_id} but does not hold it"
+        )
+        return submission
+
     def put_submission(self, submission: Submission) -> None:
         self._put(submission_key(submission.id), submission)
 
-    def get_commitment(self, trainer: bytes, task_id: int, commitment: bytes) -> SubmissionId | None:
+    def get_commitment(
+        self, trainer: bytes, task_id: int, commitment: bytes
+    ) -> SubmissionId | None:
         raw = self._get(commitment_key(trainer, task_id, commitment))
         return None if raw is None else SubmissionId(int.from_bytes(raw, "big"))
 
@@ -283,6 +310,12 @@ class State:
 
     def get_validator(self, key: bytes) -> Address | None:
         return self._get(validator_key(key))
+
+    def get_existing_validator(self, key: bytes) -> Address:
+        """The account of a key that bonded stake once (keys stay registered for good)."""
+        address = self.get_validator(key)
+        assert address is not None, f"validator key {key.hex()} was never registered"
+        return address
 
     def put_validator(self, key: bytes, address: bytes) -> None:
         self._put(validator_key(key), address)
@@ -296,6 +329,14 @@ class State:
 
     def get_ranking(self, task_id: int, evaluator: bytes) -> RecordedRanking | None:
         return self._get(ranking_key(task_id, evaluator))
+
+    def get_existing_ranking(self, task_id: int, evaluator: bytes) -> RecordedRanking:
+        """A ranking the state itself refers to (one of the task's `rankers`)."""
+        ranking = self.get_ranking(task_id, evaluator)
+        assert ranking is not None, (
+            f"task {task_id} names {evaluator.hex()} as a ranker but the state holds no ranking"
+        )
+        return ranking
 
     def put_ranking(self, task_id: int, evaluator: bytes, ranking: RecordedRanking | None) -> None:
         self._put(ranking_key(task_id, evaluator), ranking)

@@ -27,8 +27,15 @@ from enum import Enum
 from wekacoin.chain.accounts import credit, debit
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import (
-    CommitmentMismatch, DuplicateSubmission, InsufficientFunds, InvalidField, LimitExceeded,
-    NotSupplier, ParticipationFeeTooLow, UnknownTask, WrongPhase,
+    CommitmentMismatch,
+    DuplicateSubmission,
+    InsufficientFunds,
+    InvalidField,
+    LimitExceeded,
+    NotSupplier,
+    ParticipationFeeTooLow,
+    UnknownTask,
+    WrongPhase,
 )
 from wekacoin.chain.state import State
 from wekacoin.content.cid import parse_cid
@@ -39,7 +46,13 @@ from wekacoin.types.ledger import Account, Submission, Task, TaskStatus
 from wekacoin.types.primitives import Hash, SubmissionId, TaskId
 from wekacoin.types.ranking import Outcome, Payment, Resolution, TaskSettlement
 from wekacoin.types.tx import (
-    GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, SubmitModel, VerifiedTx,
+    GroupReveal,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    SubmitModel,
+    VerifiedTx,
 )
 
 _GROUP_DOMAIN = b"wekacoin/data-group/v1"
@@ -210,18 +223,21 @@ def validate_task_spec(spec: PublishTask, params: Params, height: int) -> None:
     if not 0 < spec.limits.max_model_bytes <= params.max_model_bytes:
         raise LimitExceeded(f"the model size limit must be in (0, {params.max_model_bytes}]")
     if not 0 < spec.limits.eval_time_ms <= params.max_eval_time_ms:
-        raise LimitExceeded(f"the evaluation time limit must be in (0, {params.max_eval_time_ms}] ms")
+        raise LimitExceeded(
+            f"the evaluation time limit must be in (0, {params.max_eval_time_ms}] ms"
+        )
 
 
 def process_publish_task(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, spec: PublishTask, payer: Account, ctx: BlockContext
 ) -> None:
-    spec: PublishTask = vtx.body  # type: ignore[assignment]
     params = state.params
     validate_task_spec(spec, params, ctx.height)
     escrow = spec.reward + spec.hosting_fee
     if payer.balance < escrow:
-        raise InsufficientFunds(f"balance {payer.balance} cannot escrow reward + hosting fee {escrow}")
+        raise InsufficientFunds(
+            f"balance {payer.balance} cannot escrow reward + hosting fee {escrow}"
+        )
     tip = state.tip
     task_id = tip.next_task_id
     state.put_account(vtx.sender, debit(payer, escrow))
@@ -262,16 +278,15 @@ def _check_reveal(task: Task, groups: tuple[GroupReveal, ...], expected: list[in
 
 
 def process_reveal_training(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, body: RevealTraining, payer: Account, ctx: BlockContext
 ) -> None:
-    body: RevealTraining = vtx.body  # type: ignore[assignment]
     task = _supplier_task(state, vtx, body.task_id)
     if task.status is not TaskStatus.PUBLISHED:
         raise WrongPhase(f"task {task.id} is {compute_phase(task, ctx.height, state.params).value}")
     if ctx.height <= split_height(task, state.params):
         raise WrongPhase(
-            f"the test split of task {task.id} is drawn at height {split_height(task, state.params)};"
-            " reveal the training groups after it"
+            f"the test split of task {task.id} is drawn at height"
+            f" {split_height(task, state.params)}; reveal the training groups after it"
         )
     if ctx.height > training_reveal_deadline(task, state.params):
         raise WrongPhase(f"the training reveal window of task {task.id} has closed")
@@ -288,16 +303,17 @@ def process_reveal_training(
 
 
 def process_submit_model(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, body: SubmitModel, payer: Account, ctx: BlockContext
 ) -> None:
-    body: SubmitModel = vtx.body  # type: ignore[assignment]
     params = state.params
     task = get_task_or_raise(state, body.task_id)
     if task.status is not TaskStatus.ACTIVE or ctx.height >= task.spec.tbh:
         phase = compute_phase(task, ctx.height, params)
         raise WrongPhase(f"task {task.id} takes no submissions: it is {phase.value}")
     if len(task.submissions) >= params.max_submissions_per_task:
-        raise LimitExceeded(f"task {task.id} has reached {params.max_submissions_per_task} submissions")
+        raise LimitExceeded(
+            f"task {task.id} has reached {params.max_submissions_per_task} submissions"
+        )
     if state.get_commitment(vtx.sender, task.id, body.commitment) is not None:
         raise DuplicateSubmission("you already submitted this commitment to this task")
     fee = task.spec.participation_fee
@@ -315,8 +331,9 @@ def process_submit_model(
     state.put_tip(replace(tip, next_submission_id=SubmissionId(sid + 1)))
 
 
-def process_reveal_test(state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext) -> None:
-    body: RevealTest = vtx.body  # type: ignore[assignment]
+def process_reveal_test(
+    state: State, vtx: VerifiedTx, body: RevealTest, payer: Account, ctx: BlockContext
+) -> None:
     params = state.params
     task = _supplier_task(state, vtx, body.task_id)
     if task.status is not TaskStatus.ACTIVE or task.test_revealed:
@@ -332,9 +349,8 @@ def process_reveal_test(state: State, vtx: VerifiedTx, payer: Account, ctx: Bloc
 
 
 def process_reveal_model(
-    state: State, vtx: VerifiedTx, payer: Account, ctx: BlockContext
+    state: State, vtx: VerifiedTx, body: RevealModel, payer: Account, ctx: BlockContext
 ) -> None:
-    body: RevealModel = vtx.body  # type: ignore[assignment]
     params = state.params
     task = get_task_or_raise(state, body.task_id)
     if task.status is not TaskStatus.ACTIVE or not model_reveal_open(task, ctx.height, params):
@@ -350,8 +366,7 @@ def process_reveal_model(
         raise CommitmentMismatch(
             f"none of your submissions to task {task.id} commits to {body.model_cid}"
         )
-    submission = state.get_submission(sid)
-    assert submission is not None  # the commitment index only points at stored submissions
+    submission = state.get_existing_submission(sid)
     if submission.model_cid is not None:
         raise DuplicateSubmission(f"submission {sid} is already revealed")
     state.put_account(vtx.sender, payer)
@@ -377,7 +392,7 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
     tip = state.tip
     closed = []
     for task_id in tip.open_tasks:
-        task = state.get_task(task_id)
+        task = state.get_existing_task(task_id)
         if task.status is TaskStatus.PUBLISHED and height == split_height(task, params):
             groups = len(task.spec.group_commitments)
             task = replace(task, test_groups=compute_test_groups(
@@ -393,7 +408,7 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
         elif task.status is TaskStatus.ACTIVE and height > settlement_deadline(task, params):
             payments = {task.supplier: task.spec.reward}
             for sid in task.submissions:
-                submission = state.get_submission(sid)
+                submission = state.get_existing_submission(sid)
                 payments[submission.trainer] = payments.get(submission.trainer, 0) + submission.fee
             _close_task(state, task, height, Resolution.EXPIRED, payments)
         else:
@@ -422,7 +437,9 @@ def _close_task(
     state.put_tip(replace(state.tip, burned=state.tip.burned + burned))
 
 
-_CLOSED_STATUS = {Resolution.CANCELLED: TaskStatus.CANCELLED, Resolution.EXPIRED: TaskStatus.EXPIRED}
+_CLOSED_STATUS = {
+    Resolution.CANCELLED: TaskStatus.CANCELLED, Resolution.EXPIRED: TaskStatus.EXPIRED,
+}
 
 
 def forget_rankings(state: State, task: Task) -> None:
@@ -436,6 +453,6 @@ def tasks_to_evaluate(state: State, height: int) -> list[TaskId]:
     params = state.params
     return [
         t for t in state.tip.open_tasks
-        if (task := state.get_task(t)).status is TaskStatus.ACTIVE
+        if (task := state.get_existing_task(t)).status is TaskStatus.ACTIVE
         and height >= upload_end(task, params)
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import assert_never
 
 from wekacoin.chain import accounts, tasks
 from wekacoin.chain.context import BlockContext
@@ -14,22 +14,21 @@ from wekacoin.types.codec import encode
 from wekacoin.types.ledger import Account
 from wekacoin.types.primitives import Amount, Hash, Nonce, PublicKey
 from wekacoin.types.tx import (
-    TX_SIGNING_DOMAIN, PublishTask, RevealModel, RevealTest, RevealTraining, Stake, SubmitModel,
-    Transfer, Tx, TxBody, UnsignedTx, Unstake, VerifiedTx, signing_message, validator_key_message,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    Stake,
+    SubmitModel,
+    Transfer,
+    Tx,
+    TxBody,
+    UnsignedTx,
+    Unstake,
+    VerifiedTx,
+    signing_message,
+    validator_key_message,
 )
-
-Handler = Callable[[State, VerifiedTx, Account, BlockContext], None]
-
-HANDLERS: dict[type, Handler] = {
-    Transfer: accounts.process_transfer,
-    Stake: accounts.process_stake,
-    Unstake: accounts.process_unstake,
-    PublishTask: tasks.process_publish_task,
-    RevealTraining: tasks.process_reveal_training,
-    SubmitModel: tasks.process_submit_model,
-    RevealTest: tasks.process_reveal_test,
-    RevealModel: tasks.process_reveal_model,
-}
 
 _FRAMING_BYTES = 67  # the signature (64 + 2) and the outer array header
 
@@ -42,7 +41,8 @@ def compute_tx_id(payload: bytes) -> Hash:
 def verify_tx(tx: Tx, genesis_hash: bytes) -> VerifiedTx:
     """Check the signature of `tx`; the only way to obtain a `VerifiedTx`."""
     sender_key = tx.unsigned.sender
-    if not verify_signature(sender_key, TX_SIGNING_DOMAIN + genesis_hash + tx.payload, tx.signature):
+    message = signing_message(genesis_hash, tx.payload)
+    if not verify_signature(sender_key, message, tx.signature):
         raise BadSignature("the signature does not match the sender's key")
     return VerifiedTx(
         tx, compute_tx_id(tx.payload), address_of(sender_key), len(tx.payload) + _FRAMING_BYTES
@@ -62,7 +62,25 @@ def apply_tx(state: State, vtx: VerifiedTx, ctx: BlockContext) -> None:
     if account.balance < vtx.fee:
         raise InsufficientFunds(f"balance {account.balance} cannot pay the fee {vtx.fee}")
     payer = Account(account.balance - vtx.fee, account.nonce + 1)
-    HANDLERS[type(vtx.body)](state, vtx, payer, ctx)
+    match vtx.body:
+        case Transfer() as body:
+            accounts.process_transfer(state, vtx, body, payer, ctx)
+        case Stake() as body:
+            accounts.process_stake(state, vtx, body, payer, ctx)
+        case Unstake() as body:
+            accounts.process_unstake(state, vtx, body, payer, ctx)
+        case PublishTask() as body:
+            tasks.process_publish_task(state, vtx, body, payer, ctx)
+        case RevealTraining() as body:
+            tasks.process_reveal_training(state, vtx, body, payer, ctx)
+        case SubmitModel() as body:
+            tasks.process_submit_model(state, vtx, body, payer, ctx)
+        case RevealTest() as body:
+            tasks.process_reveal_test(state, vtx, body, payer, ctx)
+        case RevealModel() as body:
+            tasks.process_reveal_model(state, vtx, body, payer, ctx)
+        case unknown:  # a new TxBody variant without a rule fails type checking here
+            assert_never(unknown)
     ctx.fees += vtx.fee
 
 

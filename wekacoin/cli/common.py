@@ -47,7 +47,9 @@ class Settings:
         try:
             return self.token_file.read_text().strip()
         except OSError as e:
-            raise CliError(f"cannot read the RPC token at {self.token_file}: {e.strerror}") from None
+            raise CliError(
+                f"cannot read the RPC token at {self.token_file}: {e.strerror}"
+            ) from None
 
     def keypair(self) -> KeyPair:
         return load_keystore(self.key, read_password(self.password_file, confirm=False))

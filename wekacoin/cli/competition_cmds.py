@@ -6,7 +6,9 @@ import contextlib
 import csv
 import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -17,6 +19,9 @@ from wekacoin.client.chainclient import ChainClient
 from wekacoin.client.datasets import prepare_dataset
 from wekacoin.types.metric import Metric, TaskKind
 
+if TYPE_CHECKING:
+    from wekacoin.evaluation.sandbox import ForkServerSandbox
+
 task_app = typer.Typer(help="Publish and follow machine-learning tasks.", no_args_is_help=True)
 model_app = typer.Typer(help="Submit, reveal and run models.", no_args_is_help=True)
 
@@ -25,14 +30,14 @@ WORKDIR = typer.Option(Path("~/.wekacoin/work"), envvar="WEKACOIN_WORKDIR",
 
 
 @contextlib.contextmanager
-def _client(ctx: typer.Context):
+def _client(ctx: typer.Context) -> Iterator[ChainClient]:
     s = settings(ctx)
     with s.client() as rpc:
         yield ChainClient(rpc, s.keypair(), on_wait=lambda m: console.log(m))
 
 
 @contextlib.contextmanager
-def _sandbox():
+def _sandbox() -> Iterator[ForkServerSandbox]:
     from wekacoin.evaluation.sandbox import ForkServerSandbox
 
     with ForkServerSandbox() as sandbox:
@@ -46,23 +51,27 @@ def _workspace(workdir: Path) -> comp.Workspace:
 @task_app.command()
 def publish(
     ctx: typer.Context,
-    data: Path = typer.Option(..., exists=True, dir_okay=False, help="Labelled dataset (CSV with a header)."),
+    data: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="Labelled dataset (CSV with a header)."),
     label: str = typer.Option(..., help="The label column."),
     kind: TaskKind = typer.Option(TaskKind.CLASSIFICATION, help="Task kind."),
     metric: Metric = typer.Option(Metric.ACCURACY, help="How models are scored."),
     title: str = typer.Option(..., help="A short title."),
-    groups: int = typer.Option(10, min=2, help="Data groups to commit to (20 % become the test set)."),
+    groups: int = typer.Option(
+        10, min=2, help="Data groups to commit to (20 % become the test set)."),
     reward: int = typer.Option(..., min=1, help="Reward for the best model."),
     hosting_fee: int = typer.Option(0, min=0, help="Paid to the evaluators."),
     participation_fee: int = typer.Option(
         None, min=1, help="Paid by each submission; default: the chain's min_participation_fee."),
-    training_blocks: int = typer.Option(None, help="Blocks of training (default: the chain's minimum)."),
+    training_blocks: int = typer.Option(
+        None, help="Blocks of training (default: the chain's minimum)."),
     eval_seconds: int = typer.Option(30, min=1, help="Evaluation time limit per model."),
     max_model_bytes: int = typer.Option(16 * 2**20, min=1, help="Largest model accepted."),
     baseline: Path = typer.Option(None, exists=True, dir_okay=False,
                                   help="Baseline model (ONNX or skops); default: a decision stump "
                                        "trained on the training groups once the chain draws them."),
-    reveal: bool = typer.Option(True, help="Reveal the training groups as soon as the split is drawn."),
+    reveal: bool = typer.Option(
+        True, help="Reveal the training groups as soon as the split is drawn."),
     workdir: Path = WORKDIR,
 ) -> None:
     """Commit to a dataset, publish the task, and reveal its training groups."""
@@ -146,7 +155,8 @@ def outcome_line(task: dict) -> str:
                 "to the supplier[/]")
     if resolution == "expired":
         return (f"[bold red]task {task['id']} expired: no ranking was agreed before its "
-                "settlement deadline; reward and participation fees refunded, hosting fee burned[/]")
+                "settlement deadline; reward and participation fees refunded, hosting fee "
+                "burned[/]")
     return (f"[bold red]task {task['id']} was cancelled: its training data was never "
             "revealed; reward refunded, hosting fee burned[/]")
 
@@ -154,8 +164,9 @@ def outcome_line(task: dict) -> str:
 def print_task(task: dict) -> None:
     spec = task["spec"]
     console.print(f"[bold]task {task['id']}: {spec['title']}[/]  ({task['phase']})")
-    console.print(f"  {spec['schema']['kind']}, metric {spec['metric']}, reward {spec['reward']:,}, "
-                  f"hosting fee {spec['hosting_fee']:,}, participation fee {spec['participation_fee']:,}")
+    console.print(f"  {spec['schema']['kind']}, metric {spec['metric']}, "
+                  f"reward {spec['reward']:,}, hosting fee {spec['hosting_fee']:,}, "
+                  f"participation fee {spec['participation_fee']:,}")
     h = task["heights"]
     console.print(f"  heights: published {h['published']}, tbh {h['tbh']}, uploads end "
                   f"{h['upload_end']}, ready {h['ready']}"
@@ -184,7 +195,9 @@ def submit(
 ) -> None:
     """Score a model on the task's training set and commit to it (before tbh)."""
     with _client(ctx) as client, _sandbox() as sandbox:
-        cid, score = comp.submit_model(client, _workspace(workdir), task_id, model.read_bytes(), sandbox)
+        cid, score = comp.submit_model(
+            client, _workspace(workdir), task_id, model.read_bytes(), sandbox
+        )
     console.print(f"submitted {cid} to task {task_id} (training score {score / 1e6:.6f})")
 
 
@@ -206,7 +219,8 @@ def reveal(
 @model_app.command("predict")
 def predict_cmd(
     ctx: typer.Context, task_id: int = typer.Option(..., "--task"),
-    data: Path = typer.Option(..., exists=True, dir_okay=False, help="CSV with the feature columns."),
+    data: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="CSV with the feature columns."),
     out: Path = typer.Option(None, help="Write predictions here (default: stdout)."),
 ) -> None:
     """Run the task's winning model locally, in the sandbox, on a CSV."""
@@ -218,7 +232,9 @@ def predict_cmd(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["prediction"])
-    for value in predictions.labels if predictions.labels is not None else predictions.values:
+    column = predictions.labels if predictions.labels is not None else predictions.values
+    assert column is not None  # predict() fills in one of the two without probabilities
+    for value in column:
         writer.writerow([value.item() if hasattr(value, "item") else value])
     if out is None:
         sys.stdout.write(buffer.getvalue())

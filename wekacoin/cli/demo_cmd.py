@@ -12,7 +12,8 @@ from wekacoin.cli.common import console
 
 def demo(
     nodes: int = typer.Option(4, min=4, max=8, help="Validator processes."),
-    dir: Path = typer.Option(None, "--dir", help="Keep the testnet here (default: a temporary directory)."),
+    dir: Path = typer.Option(
+        None, "--dir", help="Keep the testnet here (default: a temporary directory)."),
     keep: bool = typer.Option(False, help="Leave the testnet running afterwards."),
 ) -> None:
     """Run a whole competition on a fresh local testnet and print who won."""

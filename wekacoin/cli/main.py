@@ -39,7 +39,9 @@ def root(
         None, envvar="WEKACOIN_PASSWORD_FILE", help="File holding the keystore password.",
     ),
 ) -> None:
-    ctx.obj = Settings(rpc=rpc, token_file=token_file, key=key.expanduser(), password_file=password_file)
+    ctx.obj = Settings(
+        rpc=rpc, token_file=token_file, key=key.expanduser(), password_file=password_file
+    )
 
 
 # The exceptions of the click that typer runs on: click's own, or the copy that typer >= 0.2x

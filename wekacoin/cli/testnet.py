@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from wekacoin.cli.common import CliError, console
+from wekacoin.errors import WekaError
 from wekacoin.node import testnet as tn
 from wekacoin.rpc.client import RpcClient
-from wekacoin.errors import WekaError
 
 app = typer.Typer(help="A local testnet of validator processes on 127.0.0.1.", no_args_is_help=True)
 

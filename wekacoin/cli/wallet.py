@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from wekacoin.cli.common import CliError, console, format_amount, print_json, read_password, settings
+from wekacoin.cli.common import (
+    CliError,
+    console,
+    format_amount,
+    print_json,
+    read_password,
+    settings,
+)
 from wekacoin.crypto.keys import KeyPair, format_address, parse_address
 from wekacoin.keyfile import save_keystore
 
@@ -54,7 +61,9 @@ def balance(
         try:
             who = json.loads(Path(s.key).read_text())["address"]
         except (OSError, ValueError, KeyError):
-            raise CliError(f"give an address, or a readable keystore with --key ({s.key})") from None
+            raise CliError(
+                f"give an address, or a readable keystore with --key ({s.key})"
+            ) from None
     parse_address(who)
     with s.client() as client:
         account = client.call("chain.account", address=who)
@@ -81,7 +90,8 @@ def send(
     from wekacoin.types.tx import Transfer
 
     result = submit(ctx, Transfer(parse_address(to), amount), fee=fee, wait=wait)
-    console.print(f"transfer {result['id']} {'final at height ' + str(result['height']) if wait else 'submitted'}")
+    outcome = f"final at height {result['height']}" if wait else "submitted"
+    console.print(f"transfer {result['id']} {outcome}")
 
 
 @app.command()
@@ -114,7 +124,8 @@ def stake(
         genesis_hash = bytes.fromhex(rpc.call("chain.info")["genesis_hash"])
     body = sign_stake(validator, genesis_hash, wallet.address, amount)
     result = submit(ctx, body, wait=wait, keypair=wallet)
-    console.print(f"stake {result['id']} {'in block ' + str(result['height']) if wait else 'submitted'}")
+    outcome = f"in block {result['height']}" if wait else "submitted"
+    console.print(f"stake {result['id']} {outcome}")
 
 
 @app.command()
@@ -128,4 +139,5 @@ def unstake(
     from wekacoin.types.tx import Unstake
 
     result = submit(ctx, Unstake(amount), wait=wait)
-    console.print(f"unstake {result['id']} {'in block ' + str(result['height']) if wait else 'submitted'}")
+    outcome = f"in block {result['height']}" if wait else "submitted"
+    console.print(f"unstake {result['id']} {outcome}")

@@ -2,9 +2,9 @@
 
 Supplier: `publish_task` (commit to the groups, publish), `reveal_training` (once the chain
 has drawn the split: the training groups, and a baseline trained on them unless the supplier
-brought one, with its score on them), `reveal_test` after `tbh`. Trainer: `submit_model` (score on the training set locally, commit), `reveal_model`
-after the test reveal. Secrets (nonces, test groups, models) stay in a local workspace
-directory until their reveal.
+brought one, with its score on them), `reveal_test` after `tbh`. Trainer: `submit_model`
+(score on the training set locally, commit), `reveal_model` after the test reveal. Secrets
+(nonces, test groups, models) stay in a local workspace directory until their reveal.
 """
 
 from __future__ import annotations
@@ -22,12 +22,18 @@ from wekacoin.client.datasets import PreparedData, train_baseline
 from wekacoin.content.cid import compute_cid
 from wekacoin.evaluation.data import DataSchema, parse_split
 from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec, predict
-from wekacoin.evaluation.outcome import Status
+from wekacoin.evaluation.metrics import Predictions
 from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits
 from wekacoin.types.metric import Metric, TaskKind
+from wekacoin.types.tx import DataSchema as ChainSchema
 from wekacoin.types.tx import (
-    DataSchema as ChainSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining,
-    SubmitModel, TaskLimits,
+    GroupReveal,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    SubmitModel,
+    TaskLimits,
 )
 
 log = logging.getLogger("wekacoin.client")
@@ -61,7 +67,9 @@ class Workspace:
             secrets = json.loads((d / "secrets.json").read_text())
             groups = [(d / f"group{i}.csv").read_bytes() for i in range(len(secrets["cids"]))]
         except (OSError, ValueError, KeyError):
-            raise ClientError(f"no secrets for task {task_id} in {d} (published from elsewhere?)") from None
+            raise ClientError(
+                f"no secrets for task {task_id} in {d} (published from elsewhere?)"
+            ) from None
         return groups, secrets["cids"], [bytes.fromhex(n) for n in secrets["nonces"]]
 
     def save_model(self, task_id: int, model: bytes) -> str:
@@ -102,7 +110,7 @@ def training_score(task: dict, training: dict[int, bytes], model: bytes,
     evaluators recompute to the unit."""
     with EvaluationSession(task_spec_of(task), training, None, sandbox) as session:
         outcome = session.evaluate(model, 0, check_claim=False)
-    if outcome.status is not Status.SCORED:
+    if outcome.score is None:  # exactly when it is not SCORED
         raise ClientError(f"the model cannot be scored on the training set: {outcome.reason}")
     return outcome.score
 
@@ -215,6 +223,8 @@ def winning_model(client: ChainClient, task_id: int) -> tuple[dict, bytes]:
     return task, download(client, winners[0]["model_cid"])
 
 
-def predict_csv(task: dict, model: bytes, features_csv: bytes, sandbox: ForkServerSandbox):
+def predict_csv(
+    task: dict, model: bytes, features_csv: bytes, sandbox: ForkServerSandbox
+) -> Predictions:
     return predict(model, features_csv, task_spec_of(task).schema, sandbox)
 

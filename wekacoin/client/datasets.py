@@ -30,7 +30,7 @@ class PreparedData:
 
     @property
     def commitments(self) -> tuple[bytes, ...]:
-        return tuple(group_commitment(n, c) for n, c in zip(self.nonces, self.cids))
+        return tuple(group_commitment(n, c) for n, c in zip(self.nonces, self.cids, strict=True))
 
 
 def read_header(data: bytes) -> list[str]:
@@ -50,8 +50,9 @@ def prepare_dataset(
     features = features or tuple(c for c in header if c != label)
     schema = DataSchema(tuple(features), label, kind)
     dataset = parse_group(data, schema, max_bytes=len(data) + 1)
-    blobs = split_into_groups(dataset.features, dataset.labels, schema, groups,
-                              seed=seed if seed is not None else int.from_bytes(os.urandom(4), "big"))
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "big")
+    blobs = split_into_groups(dataset.features, dataset.labels, schema, groups, seed=seed)
     return PreparedData(schema, blobs, [compute_cid(b) for b in blobs],
                         [os.urandom(32) for _ in blobs])
 
@@ -62,7 +63,7 @@ def dataset_from_arrays(X: np.ndarray, y: np.ndarray, names: list[str], label: s
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*names, label])
-    for row, target in zip(X, y):
+    for row, target in zip(X, y, strict=True):
         cell = int(target) if kind is TaskKind.CLASSIFICATION else repr(float(target))
         writer.writerow([repr(float(v)) for v in row] + [cell])
     return out.getvalue().encode()
@@ -73,8 +74,8 @@ def train_baseline(kind: TaskKind, features: np.ndarray, labels: np.ndarray) -> 
     from skl2onnx import to_onnx
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-    model = (DecisionTreeClassifier(max_depth=1, random_state=0)
-             if kind is TaskKind.CLASSIFICATION else DecisionTreeRegressor(max_depth=1, random_state=0))
+    tree = DecisionTreeClassifier if kind is TaskKind.CLASSIFICATION else DecisionTreeRegressor
+    model = tree(max_depth=1, random_state=0)
     model.fit(features, labels)
     return to_onnx(model, features[:1].astype(np.float32),
                    options={"zipmap": False} if kind is TaskKind.CLASSIFICATION else None,

@@ -26,19 +26,32 @@ from typing import Callable, Protocol
 
 from wekacoin.chain.state import State
 from wekacoin.consensus.actions import (
-    Action, AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, Refuse, RequestSync,
+    Action,
+    AssembleBlock,
+    Broadcast,
+    Commit,
+    Evaluate,
+    FetchBlock,
+    Persist,
+    Refuse,
+    RequestSync,
     SetDeadline,
 )
 from wekacoin.consensus.assemble import assemble_block
 from wekacoin.consensus.events import (
-    BlockAssembled, BlockReceived, DeadlineReached, Event, LedgerAdvanced, Started,
+    BlockAssembled,
+    BlockReceived,
+    DeadlineReached,
+    Event,
+    LedgerAdvanced,
+    Started,
 )
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.consensus.player import Player, Status
-from wekacoin.types.tx import VerifiedTx
 from wekacoin.types.block import Block
 from wekacoin.types.primitives import Hash, TaskId
 from wekacoin.types.ranking import SignedRanking
+from wekacoin.types.tx import VerifiedTx
 
 log = logging.getLogger("wekacoin.consensus.driver")
 

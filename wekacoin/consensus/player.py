@@ -27,27 +27,60 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Callable, Sequence
 
+from wekacoin.chain.errors import InvalidRanking
 from wekacoin.chain.state import State
 from wekacoin.consensus.actions import (
-    Action, AssembleBlock, Broadcast, Commit, Evaluate, FetchBlock, Persist, Refuse,
-    RequestSync, SetDeadline,
+    Action,
+    AssembleBlock,
+    Broadcast,
+    Commit,
+    Evaluate,
+    FetchBlock,
+    Persist,
+    Refuse,
+    RequestSync,
+    SetDeadline,
 )
 from wekacoin.consensus.ballot import Ballot, select_proposer
 from wekacoin.consensus.checkpoint import Checkpoint, Phase, capture, decode_checkpoint
 from wekacoin.consensus.events import (
-    BlockAssembled, BlockReceived, DeadlineReached, Event, EvaluationFinished, LedgerAdvanced,
-    ProposalReceived, RankingReceived, Started, VoteReceived,
+    BlockAssembled,
+    BlockReceived,
+    DeadlineReached,
+    EvaluationFinished,
+    Event,
+    LedgerAdvanced,
+    ProposalReceived,
+    RankingReceived,
+    Started,
+    VoteReceived,
 )
 from wekacoin.consensus.messages import (
-    FINAL_STEP, REDUCTION_ONE, REDUCTION_TWO, BinaryKind, Certificate, UnverifiedProposal,
-    UnverifiedVote, Vote, VoteBody, binary_index, binary_kind, binary_step, sign_proposal,
+    FINAL_STEP,
+    REDUCTION_ONE,
+    REDUCTION_TWO,
+    BinaryKind,
+    Certificate,
+    UnverifiedProposal,
+    UnverifiedVote,
+    Vote,
+    VoteBody,
+    binary_index,
+    binary_kind,
+    binary_step,
+    sign_proposal,
 )
 from wekacoin.consensus.proposals import ProposalBook
 from wekacoin.consensus.rankings import RankingBook
 from wekacoin.consensus.tally import StepTally
-from wekacoin.consensus.verify import ConsensusError, RoundContext, Verifier, is_quorum, is_terminating
+from wekacoin.consensus.verify import (
+    ConsensusError,
+    RoundContext,
+    Verifier,
+    is_quorum,
+    is_terminating,
+)
 from wekacoin.crypto.keys import KeyPair
-from wekacoin.chain.errors import InvalidRanking
 from wekacoin.sortition import compute_block_seed
 from wekacoin.types.block import Block
 from wekacoin.types.ranking import SignedRanking

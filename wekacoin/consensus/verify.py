@@ -15,17 +15,31 @@ from typing import Any, Callable
 
 from wekacoin.chain.blocks import apply_block, build_block
 from wekacoin.chain.errors import ChainError
+from wekacoin.chain.rankings import VerifiedRanking, verify_ranking
 from wekacoin.chain.state import State
 from wekacoin.consensus.messages import (
-    FINAL_STEP, BinaryKind, Certificate, Proposal, ProposalBody, UnverifiedProposal,
-    UnverifiedVote, Vote, binary_index, binary_kind, proposal_signing_message,
+    FINAL_STEP,
+    BinaryKind,
+    Certificate,
+    Proposal,
+    ProposalBody,
+    UnverifiedProposal,
+    UnverifiedVote,
+    Vote,
+    binary_index,
+    binary_kind,
+    proposal_signing_message,
     vote_signing_message,
 )
 from wekacoin.crypto.keys import verify_signature
 from wekacoin.errors import WekaError
-from wekacoin.chain.rankings import VerifiedRanking, verify_ranking
 from wekacoin.sortition import (
-    Role, compute_block_seed, compute_empty_seed, compute_priority, sortition_alpha, verify,
+    Role,
+    compute_block_seed,
+    compute_empty_seed,
+    compute_priority,
+    sortition_alpha,
+    verify,
 )
 from wekacoin.types.block import Block, BlockMeta
 from wekacoin.types.genesis import Params

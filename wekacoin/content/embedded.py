@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wekacoin.fsutil import fsync_dir, write_atomically
 from wekacoin.content.cid import compute_cid, parse_cid, verify_cid
 from wekacoin.content.errors import (
     BlobNotFoundError,
@@ -33,6 +32,7 @@ from wekacoin.content.errors import (
     InvalidCidError,
     QuotaExceededError,
 )
+from wekacoin.fsutil import fsync_dir, write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,9 @@ def encrypt_key(keypair: KeyPair, password: str, cost: str = "moderate") -> dict
         "address": format_address(keypair.address),
         "public_key": keypair.public_key.hex(),
         "kdf": {"name": "argon2id", "opslimit": opslimit, "memlimit": memlimit, "salt": salt.hex()},
-        "cipher": {"name": "xsalsa20poly1305", "nonce": nonce.hex(), "ciphertext": ciphertext.hex()},
+        "cipher": {
+            "name": "xsalsa20poly1305", "nonce": nonce.hex(), "ciphertext": ciphertext.hex(),
+        },
     }
 
 

@@ -383,7 +383,7 @@ def _mul_prime_order(scalars: tuple[int, ...], p: _PrimeOrderPoint) -> list[byte
     denominators = tuple(f[2] for f in fractions if f is not None)
     inverses = iter(_invert_all(denominators) if denominators else ())
     products = []
-    for n, f in zip(scalars, fractions):
+    for n, f in zip(scalars, fractions, strict=True):
         if f is None:
             product = _mul(n, p.encoding)
             assert product is not None  # p has prime order

@@ -267,9 +267,9 @@ def _resolve(
     is no model (never revealed) or the bytes are not the ones committed to (CID mismatch);
     UNEVALUATED when this node could not get them: another node may have them."""
     model = sub.model
-    if model is None and sub.cid is None:
-        return None, Outcome.invalid("model was never revealed")
     if model is None:
+        if sub.cid is None:
+            return None, Outcome.invalid("model was never revealed")
         if fetch is None:
             return None, Outcome.unevaluated("model bytes are not available on this node")
         try:

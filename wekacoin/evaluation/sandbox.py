@@ -329,8 +329,9 @@ def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
     detail = _one_line(str(inner.get("detail", "")))
     if kind == "ok":
         timing = meta.get("timing")
-        valid = isinstance(timing, dict) and all(isinstance(v, float) for v in timing.values())
-        return RunResult(RunStatus.OK, tuple(results), timing=timing if valid else {})
+        if not isinstance(timing, dict) or not all(isinstance(v, float) for v in timing.values()):
+            timing = {}
+        return RunResult(RunStatus.OK, tuple(results), timing=timing)
     if kind == "memory":
         return RunResult(RunStatus.FAILED, detail="memory limit reached")
     if kind == "sandbox_error":

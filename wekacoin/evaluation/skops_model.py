@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,8 @@ def load(model_bytes: bytes, max_unpacked_bytes: int) -> SkopsPredictor:
 
 
 class SkopsPredictor:
-    def __init__(self, estimator: object) -> None:
+    def __init__(self, estimator: Any) -> None:
+        """`estimator`: whatever object the trainer's skops file holds (duck-typed, untrusted)."""
         if not callable(getattr(estimator, "predict", None)):
             raise ModelRejected("the skops object has no predict method")
         self._estimator = estimator
@@ -55,14 +57,14 @@ class SkopsPredictor:
         """Same arrays as the ONNX predictor: [values] or [labels(, probabilities, classes)]."""
         est, n = self._estimator, features.shape[0]
         try:
-            out = np.asarray(est.predict(features))  # type: ignore[attr-defined]
+            out = np.asarray(est.predict(features))
             if kind is TaskKind.REGRESSION:
                 return [_vector(out, n, np.floating).astype(np.float64)]
             labels = _vector(out, n, np.integer).astype(np.int64)
             if not want_proba:
                 return [labels]
-            proba = np.asarray(est.predict_proba(features), dtype=np.float64)  # type: ignore
-            classes = np.asarray(est.classes_)  # type: ignore[attr-defined]
+            proba = np.asarray(est.predict_proba(features), dtype=np.float64)
+            classes = np.asarray(est.classes_)
         except ModelRejected:
             raise
         except Exception as e:  # the estimator is the trainer's: any failure is theirs

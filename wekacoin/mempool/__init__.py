@@ -1,8 +1,13 @@
 """The mempool: admission through the chain rules, ordering, eviction, block assembly."""
 
 from wekacoin.mempool.errors import (
-    AlreadyKnown, InvalidTransaction, MempoolError, NonceGapTooLarge, PoolFull,
-    ReplacementUnderpriced, SenderQueueFull,
+    AlreadyKnown,
+    InvalidTransaction,
+    MempoolError,
+    NonceGapTooLarge,
+    PoolFull,
+    ReplacementUnderpriced,
+    SenderQueueFull,
 )
 from wekacoin.mempool.policy import BlockLimits, MempoolPolicy
 from wekacoin.mempool.pool import Admission, Dropped, Mempool

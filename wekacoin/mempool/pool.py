@@ -29,7 +29,11 @@ from wekacoin.chain.state import State
 from wekacoin.chain.transactions import apply_tx, compute_tx_id, verify_tx
 from wekacoin.mempool.assembly import select_txs
 from wekacoin.mempool.errors import (
-    AlreadyKnown, InvalidTransaction, NonceGapTooLarge, PoolFull, ReplacementUnderpriced,
+    AlreadyKnown,
+    InvalidTransaction,
+    NonceGapTooLarge,
+    PoolFull,
+    ReplacementUnderpriced,
     SenderQueueFull,
 )
 from wekacoin.mempool.policy import BlockLimits, MempoolPolicy
@@ -228,7 +232,9 @@ class Mempool:
 
     # -- block assembly --
 
-    def select(self, state: State, limits: BlockLimits, seed: bytes | None = None) -> list[VerifiedTx]:
+    def select(
+        self, state: State, limits: BlockLimits, seed: bytes | None = None
+    ) -> list[VerifiedTx]:
         """Transactions for the block after `state`: a sequence that applies in order (see
         `assembly.select_txs`). Pass the block's `seed` when known (only draws depend on it)."""
         return select_txs(self._senders.values(), next_block_of(state, seed), limits)

@@ -114,7 +114,9 @@ class SenderQueue:
             assert failure is None  # a prefix of a valid run is valid
         return entry
 
-    def reset(self, next_block: NextBlock, next_nonce: int) -> tuple[list[PoolEntry], list[tuple[PoolEntry, TxError]]]:
+    def reset(
+        self, next_block: NextBlock, next_nonce: int
+    ) -> tuple[list[PoolEntry], list[tuple[PoolEntry, TxError]]]:
         """Revalidate against a new base (after a block). Returns (stale, invalid): entries
         whose nonce the account has passed, and entries the rules now refuse."""
         self._next = next_block

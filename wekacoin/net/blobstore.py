@@ -7,7 +7,7 @@ through the network and verifies the bytes against the CID.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -30,7 +30,7 @@ def store_provider(store: BlobStore) -> BlobProvider:
     return provide
 
 
-def store_fetcher(fetch_blob: Callable[..., object], *, per_peer_timeout: float = 30.0,
+def store_fetcher(fetch_blob: Callable[..., Awaitable[bytes]], *, per_peer_timeout: float = 30.0,
                   total_timeout: float = 120.0) -> Callable[[str, int], bytes | None]:
     """A `Fetcher` for `EmbeddedBlobStore(fetcher=...)` from `Network.fetch_blob`.
 
@@ -42,7 +42,7 @@ def store_fetcher(fetch_blob: Callable[..., object], *, per_peer_timeout: float 
     def fetch(cid: str, max_size: int) -> bytes | None:
         async def ask() -> bytes | None:
             try:
-                return await fetch_blob(  # type: ignore[no-any-return, misc]
+                return await fetch_blob(
                     cid, lambda data: verify_cid(cid, data), max_size,
                     per_peer_timeout=per_peer_timeout, total_timeout=total_timeout)
             except BlobUnavailableError:

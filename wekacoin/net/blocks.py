@@ -16,12 +16,7 @@ import trio
 from libp2p.abc import IHost
 
 from wekacoin.net import reqresp
-from wekacoin.net.errors import (
-    ProtocolViolationError,
-    RequestError,
-    RequestTimeoutError,
-    SyncError,
-)
+from wekacoin.net.errors import ProtocolViolationError, RequestError, RequestTimeoutError, SyncError
 from wekacoin.net.messages import BlockRange, BlockRangeRequest, SyncedBlock
 from wekacoin.net.reqresp import Handler, Reply, Status
 from wekacoin.types.codec import DecodeError, decode, encode

@@ -58,7 +58,7 @@ def message_id(msg: rpc_pb2.Message) -> bytes:
     return h.digest()[:20]
 
 
-class _SizedQueues(dict):  # type: ignore[type-arg]
+class _SizedQueues(dict):
     """Pubsub's peer -> outbound queue map; resizes each queue as Pubsub registers it.
 
     libp2p 0.8.1 builds every `RpcQueue` with the default capacity and offers no setting; the
@@ -128,6 +128,7 @@ class Gossip:
         self.router = _GossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
             degree=tuning.degree, degree_low=tuning.degree_low, degree_high=tuning.degree_high,
+            # libp2p annotates it int, but only passes it to trio.sleep: seconds as a float
             heartbeat_interval=tuning.heartbeat_interval,  # type: ignore[arg-type]
             spam_protection_enabled=False,
             adaptive_gossip_enabled=False,
@@ -160,7 +161,7 @@ class Gossip:
                 if early is not None:
                     return early
                 try:
-                    verdict = await fn(msg.data)  # type: ignore[misc]
+                    verdict = await fn(msg.data)
                 except Exception:
                     logger.exception("validator of %s failed; message ignored", name)
                     return False
@@ -172,8 +173,9 @@ class Gossip:
                 early = self._precheck(topic, forwarder, msg)
                 if early is not None:
                     return early
+                assert fn is not None  # without a validator, _precheck has decided
                 try:
-                    verdict = fn(msg.data)  # type: ignore[misc]
+                    verdict = fn(msg.data)
                 except Exception:
                     logger.exception("validator of %s failed; message ignored", name)
                     return False

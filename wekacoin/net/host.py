@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -136,8 +137,8 @@ def guard_stream_handlers(host: IHost, on_error: Callable[[str, str, Exception],
     """
     mux = host.get_mux()
     for protocol in mux.get_protocols():
-        handler = mux.handlers.get(protocol) if protocol is not None else None
-        if handler is None or getattr(handler, "guarded", False):
+        handler = None if protocol is None else mux.handlers.get(protocol)
+        if protocol is None or handler is None or handler in _GUARDED:
             continue
         host.set_stream_handler(protocol, _guarded(protocol, handler, on_error))
 
@@ -156,5 +157,9 @@ def _guarded(protocol: TProtocol, handler: Callable[[INetStream], Awaitable[None
             except Exception:
                 logger.debug("resetting a broken stream failed", exc_info=True)
 
-    guarded.guarded = True  # type: ignore[attr-defined]
+    _GUARDED.add(guarded)
     return guarded
+
+
+_GUARDED: weakref.WeakSet[Callable[[INetStream], Awaitable[None]]] = weakref.WeakSet()
+"""The handlers `_guarded` made, so that guarding twice wraps nothing twice."""

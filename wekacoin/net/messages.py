@@ -8,11 +8,15 @@ opaque bytes: the node decodes and verifies them, the network only moves them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wekacoin.types.codec import unsigned
 from wekacoin.types.primitives import Hash, Height
 
-Count = unsigned("Count")
+if TYPE_CHECKING:
+    Count = int  # as in wekacoin.types.primitives
+else:
+    Count = unsigned("Count")
 
 
 @dataclass(frozen=True)

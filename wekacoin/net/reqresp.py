@@ -143,7 +143,9 @@ async def request(
     try:
         status = Status(status_byte[0])
     except ValueError:
-        raise ProtocolViolationError(peer_id, f"{protocol}: unknown status {status_byte[0]}")
+        raise ProtocolViolationError(
+            peer_id, f"{protocol}: unknown status {status_byte[0]}"
+        ) from None
     if status is not Status.OK:
         raise RemoteStatusError(peer_id, status)
     return body

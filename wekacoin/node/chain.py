@@ -15,19 +15,19 @@ from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.settlement import compute_ranking_order
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
+from wekacoin.consensus.messages import Certificate
+from wekacoin.errors import WekaError
 from wekacoin.mempool import Mempool
 from wekacoin.mempool.pool import Admission, Dropped
 from wekacoin.store import ChainStore
 from wekacoin.store.reader import TaskView
 from wekacoin.types.block import Block
+from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.genesis import Genesis
 from wekacoin.types.metric import is_better
 from wekacoin.types.primitives import Address
 from wekacoin.types.ranking import Outcome
-from wekacoin.consensus.messages import Certificate
-from wekacoin.types.codec import DecodeError, decode
 from wekacoin.types.tx import Tx
-from wekacoin.errors import WekaError
 
 log = logging.getLogger("wekacoin.node.chain")
 
@@ -115,7 +115,8 @@ class ChainService:
             return 0
         if self.is_final(to_height + 1):
             raise RollbackRefused(f"block {to_height + 1} is FINAL: it cannot be rolled back")
-        txs = [tx for h in range(to_height + 1, self.height + 1) for tx in self.store.get_block(h).txs]
+        blocks = self.store.iter_blocks(to_height + 1, self.height + 1)
+        txs = [tx for block in blocks for tx in block.txs]
         dropped = self.height - to_height
         self.store.rollback(to_height)
         self._tip = self.store.state()
@@ -183,9 +184,11 @@ class ChainService:
             ]
         task = view.task
         ranked = compute_ranking_order(task, record.entries, submissions)
+        baseline_score = (
+            record.baseline_score if record.baseline_outcome is Outcome.SCORED else None
+        )
         baseline = LeaderboardRow(
-            None, None, task.supplier, record.baseline_outcome,
-            record.baseline_score if record.baseline_outcome is Outcome.SCORED else None,
+            None, None, task.supplier, record.baseline_outcome, baseline_score,
             None, task.baseline_cid, False, baseline=True,
         )
         rows = [
@@ -193,10 +196,12 @@ class ChainService:
                            s.model_cid, s.id == record.winner)
             for i, e in enumerate(ranked) if (s := submissions[e.submission_id])
         ]
-        # The baseline goes above the first model that does not beat it.
-        at = next((i for i, row in enumerate(rows) if baseline.score is None
-                   or not is_better(task.spec.metric, row.score, baseline.score)), len(rows))
-        rows.insert(at if baseline.score is not None else len(rows), baseline)
+        # The baseline goes above the first model that does not beat it (last if unscored).
+        at = len(rows)
+        if baseline_score is not None:
+            at = next((i for i, e in enumerate(ranked)
+                       if not is_better(task.spec.metric, e.score, baseline_score)), at)
+        rows.insert(at, baseline)
         for e in record.entries:
             if e.outcome is not Outcome.SCORED:
                 s = submissions[e.submission_id]

@@ -252,6 +252,10 @@ def config_to_toml(config: NodeConfig) -> dict[str, Any]:
             v = getattr(getattr(config, section.name), f.name)
             if v is None:
                 continue
-            values[f.name] = str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+            if isinstance(v, Path):
+                v = str(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            values[f.name] = v
         out[section.name] = values
     return out

@@ -24,7 +24,12 @@ from wekacoin.chain.state import State
 from wekacoin.consensus.actions import Commit, Persist, Refuse
 from wekacoin.consensus.driver import Clock, DriverCore, Message
 from wekacoin.consensus.events import (
-    BlockReceived, EvaluationFinished, Event, LedgerAdvanced, ProposalReceived, RankingReceived,
+    BlockReceived,
+    EvaluationFinished,
+    Event,
+    LedgerAdvanced,
+    ProposalReceived,
+    RankingReceived,
     VoteReceived,
 )
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote

@@ -29,7 +29,11 @@ from wekacoin.content.cid import verify_cid
 from wekacoin.errors import WekaError
 from wekacoin.evaluation.data import DataSchema
 from wekacoin.evaluation.evaluate import (
-    EvaluationSession, Submission, SubmissionResult, TaskSpec, check_baseline,
+    EvaluationSession,
+    Submission,
+    SubmissionResult,
+    TaskSpec,
+    check_baseline,
 )
 from wekacoin.evaluation.isolation import Isolation
 from wekacoin.evaluation.outcome import Outcome as EvalOutcome
@@ -38,6 +42,7 @@ from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits
 from wekacoin.node.config import SandboxSection
 from wekacoin.ports import BlobStore
 from wekacoin.types.genesis import Params
+from wekacoin.types.ledger import Submission as ChainSubmission
 from wekacoin.types.primitives import Score, SubmissionId
 from wekacoin.types.ranking import Outcome, RankEntry
 from wekacoin.types.tx import PublishTask, RevealTraining
@@ -128,7 +133,7 @@ def evaluation_budget_s(state: State, task_id: int) -> float:
     Shortest, so the ranking is out before the earliest the task could settle; the margin
     leaves time to score the last models and gossip the ranking."""
     params = state.params
-    blocks = max(0, ready_height(state.get_task(task_id), params) - state.height)
+    blocks = max(0, ready_height(state.get_existing_task(task_id), params) - state.height)
     block_ms = params.lambda_priority_ms + params.lambda_stepvar_ms
     return max(0, blocks * block_ms - DEADLINE_MARGIN_MS) / 1000
 
@@ -162,8 +167,8 @@ class EvaluationService:
         (those that arrive in the last round are still scored, past the deadline). What is
         still missing then is UNEVALUATED."""
         started = self.clock()
-        task = state.get_task(task_id)
-        submissions = [state.get_submission(sid) for sid in task.submissions]
+        task = state.get_existing_task(task_id)
+        submissions = [state.get_existing_submission(sid) for sid in task.submissions]
         spec = task_limits(task.spec, state.params)
         training_cids = {g.index: g.cid for g in task.training_reveals}
         test_cids = {g.index: g.cid for g in task.test_reveals}
@@ -186,7 +191,7 @@ class EvaluationService:
         training = {i: data[cid] for i, cid in training_cids.items()}
         test = {i: data[cid] for i, cid in test_cids.items()} or None
         results: dict[int, SubmissionResult] = {}
-        by_cid: dict[str, list] = {}
+        by_cid: dict[str, list[ChainSubmission]] = {}
         for s in submissions:
             if s.model_cid is not None:
                 by_cid.setdefault(s.model_cid, []).append(s)
@@ -250,12 +255,12 @@ class EvaluationService:
             wait = min(2 * wait, RETRY_MAX_S)
 
 
-def _submission(s, model: bytes | None = None) -> Submission:
+def _submission(s: ChainSubmission, model: bytes | None = None) -> Submission:
     return Submission(str(s.id), s.train_score, model, s.model_cid)
 
 
 def _entry(submission_id: int, outcome: EvalOutcome, size: int) -> RankEntry:
     kind = _OUTCOMES[outcome.status]
-    if kind is Outcome.SCORED:
+    if outcome.score is not None:  # exactly when SCORED
         return RankEntry(SubmissionId(submission_id), kind, Score(outcome.score), size)
     return RankEntry(SubmissionId(submission_id), kind, 0, 0)

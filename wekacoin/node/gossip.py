@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
+from wekacoin.chain.errors import BadSignature
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.consensus.player import Player, Screen, Screening
 from wekacoin.errors import WekaError
 from wekacoin.mempool.errors import AlreadyKnown, InvalidTransaction
-from wekacoin.chain.errors import BadSignature
 from wekacoin.net.api import Accept, Ignore, Reject, Topic, Verdict
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService

@@ -17,12 +17,12 @@ from wekacoin.crypto.keys import AddressError, format_address, parse_address
 from wekacoin.mempool import MempoolError
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService, Rejected
-from wekacoin.types.codec import DecodeError, decode
-from wekacoin.types.tx import Tx
 from wekacoin.ports import BlobStore
 from wekacoin.rpc.protocol import REJECTED, InvalidParams, NotFound, RpcError, parse_hex, rpc_method
 from wekacoin.rpc.views import to_json
 from wekacoin.types.block import Block
+from wekacoin.types.codec import DecodeError, decode
+from wekacoin.types.tx import Tx
 
 Clock = Callable[[], int]
 
@@ -46,7 +46,7 @@ def block_json(block: Block, full: bool = True, final: bool | None = None) -> di
     return out
 
 
-def tx_json(tx) -> dict[str, Any]:
+def tx_json(tx: Tx) -> dict[str, Any]:
     from wekacoin.chain.transactions import compute_tx_id
     from wekacoin.crypto.keys import address_of
 
@@ -76,11 +76,15 @@ class ChainRpc:
         state = self._chain.state
         block = self._chain.store.get_block(state.height) if state.height else None
         if block is None:
-            return {"height": 0, "hash": state.block_hash.hex(), "state_root": state.root().hex()}
+            return {
+                "height": 0, "hash": state.get_block_hash().hex(), "state_root": state.root().hex(),
+            }
         return block_json(block, full=False)
 
     @rpc_method
-    def block(self, height: int | None = None, hash: str | None = None, full: bool = True) -> dict[str, Any]:
+    def block(
+        self, height: int | None = None, hash: str | None = None, full: bool = True
+    ) -> dict[str, Any]:
         """A block by height or hash, with its transactions when `full`."""
         if (height is None) == (hash is None):
             raise InvalidParams("give height or hash")
@@ -141,6 +145,7 @@ class TaskRpc:
             if open_only and task_id not in open_ids:
                 continue
             view = self._chain.task(task_id)
+            assert view is not None  # task_ids() are the ids of stored tasks
             t = view.task
             out.append({
                 "id": t.id, "title": t.spec.title, "metric": t.spec.metric.value,
@@ -251,8 +256,10 @@ class BlobRpc:
 
 
 class NodeRpc:
-    def __init__(self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]],
-                 vote_log: Callable[[], list[tuple[str, str, int]]]) -> None:
+    def __init__(
+        self, status: Callable[[], dict[str, Any]], peers: Callable[[], list[dict[str, Any]]],
+        vote_log: Callable[[], list[tuple[str, str, int]]],
+    ) -> None:
         self._status = status
         self._peers = peers
         self._vote_log = vote_log

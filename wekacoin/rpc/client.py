@@ -41,7 +41,9 @@ class RpcClient:
         try:
             body = response.json()
         except ValueError:
-            raise WekaError(f"{self.url} answered HTTP {response.status_code} without JSON") from None
+            raise WekaError(
+                f"{self.url} answered HTTP {response.status_code} without JSON"
+            ) from None
         if "error" in body:
             err = body["error"]
             raise RpcCallError(method, err.get("code", 0), err.get("message", ""), err.get("data"))

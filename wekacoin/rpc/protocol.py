@@ -18,6 +18,7 @@ import inspect
 import json
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -58,14 +59,27 @@ class InvalidParams(RpcError):
         super().__init__(INVALID_PARAMS, message)
 
 
+_RPC_METHODS: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
+"""The functions `@rpc_method` marked, and whether each is mutating."""
+
+
 def rpc_method(fn: Callable | None = None, *, mutating: bool = False) -> Any:
     """Mark a namespace method as callable over RPC."""
 
     def mark(f: Callable) -> Callable:
-        f.__rpc__ = {"mutating": mutating}  # type: ignore[attr-defined]
+        _RPC_METHODS[f] = mutating
         return f
 
     return mark(fn) if fn is not None else mark
+
+
+def get_rpc_mutating(fn: object) -> bool | None:
+    """Whether a function or method that `@rpc_method` marked is mutating; None for anything
+    it did not mark."""
+    try:
+        return _RPC_METHODS.get(getattr(fn, "__func__", fn))
+    except TypeError:  # not weakly referenceable, so never marked
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,10 +98,10 @@ class Dispatcher:
     def register(self, namespace: str, obj: object) -> None:
         for attr in dir(obj):
             fn = getattr(obj, attr)
-            meta = getattr(fn, "__rpc__", None)
-            if meta is not None:
+            mutating = get_rpc_mutating(fn)
+            if mutating is not None:
                 name = f"{namespace}.{attr}"
-                self._methods[name] = Method(name, fn, meta["mutating"], inspect.getdoc(fn) or "")
+                self._methods[name] = Method(name, fn, mutating, inspect.getdoc(fn) or "")
 
     @property
     def methods(self) -> dict[str, Method]:
@@ -128,7 +142,8 @@ class Dispatcher:
             return _error(rid, INVALID_PARAMS, "params must be an array or an object")
         try:
             bound = inspect.signature(method.fn).bind(
-                *params if isinstance(params, list) else (), **params if isinstance(params, dict) else {}
+                *params if isinstance(params, list) else (),
+                **params if isinstance(params, dict) else {},
             )
         except TypeError as e:
             return _error(rid, INVALID_PARAMS, f"{name}: {e}")

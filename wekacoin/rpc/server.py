@@ -74,7 +74,8 @@ def _too_large(limit: int) -> Response:
 
 async def serve_http(
     app: Starlette, bind: str, port: int, shutdown: trio.Event, *,
-    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED,
+    # trio-typing's stale stubs (a libp2p dependency) shadow trio's own types and hide TaskStatus
+    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED,  # type: ignore[name-defined]
 ) -> None:
     """Serve `app` until `shutdown` is set; `task_status.started` receives the bound URLs
     (port 0 picks a free port)."""
@@ -83,4 +84,8 @@ async def serve_http(
     config.accesslog = None
     config.errorlog = logging.getLogger("wekacoin.rpc.http")
     config.graceful_timeout = 2
-    await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
+    # hypercorn's ASGI types refuse Starlette's equivalent ones (pgjones/hypercorn#353)
+    await serve(
+        app, config,  # type: ignore[arg-type]
+        shutdown_trigger=shutdown.wait, task_status=task_status,
+    )

@@ -23,7 +23,7 @@ TX_KINDS = {
 
 
 def to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
         name = type(value).__name__
         if hasattr(type(value), "KIND"):

@@ -7,8 +7,15 @@ the VRF inputs of each role and the seed chain, `sortition.binomial` for the rou
 
 from wekacoin.sortition.binomial import compute_subusers, selection_threshold
 from wekacoin.sortition.sortition import (
-    Role, Selection, committee_size, compute_block_seed, compute_empty_seed, compute_priority,
-    select, sortition_alpha, verify,
+    Role,
+    Selection,
+    committee_size,
+    compute_block_seed,
+    compute_empty_seed,
+    compute_priority,
+    select,
+    sortition_alpha,
+    verify,
 )
 
 __all__ = [

@@ -2,7 +2,11 @@
 
 from wekacoin.store.chainstore import ChainStore
 from wekacoin.store.errors import (
-    CommitError, CorruptStoreError, IncompatibleStoreError, StoreError, StoreInUseError,
+    CommitError,
+    CorruptStoreError,
+    IncompatibleStoreError,
+    StoreError,
+    StoreInUseError,
 )
 from wekacoin.store.layout import FORMAT_VERSION, TxLocation
 from wekacoin.store.reader import ChainReader, RawBlock, StoredTx, TaskView, Tip

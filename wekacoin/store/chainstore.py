@@ -25,13 +25,28 @@ from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store import recovery
 from wekacoin.store.errors import (
     CommitError,
-    CorruptStoreError, IncompatibleStoreError, StoreError, StoreInUseError,
+    CorruptStoreError,
+    IncompatibleStoreError,
+    StoreError,
+    StoreInUseError,
 )
 from wekacoin.store.layout import (
-    CHECKPOINT_KEY, FORMAT_VERSION, OWN_RANKING_PREFIX, PROPOSED_PREFIX, StoreMeta, StoredTip, own_ranking_key, proposed_key,
+    CHECKPOINT_KEY,
+    FORMAT_VERSION,
+    OWN_RANKING_PREFIX,
+    PROPOSED_PREFIX,
+    StoredTip,
+    StoreMeta,
+    own_ranking_key,
+    proposed_key,
 )
 from wekacoin.store.metafile import (
-    DB_DIR, META_FILE, check_compatible, is_unfinished_write, read_meta_file, write_meta_file,
+    DB_DIR,
+    META_FILE,
+    check_compatible,
+    is_unfinished_write,
+    read_meta_file,
+    write_meta_file,
 )
 from wekacoin.store.reader import ChainReader
 from wekacoin.store.writes import write_block, write_genesis, write_rollback

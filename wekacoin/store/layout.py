@@ -94,7 +94,7 @@ class StoredUndo:
             raise ValueError("an undo record needs one value per key")
 
     def entries(self) -> Iterator[tuple[bytes, bytes | None]]:
-        return zip(self.keys, self.values)
+        return zip(self.keys, self.values, strict=True)
 
 
 def undo_key(height: int) -> bytes:

@@ -10,20 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from wekacoin.chain.state import ChainConfig, State
 from wekacoin.store.errors import CorruptStoreError
 from wekacoin.store.layout import (
-    HEIGHT_PREFIX, META_KEY, STATE_PREFIX, TIP_KEY, StoreMeta, StoredBlock, StoredTip,
-    StoredUndo, TxLocation, block_key, cert_key, height_key, lattice_from_bytes, parse_tx_value,
-    tx_key, undo_key,
+    HEIGHT_PREFIX,
+    META_KEY,
+    STATE_PREFIX,
+    TIP_KEY,
+    StoredBlock,
+    StoredTip,
+    StoredUndo,
+    StoreMeta,
+    TxLocation,
+    block_key,
+    cert_key,
+    height_key,
+    lattice_from_bytes,
+    parse_tx_value,
+    tx_key,
+    undo_key,
 )
 from wekacoin.types.block import Block, BlockHeader
 from wekacoin.types.codec import DecodeError, decode_trusted, encode
 from wekacoin.types.ledger import Account, Submission, Task
-from wekacoin.types.ranking import TaskSettlement
 from wekacoin.types.primitives import Hash, Height
+from wekacoin.types.ranking import TaskSettlement
 from wekacoin.types.tx import Tx
 
 _HEIGHTS_END = HEIGHT_PREFIX + b"\xff" * 9
@@ -32,7 +45,11 @@ _HEIGHTS_END = HEIGHT_PREFIX + b"\xff" * 9
 class Readable(Protocol):
     """What plyvel's DB and Snapshot both offer."""
 
-    def get(self, key: bytes, default: Any = None) -> bytes | None: ...
+    @overload
+    def get(self, key: bytes) -> bytes | None: ...
+
+    @overload
+    def get(self, key: bytes, default: bytes) -> bytes: ...
 
     def iterator(self, **kwargs: Any) -> Any: ...
 
@@ -148,7 +165,7 @@ class ChainReader:
         if task is None:
             return None
         return TaskView(
-            task, tuple(state.get_submission(sid) for sid in task.submissions),
+            task, tuple(state.get_existing_submission(sid) for sid in task.submissions),
             state.get_settlement(task_id),
         )
 
@@ -176,7 +193,9 @@ class ChainReader:
         try:
             return decode_trusted(StoredUndo, raw)
         except DecodeError as e:
-            raise CorruptStoreError(f"the undo record of block {height} is unreadable: {e}") from None
+            raise CorruptStoreError(
+                f"the undo record of block {height} is unreadable: {e}"
+            ) from None
 
     def get_block_by_hash(self, block_hash: bytes) -> Block | None:
         stored = self.get_stored_block(block_hash)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from wekacoin.chain.genesis import genesis_state
 from wekacoin.chain.state import TIP_KEY, compute_root, lattice_of
 from wekacoin.store.errors import CorruptStoreError
-from wekacoin.store.layout import StoreMeta, StoredTip, lattice_from_bytes
+from wekacoin.store.layout import StoredTip, StoreMeta, lattice_from_bytes
 from wekacoin.store.reader import ChainReader
 from wekacoin.types.block import block_hash
 from wekacoin.types.codec import DecodeError, decode_trusted

@@ -8,18 +8,34 @@ checks run before the first write; the atomic unit is visible in one place.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wekacoin.chain import state as ledger
 from wekacoin.chain.state import State
 from wekacoin.store.errors import CommitError
 from wekacoin.store.layout import (
-    META_KEY, STATE_PREFIX, TIP_KEY, TX_PREFIX, UNDO_DEPTH, StoreMeta, StoredBlock, StoredTip,
-    StoredUndo, block_key, cert_key, height_key, lattice_bytes, tx_value, undo_key,
+    META_KEY,
+    STATE_PREFIX,
+    TIP_KEY,
+    TX_PREFIX,
+    UNDO_DEPTH,
+    StoredBlock,
+    StoredTip,
+    StoredUndo,
+    StoreMeta,
+    block_key,
+    cert_key,
+    height_key,
+    lattice_bytes,
+    tx_value,
+    undo_key,
 )
 from wekacoin.types.block import Block, block_hash
 from wekacoin.types.codec import encode
 from wekacoin.types.primitives import Hash, Height
+
+if TYPE_CHECKING:
+    from wekacoin.store.reader import ChainReader
 
 
 class Sink(Protocol):
@@ -61,7 +77,8 @@ def write_block(
     height = header.height.to_bytes(8, "big")
     sha256 = hashlib.sha256  # the tx id (chain.transactions.compute_tx_id), inlined: 1,000s
     ids = []
-    for index, tx in zip(_indexes(len(block.txs)), block.txs):
+    # The cached positions may outnumber this block's transactions: zip stops at the last one.
+    for index, tx in zip(_indexes(len(block.txs)), block.txs, strict=False):
         tx_id = sha256(tx.payload).digest()
         ids.append(tx_id)
         put(TX_PREFIX + tx_id, tx_value(height, index, tx))
@@ -83,13 +100,13 @@ def write_block(
     return new_tip
 
 
-def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash: bytes) -> StoredTip:
+def write_rollback(
+    sink: Sink, reader: ChainReader, tip: StoredTip, to_height: int, genesis_hash: bytes
+) -> StoredTip:
     """Write the batch that takes the store from `tip` back to `to_height`: each block above
     it removed with its indexes, and the ledger entries it changed restored, newest first.
-    CommitError, before any write, if a block has no undo record left."""
-    from wekacoin.store.reader import ChainReader  # reads through the same database
-
-    reader: ChainReader = db
+    `reader` reads the database the batch will go to. CommitError, before any write, if a
+    block has no undo record left."""
     undos = []
     for height in range(tip.height, to_height, -1):
         undo = reader.get_undo(height)
@@ -97,6 +114,9 @@ def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash:
         if undo is None or stored is None:
             raise CommitError(f"block {height} can no longer be rolled back (no undo record)")
         undos.append((height, undo, stored))
+    new_hash = reader.get_block_hash(to_height) if to_height else genesis_hash
+    if new_hash is None:
+        raise CommitError(f"the store holds no block at height {to_height}")
     restored: dict[bytes, bytes | None] = {}
     for height, undo, stored in undos:  # newest first: older values overwrite newer ones
         restored.update(undo.entries())
@@ -113,7 +133,6 @@ def write_rollback(sink: Sink, db, tip: StoredTip, to_height: int, genesis_hash:
         else:
             sink.put(STATE_PREFIX + key, value)
     prev_lattice = undos[-1][1].prev_lattice if undos else tip.lattice
-    new_hash = reader.get_block_hash(to_height) if to_height else genesis_hash
     new_tip = StoredTip(Height(to_height), Hash(new_hash), prev_lattice)
     sink.put(TIP_KEY, encode(new_tip))
     return new_tip
@@ -124,7 +143,7 @@ def write_genesis(sink: Sink, meta: StoreMeta, state: State) -> StoredTip:
     sink.put(META_KEY, encode(meta))
     for key, value in state.items():
         sink.put(STATE_PREFIX + key, value)
-    tip = StoredTip(Height(0), Hash(state.block_hash), lattice_bytes(state.lattice()))
+    tip = StoredTip(Height(0), Hash(state.get_block_hash()), lattice_bytes(state.lattice()))
     sink.put(TIP_KEY, encode(tip))
     return tip
 

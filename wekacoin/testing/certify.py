@@ -29,7 +29,9 @@ def certify_block(state: State, block: Block, keys: Sequence[KeyPair], *,
         seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake, tau)
         if seat is None:
             continue
-        body = VoteBody(round_, 0, step, state.block_hash, block.hash, key.public_key, seat.proof)
+        body = VoteBody(
+            round_, 0, step, state.get_block_hash(), block.hash, key.public_key, seat.proof
+        )
         votes.append(sign_vote(key, state.config.genesis_hash, body))
         weight += seat.subusers
         if is_quorum(params, step, weight):

@@ -8,12 +8,13 @@ network or consensus: `LocalChain.commit(txs)` builds the next block with the re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wekacoin.chain.blocks import apply_block, build_block
 from wekacoin.chain.genesis import genesis_state
-from wekacoin.chain.state import State
 from wekacoin.chain.rankings import select_evaluator, sign_ranking
+from wekacoin.chain.state import State
 from wekacoin.chain.tasks import group_commitment, model_commitment, ready_height, upload_end
 from wekacoin.chain.transactions import sign_stake, sign_tx, verify_tx
 from wekacoin.crypto.keys import KeyPair
@@ -22,16 +23,27 @@ from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.primitives import Hash
 from wekacoin.types.ranking import (
-    CandidateRanking, Outcome, RankEntry, SignedRanking, TaskSettlement,
+    CandidateRanking,
+    Outcome,
+    RankEntry,
+    SignedRanking,
+    TaskSettlement,
 )
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealTraining, Stake, TaskLimits, Tx, TxBody,
+    DataSchema,
+    GroupReveal,
+    PublishTask,
+    RevealTraining,
+    Stake,
+    TaskLimits,
+    Tx,
+    TxBody,
 )
 
 # Local-testnet timing: short windows so a whole task lifecycle fits in a few dozen blocks.
 FAST_PARAMS = Params(
-    min_training_period=5, test_split_delay=1, training_reveal_window=3, test_reveal_window=3, upload_window=3,
-    evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+    min_training_period=5, test_split_delay=1, training_reveal_window=3, test_reveal_window=3,
+    upload_window=3, evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
     min_participation_fee=10,
 )
 
@@ -58,12 +70,14 @@ class TaskData:
     baseline_score: int = 500_000
     baseline_cid: str = ""
 
-    def reveals(self, indices) -> tuple[GroupReveal, ...]:
+    def reveals(self, indices: Iterable[int]) -> tuple[GroupReveal, ...]:
         return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
 
-    def reveal_training(self, task_id: int, test_groups) -> RevealTraining:
+    def reveal_training(self, task_id: int, test_groups: Collection[int]) -> RevealTraining:
         training = [i for i in range(len(self.cids)) if i not in set(test_groups)]
-        return RevealTraining(task_id, self.reveals(training), self.baseline_cid, self.baseline_score)
+        return RevealTraining(
+            task_id, self.reveals(training), self.baseline_cid, self.baseline_score
+        )
 
 
 @dataclass
@@ -116,7 +130,7 @@ class LocalChain:
         return Hash(hashlib.sha256(b"test-seed" + height.to_bytes(8, "big")).digest())
 
     def build(
-        self, txs: list[Tx] = (), rankings: tuple[SignedRanking, ...] = (), proposer: int = 0
+        self, txs: Sequence[Tx] = (), rankings: tuple[SignedRanking, ...] = (), proposer: int = 0
     ) -> tuple[Block, State]:
         vtxs = [verify_tx(t, self.genesis_hash) for t in txs]
         meta = BlockMeta(seed_proof=None, rankings=tuple(rankings))
@@ -125,7 +139,7 @@ class LocalChain:
             proposer=self.keys[proposer].public_key, meta=meta, time_ms=self.height + 1,
         )
 
-    def commit(self, txs: list[Tx] = (), rankings: tuple[SignedRanking, ...] = ()) -> Block:
+    def commit(self, txs: Sequence[Tx] = (), rankings: tuple[SignedRanking, ...] = ()) -> Block:
         block, _ = self.build(txs, rankings)
         self.state = apply_block(self.state, block).flattened()
         self.blocks.append(block)
@@ -156,7 +170,9 @@ class LocalChain:
             limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000),
             tbh=tbh if tbh is not None else self.height + 1 + self.params.min_training_period,
             reward=reward, hosting_fee=hosting_fee, participation_fee=participation_fee,
-            group_commitments=tuple(group_commitment(n, c) for n, c in zip(data.nonces, data.cids)),
+            group_commitments=tuple(
+                group_commitment(n, c) for n, c in zip(data.nonces, data.cids, strict=True)
+            ),
         )
         return spec, data
 
@@ -173,7 +189,7 @@ class LocalChain:
         or None if sortition gave it no seat. `results` maps a submission id to (outcome,
         score, model size); unlisted submissions are INVALID; the baseline defaults to
         SCORED at the supplier's stated score."""
-        task = self.state.get_task(task_id)
+        task = self.state.get_existing_task(task_id)
         key = self.keys[evaluator]
         seat = select_evaluator(key, task, self.state)
         if seat is None:
@@ -192,7 +208,8 @@ class LocalChain:
     ) -> tuple[SignedRanking, ...]:
         """Agreeing rankings by the seated ones of `evaluators`, in block order."""
         signed = [self.ranking(task_id, i, results, baseline=baseline) for i in evaluators]
-        return tuple(sorted((s for s in signed if s is not None), key=lambda s: s.ranking.evaluator))
+        seated = (s for s in signed if s is not None)
+        return tuple(sorted(seated, key=lambda s: s.ranking.evaluator))
 
     def settle(
         self, task_id: int, results: dict[int, tuple[Outcome, int, int]] | None = None, *,
@@ -200,7 +217,8 @@ class LocalChain:
     ) -> TaskSettlement | None:
         """Record agreeing rankings once uploads close, then move to the ready height; the
         chain's record of how the task ended (None if it has not)."""
-        self.advance_to(upload_end(self.state.get_task(task_id), self.params))
-        self.commit(rankings=self.rankings(task_id, results, baseline=baseline, evaluators=evaluators))
-        self.advance_to(ready_height(self.state.get_task(task_id), self.params))
+        self.advance_to(upload_end(self.state.get_existing_task(task_id), self.params))
+        rankings = self.rankings(task_id, results, baseline=baseline, evaluators=evaluators)
+        self.commit(rankings=rankings)
+        self.advance_to(ready_height(self.state.get_existing_task(task_id), self.params))
         return self.state.get_settlement(task_id)

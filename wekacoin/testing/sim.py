@@ -30,7 +30,11 @@ from wekacoin.chain.state import State
 from wekacoin.consensus.actions import Commit, Refuse
 from wekacoin.consensus.driver import DriverCore, Message
 from wekacoin.consensus.events import (
-    BlockReceived, EvaluationFinished, ProposalReceived, RankingReceived, VoteReceived,
+    BlockReceived,
+    EvaluationFinished,
+    ProposalReceived,
+    RankingReceived,
+    VoteReceived,
 )
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.consensus.player import Player

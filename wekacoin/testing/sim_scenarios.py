@@ -13,7 +13,11 @@ import random
 
 from wekacoin.testing.sim import SIM_PARAMS, Crash, SimConfig, SimResult
 from wekacoin.testing.sim_byzantine import (
-    EquivocatingProposer, EquivocatingVoter, Silent, WithholdVotes, WrongRanking,
+    EquivocatingProposer,
+    EquivocatingVoter,
+    Silent,
+    WithholdVotes,
+    WrongRanking,
 )
 from wekacoin.testing.sim_net import NetworkModel, Partition
 from wekacoin.testing.sim_tasks import Competition

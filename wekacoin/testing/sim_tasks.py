@@ -21,8 +21,15 @@ from wekacoin.types.ledger import TaskStatus
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import Outcome, RankEntry
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining, SubmitModel,
-    TaskLimits, TxBody,
+    DataSchema,
+    GroupReveal,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    SubmitModel,
+    TaskLimits,
+    TxBody,
 )
 
 if TYPE_CHECKING:

@@ -16,27 +16,45 @@ from typing import Any
 
 from wekacoin.chain.tasks import group_commitment, model_commitment
 from wekacoin.chain.transactions import sign_stake, sign_tx
-from wekacoin.testing.chain import LocalChain, fake_cid, dev_key
+from wekacoin.testing.chain import LocalChain, dev_key, fake_cid
 from wekacoin.types.block import BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
 from wekacoin.types.ledger import Account, Bond, Pending
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import (
-    EvaluatorShare, Outcome, Payment, RankEntry, RecordedRanking, Resolution, TaskSettlement,
+    EvaluatorShare,
+    Outcome,
+    Payment,
+    RankEntry,
+    RecordedRanking,
+    Resolution,
+    TaskSettlement,
 )
 from wekacoin.types.tx import (
-    DataSchema, GroupReveal, PublishTask, RevealModel, RevealTest, RevealTraining,
-    SubmitModel, TaskLimits, Transfer, UnsignedTx, Unstake,
+    DataSchema,
+    GroupReveal,
+    PublishTask,
+    RevealModel,
+    RevealTest,
+    RevealTraining,
+    SubmitModel,
+    TaskLimits,
+    Transfer,
+    TxBody,
+    UnsignedTx,
+    Unstake,
 )
 
 GENESIS_HASH = bytes(range(32))
 
 
 def json_view(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        view = {f.name: json_view(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-        if hasattr(type(value), "KIND"):
-            view = {"kind": type(value).KIND, **view}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        view = {f.name: json_view(getattr(value, f.name))
+                for f in dataclasses.fields(value) if f.init}
+        kind = getattr(type(value), "KIND", None)  # a transaction body's variant tag
+        if kind is not None:
+            view = {"kind": kind, **view}
         return view
     if isinstance(value, enum.Enum):
         return value.value
@@ -51,7 +69,7 @@ def vector_objects() -> list[tuple[str, Any]]:
     alice, bob = dev_key(0), dev_key(1)
     cid = fake_cid("vector-model")
     nonce = bytes(range(32, 64))
-    bodies = [
+    bodies: list[TxBody] = [
         Transfer(bob.address, 1_000),
         PublishTask(
             title="iris", metric=Metric.ACCURACY,

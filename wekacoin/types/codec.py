@@ -42,21 +42,27 @@ _UNSIGNED: set[Any] = set()
 
 def fixed_bytes(name: str, length: int) -> Any:
     """A named bytes type of exactly `length` bytes (checked when decoding)."""
-    tp = typing.NewType(name, bytes)
+    tp = _named(name, bytes)
     _BYTE_LENGTHS[tp] = length
     return tp
 
 
 def unsigned(name: str) -> Any:
     """A named integer type in [0, 2**64) (checked when decoding)."""
-    tp = typing.NewType(name, int)
+    tp = _named(name, int)
     _UNSIGNED.add(tp)
     return tp
 
 
 def signed(name: str) -> Any:
     """A named integer type in [-2**63, 2**64)."""
-    return typing.NewType(name, int)
+    return _named(name, int)
+
+
+def _named(name: str, base: type) -> Any:
+    # Returned, not assigned: mypy reads `X = NewType(...)` as a declaration whose name must
+    # be a literal. Type checkers see these names as their base type (types/primitives.py).
+    return typing.NewType(name, base)
 
 
 def sha256(data: bytes) -> bytes:
@@ -104,7 +110,7 @@ def _compile_record_encoder(cls: type) -> Callable[[Any], Any]:
     names = [f.name for f in _wire_fields(cls)]
     field_encoders = [_value_encoder(hints[n]) for n in names]
     kind = getattr(cls, "KIND", None)
-    pairs = list(zip(names, field_encoders))
+    pairs = list(zip(names, field_encoders, strict=True))
     if kind is None and len(names) > 1 and all(e is None for e in field_encoders):
         # All fields are CBOR primitives: one C-level attrgetter builds the array (a tuple
         # encodes exactly like a list).
@@ -145,10 +151,10 @@ def _value_encoder(tp: Any) -> Callable[[Any], Any] | None:
         if all(dataclasses.is_dataclass(a) for a in args):
             return lambda v: None if v is None else _encoder_for(type(v))(v)
         (inner_tp,) = args
-        inner = _value_encoder(inner_tp)
-        if inner is None:
+        present = _value_encoder(inner_tp)
+        if present is None:
             return None
-        return lambda v: None if v is None else inner(v)
+        return lambda v: None if v is None else present(v)
     raise TypeError(f"unsupported field type {tp!r}")
 
 
@@ -303,12 +309,12 @@ def _compile_record_decoder(cls: type) -> Callable[[Any], Any]:
         def dec_record(v: Any) -> Any:
             if type(v) is not list or len(v) != n:
                 _fail(f"{name} must be an array of {n} fields")
-            return cls(*[d(x) for d, x in zip(decoders, v)])
+            return cls(*[d(x) for d, x in zip(decoders, v, strict=True)])
     else:
         def dec_record(v: Any) -> Any:
             if type(v) is not list or len(v) != n + 1 or v[0] != kind:
                 _fail(f"{name} must be an array of kind {kind} and {n} fields")
-            return cls(*[d(x) for d, x in zip(decoders, v[1:])])
+            return cls(*[d(x) for d, x in zip(decoders, v[1:], strict=True)])
 
     return dec_record
 

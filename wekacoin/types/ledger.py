@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from wekacoin.types.primitives import (
-    Address, Amount, Hash, Height, Nonce, PublicKey, Score, SubmissionId, TaskId,
+    Address,
+    Amount,
+    Hash,
+    Height,
+    Nonce,
+    PublicKey,
+    Score,
+    SubmissionId,
+    TaskId,
 )
 from wekacoin.types.tx import GroupReveal, PublishTask
 

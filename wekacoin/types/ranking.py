@@ -8,7 +8,15 @@ from enum import IntEnum
 
 from wekacoin.types.codec import encode
 from wekacoin.types.primitives import (
-    Address, Amount, Height, PublicKey, Score, Signature, SubmissionId, TaskId, VrfProof,
+    Address,
+    Amount,
+    Height,
+    PublicKey,
+    Score,
+    Signature,
+    SubmissionId,
+    TaskId,
+    VrfProof,
 )
 
 RANKING_SIGNING_DOMAIN = b"wekacoin/ranking/v1"

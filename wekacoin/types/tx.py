@@ -15,7 +15,17 @@ from typing import ClassVar
 from wekacoin.types.codec import decode
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.primitives import (
-    Address, Amount, Hash, Height, Millis, Nonce, Nonce32, PublicKey, Score, Signature, TaskId,
+    Address,
+    Amount,
+    Hash,
+    Height,
+    Millis,
+    Nonce,
+    Nonce32,
+    PublicKey,
+    Score,
+    Signature,
+    TaskId,
 )
 
 TX_SIGNING_DOMAIN = b"wekacoin/tx/v1"
