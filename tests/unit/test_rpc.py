@@ -21,6 +21,7 @@ from wekacoin.rpc.protocol import (
     SERVER_ERROR,
     UNAUTHORIZED,
     Dispatcher,
+    Limits,
     NotFound,
     rpc_method,
 )
@@ -121,7 +122,7 @@ def test_mutating_methods_need_the_token():
     for token in (None, "wrong", ""):
         assert call(d, req("counter.add", {"amount": 1}), token)["error"]["code"] == UNAUTHORIZED
     assert call(d, req("counter.get"))["result"] == 0
-    assert Dispatcher(token=None)._authorized("anything") is False
+    assert Dispatcher(token=None).authorized("anything") is False
 
 
 def test_batches_and_notifications():
@@ -146,8 +147,8 @@ def test_token_file_is_created_private_and_reused(tmp_path):
 class LiveServer:
     """The RPC app served by Hypercorn in a trio thread, on a free port."""
 
-    def __init__(self, dispatcher, max_request_bytes=10_000):
-        self.app = make_app(dispatcher, max_request_bytes)
+    def __init__(self, dispatcher, limits=Limits(10_000, 100_000, 10**6)):
+        self.app = make_app(dispatcher, limits)
         self.ready = threading.Event()
         self.url = None
         self.thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
@@ -196,3 +197,36 @@ def test_over_http():
 def test_unreachable_node_is_a_clear_error():
     with pytest.raises(NodeUnreachable, match="no node answers"):
         RpcClient("http://127.0.0.1:9/", timeout=2).call("counter.get")
+
+
+def test_bodies_are_bounded_before_parsing_and_the_token_allows_uploads():
+    """The attack on main: a huge body of `[]` without a token stalled the node for 27 s
+    and took 2 GB. Now it is refused by size, or by count of containers, unparsed."""
+    with LiveServer(_dispatcher()) as server:
+        headers = {"authorization": "Bearer s3cret"}
+        nested = b"[" + b"[]," * 6_000 + b"[]]"  # 18 kB: over the anonymous cap
+        assert httpx.post(server.url, content=nested).status_code == 413
+        many = b"[" + b"[]," * 12_000 + b"[]]"  # within the upload cap, too many containers
+        refused = httpx.post(server.url, content=many, headers=headers)
+        assert refused.status_code == 400 and "arrays and objects" in refused.json()["error"]["message"]
+        upload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "counter.add",
+                             "params": {"amount": 1}, "pad": "x" * 50_000}).encode()
+        assert httpx.post(server.url, content=upload).status_code == 413  # no token
+        ok = httpx.post(server.url, content=upload, headers=headers)
+        assert ok.json()["result"]["value"] == 1
+        wrong = httpx.post(server.url, content=upload, headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 413
+
+
+def test_a_response_larger_than_the_limit_is_an_error_asking_for_less():
+    class Big:
+        @rpc_method
+        def blob(self, size: int) -> str:
+            return "x" * size
+
+    d = Dispatcher(token=None, max_response_bytes=1_000)
+    d.register("big", Big())
+    small = call(d, req("big.blob", [10]))
+    assert small["result"] == "x" * 10
+    big = call(d, req("big.blob", [5_000]))
+    assert big["id"] == 1 and "ask for less" in big["error"]["message"]

@@ -57,7 +57,11 @@ class RpcSection:
     port: int = 8645
     token_file: Path = Path("data/rpc.token")
     """Methods that change the node need this token; created (0600) at first start."""
-    max_request_bytes: int = 64 * 2**20
+    max_request_bytes: int = 2**20
+    """A request without the token (anyone who can reach the port)."""
+    max_upload_bytes: int = 192 * 2**20
+    """A request with the token: blob uploads, base64 (4/3 of `blobs.max_blob_bytes`)."""
+    max_response_bytes: int = 192 * 2**20
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ _CHOICES = {
     "sandbox.isolation": ("auto", "bwrap", "unshare", "rlimits"),
 }
 _PORTS = ("rpc.port", "metrics.port")
-_POSITIVE = ("network.max_peers", "rpc.max_request_bytes", "blobs.max_blob_bytes",
+_POSITIVE = ("network.max_peers", "rpc.max_request_bytes", "rpc.max_upload_bytes",
+             "rpc.max_response_bytes", "blobs.max_blob_bytes",
              "blobs.kubo_timeout_s", "sandbox.workers")
 
 

@@ -40,7 +40,7 @@ from wekacoin.node.gossip import Validators
 from wekacoin.node.metrics import NodeMetrics
 from wekacoin.node.rpc_api import BlobRpc, ChainRpc, NodeRpc, TaskRpc, TxRpc
 from wekacoin.node.sync import Syncer
-from wekacoin.rpc.protocol import Dispatcher
+from wekacoin.rpc.protocol import Dispatcher, Limits
 from wekacoin.rpc.server import load_or_create_token, make_app, serve_http
 from wekacoin.store import ChainStore
 from wekacoin.types.genesis import Genesis
@@ -194,13 +194,15 @@ class Node:
 
     def _rpc_app(self):
         token = load_or_create_token(self.config.rpc.token_file)
-        dispatcher = Dispatcher(token)
+        rpc = self.config.rpc
+        dispatcher = Dispatcher(token, rpc.max_response_bytes)
         dispatcher.register("chain", ChainRpc(self.chain))
         dispatcher.register("tasks", TaskRpc(self.chain))
         dispatcher.register("tx", TxRpc(self.chain, self.admissions, self.clock, self._relay_tx))
-        dispatcher.register("blobs", BlobRpc(self.blobs, self.config.rpc.max_request_bytes))
+        dispatcher.register("blobs", BlobRpc(self.blobs, rpc.max_response_bytes * 3 // 4))
         dispatcher.register("node", NodeRpc(self.status, self.peers, lambda: list(self.driver.vote_log)))
-        return make_app(dispatcher, self.config.rpc.max_request_bytes)
+        return make_app(dispatcher, Limits(rpc.max_request_bytes, rpc.max_upload_bytes,
+                                           rpc.max_response_bytes))
 
     def _relay_tx(self, raw: bytes) -> None:
         self._nursery.start_soon(self.net.publish, Topic.TX, raw)

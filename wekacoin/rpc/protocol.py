@@ -39,6 +39,17 @@ REJECTED = -32010
 MAX_BATCH = 100
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Sizes in bytes (node.toml [rpc]; see server.py)."""
+
+    request_bytes: int = 2**20
+    """A request without the token."""
+    upload_bytes: int = 192 * 2**20
+    """A request with the token (blob uploads: base64 of a `blobs.max_blob_bytes` blob)."""
+    response_bytes: int = 192 * 2**20
+
+
 class RpcError(WekaError):
     """An error with a JSON-RPC code; raise it from a method to choose the code."""
 
@@ -91,9 +102,10 @@ class Method:
 
 
 class Dispatcher:
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, max_response_bytes: int = Limits.response_bytes) -> None:
         self._methods: dict[str, Method] = {}
         self._token = token
+        self._max_response = max_response_bytes
 
     def register(self, namespace: str, obj: object) -> None:
         for attr in dir(obj):
@@ -119,9 +131,17 @@ class Dispatcher:
             if not request or len(request) > MAX_BATCH:
                 return _dump(_error(None, INVALID_REQUEST, f"a batch holds 1 to {MAX_BATCH} calls"))
             responses = [r for r in [await self._one(item, token) for item in request] if r]
-            return _dump(responses) if responses else None
+            return self._bounded(_dump(responses), None) if responses else None
         response = await self._one(request, token)
-        return None if response is None else _dump(response)
+        if response is None:
+            return None
+        return self._bounded(_dump(response), response.get("id"))
+
+    def _bounded(self, out: bytes, rid: Any) -> bytes:
+        if len(out) <= self._max_response:
+            return out
+        return _dump(_error(rid, INVALID_REQUEST, f"the response would be {len(out)} bytes, "
+                            f"more than the node's limit of {self._max_response}: ask for less"))
 
     async def _one(self, request: Any, token: str | None) -> dict | None:
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
@@ -136,7 +156,7 @@ class Dispatcher:
         method = self._methods.get(name)
         if method is None:
             return _error(rid, METHOD_NOT_FOUND, f"no method {name!r}")
-        if method.mutating and not self._authorized(token):
+        if method.mutating and not self.authorized(token):
             return _error(rid, UNAUTHORIZED, f"{name} changes the node: send the RPC token")
         if not isinstance(params, (list, dict)):
             return _error(rid, INVALID_PARAMS, "params must be an array or an object")
@@ -162,7 +182,7 @@ class Dispatcher:
             return None
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
-    def _authorized(self, token: str | None) -> bool:
+    def authorized(self, token: str | None) -> bool:
         return (
             self._token is not None and token is not None
             and secrets.compare_digest(token.encode(), self._token.encode())
