@@ -28,11 +28,14 @@ class Admissions:
         self.evaluation = evaluation
         self._checked: OrderedDict[bytes, str | None] = OrderedDict()  # tx id -> refusal
 
-    async def admit(self, tx: Tx, now_ms: int) -> Admission:
+    async def admit(self, tx: Tx, now_ms: int, *, submitted: bytes | None = None) -> Admission:
         """Like `ChainService.admit` (raising the mempool's errors), after the relay policies;
-        a failed policy raises Rejected."""
+        a failed policy raises Rejected. `submitted`: the raw bytes of a transaction a client
+        submitted to this node (`ChainService.submit_local`)."""
         if isinstance(tx.unsigned.body, RevealTraining):
             await self._check_baseline(tx)
+        if submitted is not None:
+            return self.chain.submit_local(tx, submitted, now_ms)
         return self.chain.admit(tx, now_ms)
 
     async def _check_baseline(self, tx: Tx) -> None:

@@ -2,6 +2,12 @@
 
 Everything that changes the tip goes through `commit`, so the mempool, the tip state and the
 listeners (consensus, network, metrics) always agree on where the chain is.
+
+Transactions submitted to this node over RPC are its responsibility: they are journaled in
+the store before the RPC answers with their id (`submit_local`), re-admitted after a restart
+(`resume_local`), re-sent to peers while pending (`local_due`: a peer behind refuses a
+transaction the tip just made valid, and gossip does not retry), and forgotten once included
+or dropped (by the chain rules, a nonce taken by another transaction, or expiry).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.settlement import compute_ranking_order
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
+from wekacoin.chain.transactions import compute_tx_id
 from wekacoin.consensus.messages import Certificate
 from wekacoin.errors import WekaError
 from wekacoin.mempool import Mempool
@@ -32,6 +39,8 @@ from wekacoin.types.tx import Tx
 log = logging.getLogger("wekacoin.node.chain")
 
 _DROPPED_MEMORY = 10_000  # how many refused/dropped tx ids the node remembers, for RPC
+LOCAL_RESEND_MS = 10_000
+"""A pending transaction submitted here is sent to peers again after this long."""
 
 
 FINALITY_LOOKAHEAD = 64  # blocks after a TENTATIVE one searched for a FINAL certificate
@@ -69,6 +78,8 @@ class ChainService:
         self.mempool = mempool or Mempool(self._tip)
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
         self._listeners: list[Callable[[State], None]] = []
+        self._local: dict[bytes, tuple[bytes, int]] = {}
+        """Transactions submitted here and pending: id -> (raw, when last sent)."""
 
     # -- the tip --
 
@@ -90,6 +101,9 @@ class ChainService:
         self._tip = self.store.state()
         for dropped in self.mempool.on_commit(self._tip, block):
             self._remember(dropped)
+        if self._local:
+            ids = (compute_tx_id(t.payload) for t in block.txs)
+            self._forget_local([tx_id for tx_id in ids if tx_id in self._local])
         log.info("block %d %s txs=%d root=%s", block.height, block.hash.hex()[:12],
                  len(block.txs), block.header.state_root.hex()[:12])
         for listener in self._listeners:
@@ -149,6 +163,47 @@ class ChainService:
     def expire(self, now_ms: int) -> None:
         for dropped in self.mempool.expire(now_ms):
             self._remember(dropped)
+
+    def submit_local(self, tx: Tx, raw: bytes, now_ms: int) -> Admission:
+        """Admit a transaction submitted to this node and journal it (durably) so that the
+        node keeps trying to include it across restarts; raises the mempool's errors."""
+        admission = self.admit(tx, now_ms)
+        tx_id = admission.vtx.id
+        self.store.put_local_tx(tx_id, raw)
+        self._local[tx_id] = (raw, now_ms)
+        return admission
+
+    def resume_local(self, now_ms: int) -> tuple[int, int]:
+        """After a restart: admit the journaled transactions again; forget those the chain
+        no longer takes. Returns (pending again, dropped)."""
+        gone = []
+        for tx_id, raw in self.store.local_txs():
+            try:
+                self.admit(decode(Tx, raw), now_ms)
+            except (DecodeError, WekaError) as e:
+                log.info("submitted transaction %s is no longer pending: %s", tx_id.hex()[:16], e)
+                gone.append(tx_id)
+                continue
+            self._local[tx_id] = (raw, now_ms - LOCAL_RESEND_MS)  # send at once
+        self.store.forget_local_txs(gone)
+        return len(self._local), len(gone)
+
+    def local_due(self, now_ms: int) -> list[bytes]:
+        """Raw transactions submitted here, still pending and last sent `LOCAL_RESEND_MS`
+        ago: send them to peers again."""
+        gone = [tx_id for tx_id in self._local if tx_id not in self.mempool]
+        self._forget_local(gone)
+        due = [tx_id for tx_id, (_, sent) in self._local.items()
+               if now_ms - sent >= LOCAL_RESEND_MS]
+        for tx_id in due:
+            self._local[tx_id] = (self._local[tx_id][0], now_ms)
+        return [self._local[tx_id][0] for tx_id in due]
+
+    def _forget_local(self, tx_ids: list[bytes]) -> None:
+        if tx_ids:
+            for tx_id in tx_ids:
+                self._local.pop(tx_id, None)
+            self.store.forget_local_txs(tx_ids)
 
     def dropped_reason(self, tx_id: bytes) -> str | None:
         return self._dropped.get(tx_id)

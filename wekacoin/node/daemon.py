@@ -67,6 +67,10 @@ class Node:
         self.store = ChainStore.open(data_dir / "chain", genesis)
         try:
             self.chain = ChainService(self.store, genesis)
+            pending, dropped = self.chain.resume_local(clock())
+            if pending or dropped:
+                log.info("transactions submitted here before the restart: %d pending again, "
+                         "%d no longer valid", pending, dropped)
             self.blobs = self._open_blobs(data_dir)
             self.sandbox = make_sandbox(config.sandbox)
             self.evaluation = EvaluationService(self.blobs, self.sandbox)
@@ -173,6 +177,8 @@ class Node:
         while True:
             await trio.sleep(HOUSEKEEPING_S)
             self.chain.expire(self.clock())
+            for raw in self.chain.local_due(self.clock()):
+                self._relay_tx(raw)
             self.metrics.peers.set(len(self.net.peers()))
             self.metrics.mempool.set(len(self.chain.mempool))
             if self.syncer.best_peer_height() > self.chain.height + 1:

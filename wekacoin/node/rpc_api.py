@@ -192,14 +192,16 @@ class TxRpc:
     @rpc_method(mutating=True)
     async def submit(self, tx: str) -> dict[str, Any]:
         """Admit a signed transaction (hex of its encoding) and gossip it; -32010 with the
-        reason if the node refuses it."""
+        reason if the node refuses it. An id comes back only once the transaction is
+        journaled: the node keeps it pending across restarts and re-sends it to peers until
+        a block includes it or it is dropped (chain rules, its nonce taken, expiry)."""
         raw = parse_hex(tx, "tx")
         try:
             decoded = decode(Tx, raw)
         except DecodeError as e:
             raise RpcError(REJECTED, f"not a transaction: {e}") from None
         try:
-            admission = await self._admissions.admit(decoded, self._clock())
+            admission = await self._admissions.admit(decoded, self._clock(), submitted=raw)
         except (Rejected, MempoolError) as e:
             raise RpcError(REJECTED, str(e)) from None
         self._relay(raw)

@@ -33,6 +33,7 @@ from wekacoin.store.errors import (
 from wekacoin.store.layout import (
     CHECKPOINT_KEY,
     FORMAT_VERSION,
+    LOCAL_TX_PREFIX,
     OWN_RANKING_PREFIX,
     PROPOSED_PREFIX,
     StoredTip,
@@ -182,6 +183,21 @@ class ChainStore(ChainReader):
             batch.put(own_ranking_key(task_id, evaluator), raw)
         batch.put(CHECKPOINT_KEY, data)
         batch.write()
+
+    def put_local_tx(self, tx_id: bytes, raw: bytes) -> None:
+        """Journal a transaction submitted to this node, durably before returning."""
+        self._leveldb.put(LOCAL_TX_PREFIX + tx_id, raw, sync=True)
+
+    def forget_local_txs(self, tx_ids: Iterable[bytes]) -> None:
+        """Drop journaled transactions (included, or dropped for good)."""
+        with self._leveldb.write_batch() as batch:
+            for tx_id in tx_ids:
+                batch.delete(LOCAL_TX_PREFIX + tx_id)
+
+    def local_txs(self) -> list[tuple[bytes, bytes]]:
+        """(tx id, raw transaction) of every journaled transaction."""
+        with self._leveldb.iterator(prefix=LOCAL_TX_PREFIX) as it:
+            return [(key[1:], raw) for key, raw in it]
 
     def own_rankings(self) -> list[bytes]:
         """The node's own signed rankings of open tasks (`put_checkpoint`), by task."""

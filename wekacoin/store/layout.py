@@ -11,6 +11,9 @@ One LevelDB database; the first byte of a key names its table:
     r + task(8) + key(32) a ranking this node signed for that task with that validator
                           key (bytes from consensus), written with the checkpoint, dropped
                           once the task is no longer open
+    q + tx id(32)         a transaction submitted to this node over RPC and not yet
+                          included or dropped (raw bytes, written with sync before the RPC
+                          answers): re-admitted and re-sent after a restart
     h + height(8)         hash of the block at that height
     b + block hash(32)    StoredBlock: header, metadata, and the ids of its transactions
     c + block hash(32)    the block's certificate (opaque bytes from consensus)
@@ -60,6 +63,7 @@ UNDO_DEPTH = 128
 """Blocks that can be rolled back: far more than a TENTATIVE run lasts before a FINAL one."""
 PROPOSED_PREFIX = b"p"
 OWN_RANKING_PREFIX = b"r"
+LOCAL_TX_PREFIX = b"q"
 
 
 @dataclass(frozen=True, slots=True)
