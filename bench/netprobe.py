@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import trio  # noqa: E402
 
 from wekacoin.net import NetConfig, Network, Topic  # noqa: E402
+from wekacoin.waiting import WaitTimeout, wait_until_async  # noqa: E402
 
 CHAIN = "netprobe"
 GENESIS = hashlib.sha256(b"netprobe genesis").digest()
@@ -66,8 +67,10 @@ async def worker(index: int, bootstrap: str | None) -> None:
                     break
                 if cmd[0] == "ready":
                     want = int(cmd[1])
-                    while len(net.peers()) < want or len(net.mesh_peers(Topic.VOTE)) < want:
-                        await trio.sleep(0.05)
+                    await wait_until_async(
+                        lambda want=want: len(net.peers()) >= want
+                        and len(net.mesh_peers(Topic.VOTE)) >= want,
+                        timeout=60, what=f"{want} peers in the vote mesh")
                     say(event="ready")
                 elif cmd[0] == "publish":
                     tag, n, rate = cmd[1], int(cmd[2]), float(cmd[3])
@@ -82,9 +85,12 @@ async def worker(index: int, bootstrap: str | None) -> None:
                     say(event="published", seconds=time.perf_counter() - start)
                 elif cmd[0] == "report":  # report <tag> <expected> <max wait s>
                     tag, want = cmd[1], int(cmd[2])
-                    with trio.move_on_after(float(cmd[3])):
-                        while len(received.get(tag, [])) < want:
-                            await trio.sleep(0.05)
+                    try:  # what is still missing then counts as lost
+                        await wait_until_async(lambda tag=tag, want=want:
+                                               len(received.get(tag, [])) >= want,
+                                               timeout=float(cmd[3]), what=f"{want} {tag}")
+                    except WaitTimeout:
+                        pass
                     say(event="latencies", tag=tag, values=received.get(tag, []),
                         stats=net.stats().__dict__)
                 elif cmd[0] == "fetch":

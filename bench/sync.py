@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,13 +34,15 @@ from wekacoin.crypto.keys import KeyPair  # noqa: E402
 from wekacoin.keyfile import save_keystore  # noqa: E402
 from wekacoin.net import peer_id_from_seed  # noqa: E402
 from wekacoin.node import testnet as tn  # noqa: E402
-from wekacoin.rpc.client import RpcClient  # noqa: E402
+from wekacoin.node.launcher import NodeProcess, stop_all  # noqa: E402
+from wekacoin.rpc.client import NodeUnreachable  # noqa: E402
 from wekacoin.store import ChainStore  # noqa: E402
 from wekacoin.testing.certify import certify_block  # noqa: E402
 from wekacoin.testing.chain import LocalChain  # noqa: E402
 from wekacoin.types.block import Block  # noqa: E402
 from wekacoin.types.codec import decode, encode  # noqa: E402
 from wekacoin.types.tx import Transfer  # noqa: E402
+from wekacoin.waiting import wait_until  # noqa: E402
 
 
 def build_chain(path: Path, blocks: int) -> LocalChain:
@@ -75,9 +78,8 @@ def local_replay(source: Path, chain: LocalChain, blocks: int, into: Path) -> fl
         return time.perf_counter() - t0
 
 
-def node_home(
-    root: Path, name: str, genesis_file: Path, port, bootstrap: list[str]
-) -> tuple[Path, KeyPair]:
+def node_home(root: Path, name: str, genesis_file: Path, port: tn.NodePorts,
+              bootstrap: list[str]) -> tuple[Path, KeyPair]:
     home = root / name
     home.mkdir(parents=True, exist_ok=True)
     key = KeyPair.generate()
@@ -104,35 +106,27 @@ def measure_sync(root: Path, chain: LocalChain, source_store: Path, blocks: int)
     shutil.move(str(source_store), source_home / "data" / "chain")
     source_addr = f"/ip4/127.0.0.1/tcp/{ports[0].p2p}/p2p/{peer_id_from_seed(source_key.seed)}"
     follower_home, _ = node_home(root, "follower", genesis_file, ports[1], [source_addr])
-    homes = [source_home, follower_home]
+    source, follower = NodeProcess(source_home), NodeProcess(follower_home)
     try:
-        tn.start_node(source_home)
-        _wait(lambda: _height(source_home) == blocks, 60, "the serving node to start")
-        tn.start_node(follower_home)
-        _wait(lambda: _height(follower_home) >= 1, 120, "the follower's first synced block")
-        t0, h0 = time.perf_counter(), _height(follower_home)
-        _wait(lambda: _height(follower_home) >= blocks, 3600, "the follower to catch up")
+        source.start(wait=False)
+        _wait_for(source, lambda h: h == blocks, 60, "the serving node to start")
+        follower.start(wait=False)
+        _wait_for(follower, lambda h: h >= 1, 120, "the follower's first synced block")
+        t0, h0 = time.perf_counter(), _height(follower)
+        _wait_for(follower, lambda h: h >= blocks, 3600, "the follower to catch up")
         return (time.perf_counter() - t0) * blocks / (blocks - h0)
     finally:
-        for home in homes:
-            tn.stop_node(home)
+        stop_all([source, follower])
 
 
-def _height(home: Path) -> int:
-    try:
-        with RpcClient(tn.rpc_url(home), timeout=2) as rpc:
-            return rpc.call("node.status")["height"]
-    except Exception:  # noqa: BLE001 - not answering yet
-        return -1
+def _height(node: NodeProcess) -> int:
+    node.check_running()
+    return node.status()["height"]
 
 
-def _wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
+def _wait_for(node: NodeProcess, ok: Callable[[int], bool], timeout: float, what: str) -> None:
+    wait_until(lambda: ok(_height(node)), timeout=timeout, interval=0.1,
+               retry_on=(NodeUnreachable,), what=what)
 
 
 def main() -> None:

@@ -27,9 +27,11 @@ from wekacoin.chain.transactions import sign_tx  # noqa: E402
 from wekacoin.crypto.keys import format_address  # noqa: E402
 from wekacoin.keyfile import load_keystore  # noqa: E402
 from wekacoin.node import testnet as tn  # noqa: E402
+from wekacoin.node.launcher import NodeProcess, start_all, stop_all  # noqa: E402
 from wekacoin.rpc.client import RpcClient  # noqa: E402
 from wekacoin.types.codec import encode  # noqa: E402
 from wekacoin.types.tx import Transfer  # noqa: E402
+from wekacoin.waiting import WaitTimeout, wait_until  # noqa: E402
 
 WALLETS = ("supplier", "trainer1", "trainer2", "trainer3")
 
@@ -39,22 +41,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def clients(homes: list[Path]) -> list[RpcClient]:
-    return [RpcClient(tn.rpc_url(h), token=(h / "data" / "rpc.token").read_text().strip())
-            for h in homes]
-
-
-def wait_producing(homes: list[Path]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if all(RpcClient(tn.rpc_url(h), timeout=2).call("node.status")["height"] >= 3
-                   for h in homes):
-                return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the testnet did not start")
+def clients(nodes: list[NodeProcess]) -> list[RpcClient]:
+    return [RpcClient(n.rpc_url, token=n.token) for n in nodes]
 
 
 def sender(root: Path, name: str, rpcs: list[RpcClient], genesis_hash: bytes, interval: float,
@@ -114,25 +102,24 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (20.0 if args.quick else 90.0)
     root = Path(tempfile.mkdtemp(prefix="wekacoin-bench-testnet-"))
-    homes: list[Path] = []
+    nodes: list[NodeProcess] = []
     try:
         tn.generate(root, 4)
-        homes = tn.node_homes(root)
-        for home in homes:
-            tn.start_node(home)
-        wait_producing(homes)
-        rpcs = clients(homes)
+        nodes = tn.processes(root)
+        start_all(nodes, wait=False)
+        tn.wait_until_producing(nodes, height=3, timeout=120)
+        rpcs = clients(nodes)
         genesis_hash = bytes.fromhex(rpcs[0].call("chain.info")["genesis_hash"])
         stop, stop_watching = threading.Event(), threading.Event()
         submitted: dict[str, float] = {}
         included: dict[str, float] = {}
         finals: list[int] = []
         heights: list[tuple[float, int]] = []
-        watcher = threading.Thread(target=watch, args=(clients(homes[:1])[0], stop_watching,
+        watcher = threading.Thread(target=watch, args=(clients(nodes[:1])[0], stop_watching,
                                                        included, finals, heights))
         watcher.start()
         senders = [threading.Thread(target=sender, args=(
-            root, name, clients(homes), genesis_hash, len(WALLETS) / args.rate, stop, submitted, i))
+            root, name, clients(nodes), genesis_hash, len(WALLETS) / args.rate, stop, submitted, i))
             for i, name in enumerate(WALLETS)]
         for t in senders:
             t.start()
@@ -140,9 +127,11 @@ def main() -> None:
         stop.set()
         for t in senders:
             t.join()
-        drain = time.monotonic() + 10  # let the last submissions land
-        while time.monotonic() < drain and not set(submitted) <= set(included):
-            time.sleep(0.2)
+        try:  # let the last submissions land; those that do not are reported below
+            wait_until(lambda: set(submitted) <= set(included), timeout=10, interval=0.2,
+                       what="the last transfers to be committed")
+        except WaitTimeout:
+            pass
         stop_watching.set()
         watcher.join()
         latencies = [included[t] - s for t, s in submitted.items() if t in included]
@@ -161,8 +150,7 @@ def main() -> None:
         print(f"RESULT vote_propagation_p50_ms {statistics.median(delays):.1f}")
         print(f"RESULT vote_propagation_p99_ms {percentile(delays, 99):.1f}")
     finally:
-        for home in homes:
-            tn.stop_node(home)
+        stop_all(nodes)
         shutil.rmtree(root, ignore_errors=True)
 
 

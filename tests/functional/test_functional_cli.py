@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from wekacoin.cli.main import app
+from wekacoin.node.launcher import NodeProcess, stop_all
 from wekacoin.testing.functional import NodeGroup, fresh_address, run_cli, wait_until
 
 
@@ -119,3 +122,38 @@ def test_cli_transfer_is_final_on_every_node(network: NodeGroup) -> None:
     assert "refused" in line
     wait_until(lambda: network.nodes[0].balance(alice) == before - amount - fee,
                what="alice's balance to stay put")
+
+
+@pytest.mark.slow
+def test_testnet_up_status_down(tmp_path: Path) -> None:
+    """`wekacoin testnet up` starts nodes that outlive it, found again through node.pid by
+    `status` and `down`; `down` stops a paused node too, and leaves a stranger's pid alone."""
+    root = tmp_path / "testnet"
+    nodes = [NodeProcess(root / "node0"), NodeProcess(root / "node1")]
+    try:
+        up = run_cli("testnet", "up", "--nodes", "2", "--dir", str(root), "--wait", "90").check()
+        assert "created a 2-validator testnet" in up.stdout and "started node0, node1" in up.stdout
+        pids = [n.pid for n in nodes]
+        assert all(pids) and pids == [int(n.pid_path.read_text()) for n in nodes]
+        again = run_cli("testnet", "up", "--dir", str(root), "--wait", "90").check()
+        assert "started nothing (all running)" in again.stdout
+        status = run_cli("testnet", "status", "--dir", str(root)).check()
+        assert all(str(pid) in status.stdout for pid in pids), status.stdout
+        # a restart from this process: a child of ours now, with a new pid
+        assert nodes[0].restart() > 0 and nodes[0].pid not in pids
+        nodes[1].pause()
+        down = run_cli("testnet", "down", "--dir", str(root)).check()
+        assert "stopped node0, node1" in down.stdout
+        assert [n.pid for n in nodes] == [None, None]
+        assert nodes[0].wait_for_exit(5) == 0  # SIGTERM from `down`: a clean shutdown
+        for node in nodes:
+            assert not node.pid_path.exists()
+            assert "stopped at height" in node.log_tail(5), node.log_tail()
+        assert run_cli("testnet", "down", "--dir", str(root)).check().stdout.startswith(
+            "stopped nothing")
+        # a node.pid naming a process that is not this home's node is never signalled
+        nodes[1].pid_path.write_text(f"{os.getpid()}\n")
+        assert nodes[1].pid is None and not nodes[1].is_running()
+        assert "stopped nothing" in run_cli("testnet", "down", "--dir", str(root)).check().stdout
+    finally:
+        stop_all(nodes)

@@ -119,14 +119,14 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
         models = models_of_three_qualities(train.features, train.labels)
         workspaces = [comp.Workspace(tmp_path / f"trainer{i}") for i in (1, 2, 3)]
         cids = [comp.submit_model(t, ws, task_id, m, sandbox)[0]
-                for t, ws, m in zip(trainers, workspaces, models)]
+                for t, ws, m in zip(trainers, workspaces, models, strict=True)]
 
         supplier.wait_for_phase(task_id, ("test reveal",), timeout_s=180)
         comp.reveal_test(supplier, supplier_ws, task_id)
         # the upload window is a few blocks: the three trainers reveal at once
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(lambda tw: comp.reveal_model(tw[0], tw[1], task_id),
-                          zip(trainers, workspaces)))
+                          zip(trainers, workspaces, strict=True)))
         supplier.wait_for_phase(task_id, ("settled", "expired"), timeout_s=300)
 
     network.sync_all()
@@ -143,10 +143,11 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
 
     # the scores are the models' accuracy on the test groups, and the best one wins
     test_groups = [prepared.groups[i] for i in sorted(task["test_groups"])]
-    expected = {cid: accuracy_on(m, test_groups) for cid, m in zip(cids, models)}
+    expected = {cid: accuracy_on(m, test_groups) for cid, m in zip(cids, models, strict=True)}
     rows = {row["model_cid"]: row for row in task["leaderboard"] if not row["baseline"]}
     assert set(rows) == set(cids)
-    assert [row["trainer"] for row in task["leaderboard"] if row["baseline"]] == [accounts["supplier"]]
+    baseline_rows = [row["trainer"] for row in task["leaderboard"] if row["baseline"]]
+    assert baseline_rows == [accounts["supplier"]]
     assert task["settlement"]["resolution"] == "won"
     for cid in cids:
         assert rows[cid]["outcome"] == "scored", rows[cid]

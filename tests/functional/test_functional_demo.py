@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wekacoin.node.testnet import node_homes, running_pid
+from wekacoin.node.testnet import processes
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,7 @@ def test_demo_runs_a_competition_to_settlement_and_stops_its_nodes(tmp_path: Pat
     assert re.search(r"submission \d+ by W\w+ won task 1 with accuracy 0\.\d{4}", output), output
     assert re.search(r"all 4 nodes hold the same state root at height \d+", output), output
     assert "trainer1" in output and "supplier" in output  # the balances that changed
-    homes = node_homes(root)
-    assert len(homes) == 4
-    assert [running_pid(home) for home in homes] == [None] * 4  # it stopped every node
+    nodes = processes(root)
+    assert len(nodes) == 4
+    assert [node.pid for node in nodes] == [None] * 4  # it stopped every node
+    assert not any(node.pid_path.exists() for node in nodes)

@@ -7,7 +7,6 @@ They share the session's `network` (tests/conftest.py); each leaves its four val
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -101,11 +100,11 @@ def test_frozen_validator_resumes_in_step(network: NodeGroup) -> None:
     victim = network.nodes[1]
     others = [n for n in network.nodes if n is not victim]
     marks = network.log_marks()
-    victim.signal(signal.SIGSTOP)
+    victim.pause()
     try:
         behind = network.wait_for_blocks(10, others, timeout=60)
     finally:
-        victim.signal(signal.SIGCONT)
+        victim.resume()
     network.wait_for_height(behind, [victim], timeout=30)
     wait_for_proposals(victim, after=behind, count=3)
     network.sync_all()

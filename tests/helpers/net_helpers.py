@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from wekacoin.net import NetConfig, Network
+from wekacoin.waiting import wait_until_async
 
 CHAIN = "wekatest"
 GENESIS = hashlib.sha256(b"wekatest genesis").digest()
@@ -31,14 +32,11 @@ def net_config(index: int, *, bootstrap: tuple[str, ...] = (), chain_id: str = C
                      bootstrap=bootstrap, **defaults)
 
 
-async def wait_until(predicate: Callable[[], bool], *, timeout: float = 10.0,
+async def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0,
                      what: str = "condition") -> None:
-    """Poll `predicate` every 20 ms; fail the test after `timeout` seconds."""
-    with trio.move_on_after(timeout):
-        while not predicate():
-            await trio.sleep(0.02)
-        return
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """`wekacoin.waiting.wait_until_async` with the network tests' defaults: every 20 ms,
+    for at most 10 s."""
+    await wait_until_async(predicate, timeout=timeout, interval=0.02, what=what)
 
 
 @asynccontextmanager

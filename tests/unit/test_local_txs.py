@@ -4,12 +4,11 @@ no longer valid."""
 
 from __future__ import annotations
 
+from tests.helpers.store_helpers import StoredChain
 from wekacoin.chain.transactions import compute_tx_id
 from wekacoin.node.chain import LOCAL_RESEND_MS, ChainService
 from wekacoin.types.codec import encode
 from wekacoin.types.tx import Transfer
-
-from tests.helpers.store_helpers import StoredChain
 
 
 def submitted(sc: StoredChain, service: ChainService, amount: int, now: int = 0):

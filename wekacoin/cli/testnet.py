@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -11,7 +10,8 @@ from rich.table import Table
 from wekacoin.cli.common import CliError, console
 from wekacoin.errors import WekaError
 from wekacoin.node import testnet as tn
-from wekacoin.rpc.client import RpcClient
+from wekacoin.node.launcher import start_all, stop_all
+from wekacoin.waiting import WaitTimeout
 
 app = typer.Typer(help="A local testnet of validator processes on 127.0.0.1.", no_args_is_help=True)
 
@@ -42,42 +42,22 @@ def up(
     if not (dir / "genesis.json").exists():
         tn.generate(dir, nodes)
         console.print(f"created a {nodes}-validator testnet in {dir}")
-    started = []
-    for home in tn.node_homes(dir):
-        if tn.running_pid(home) is None:
-            tn.start_node(home)
-            started.append(home.name)
+    processes = tn.processes(dir)
+    started = start_all(processes, wait=False)
     console.print(f"started {', '.join(started) or 'nothing (all running)'}")
-    wait_until_producing(dir, wait)
-    status(dir)
-
-
-def wait_until_producing(dir: Path, timeout_s: float) -> None:
-    """Until every node answers RPC and the network has moved past height 1."""
-    deadline = time.monotonic() + timeout_s
-    homes = tn.node_homes(dir)
     with console.status("waiting for the nodes to connect and make blocks"):
-        while time.monotonic() < deadline:
-            heights = []
-            for home in homes:
-                try:
-                    with RpcClient(tn.rpc_url(home), timeout=2) as client:
-                        heights.append(client.call("node.status")["height"])
-                except WekaError:
-                    break
-            if len(heights) == len(homes) and min(heights) >= 2:
-                return
-            for home in homes:
-                if tn.running_pid(home) is None:
-                    raise CliError(f"{home.name} exited; see {home / 'node.log'}")
-            time.sleep(0.5)
-    raise CliError(f"the testnet is not producing blocks after {timeout_s:.0f} s; see the node.log files")
+        try:
+            tn.wait_until_producing(processes, timeout=wait)
+        except WaitTimeout:
+            raise CliError(f"the testnet is not producing blocks after {wait:.0f} s; "
+                           "see the node.log files") from None
+    status(dir)
 
 
 @app.command()
 def down(dir: Path = DIR_OPTION) -> None:
     """Stop every node of the testnet (SIGTERM, then SIGKILL after 30 s)."""
-    stopped = [home.name for home in tn.node_homes(dir) if tn.stop_node(home)]
+    stopped = stop_all(tn.processes(dir))
     console.print(f"stopped {', '.join(stopped) or 'nothing (none running)'}")
 
 
@@ -85,13 +65,11 @@ def down(dir: Path = DIR_OPTION) -> None:
 def status(dir: Path = DIR_OPTION) -> None:
     """One line per node: process, height, peers, state root."""
     table = Table("node", "pid", "height", "peers", "state root", "round.step", "rpc")
-    for home in tn.node_homes(dir):
-        pid = tn.running_pid(home)
-        url = tn.rpc_url(home)
-        row = [home.name, str(pid or "-")]
+    for node in tn.processes(dir):
+        url = node.rpc_url
+        row = [node.name, str(node.pid or "-")]
         try:
-            with RpcClient(url, timeout=2) as client:
-                st = client.call("node.status")
+            st = node.status()
             c = st["consensus"]
             row += [str(st["height"]), str(st["peers"]), st["state_root"][:16],
                     f"{c['round']}.{c['step']}", url]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -12,23 +11,32 @@ from wekacoin.errors import WekaError
 from wekacoin.rpc.client import RpcCallError, RpcClient
 from wekacoin.types.codec import encode
 from wekacoin.types.tx import TxBody
+from wekacoin.waiting import wait_until
 
 POLL_S = 0.25
 
 
 class ClientError(WekaError):
-    """A workflow step that cannot go on (refused transaction, timeout, missing task...)."""
+    """A workflow step that cannot go on (refused or dropped transaction, missing task...).
+    Waits that run out of time raise `wekacoin.waiting.WaitTimeout`."""
 
 
 @dataclass
 class ChainClient:
     rpc: RpcClient
-    keypair: KeyPair
+    keypair: KeyPair | None
+    """None for a client that only reads."""
     on_wait: Callable[[str], None] | None = None  # progress callback for long waits
 
     @property
     def address(self) -> str:
-        return format_address(self.keypair.address)
+        return format_address(self.key.address)
+
+    @property
+    def key(self) -> KeyPair:
+        if self.keypair is None:
+            raise ClientError("this needs a wallet key (--key)")
+        return self.keypair
 
     def info(self) -> dict[str, Any]:
         return self.rpc.call("chain.info")
@@ -46,7 +54,7 @@ class ChainClient:
         info = self.info()
         account = self.rpc.call("chain.account", address=self.address)
         tx = sign_tx(
-            self.keypair, bytes.fromhex(info["genesis_hash"]), account["next_nonce"],
+            self.key, bytes.fromhex(info["genesis_hash"]), account["next_nonce"],
             info["params"]["min_tx_fee"] if fee is None else fee, body,
         )
         try:
@@ -58,35 +66,35 @@ class ChainClient:
         return {"id": tx_id, "height": self.wait_for_tx(tx_id, timeout_s)}
 
     def wait_for_tx(self, tx_id: str, timeout_s: float = 120.0) -> int:
+        """Until the transaction is in a block; returns that block's height. A transaction
+        the node dropped is a ClientError at once; WaitTimeout after `timeout_s`."""
         self._note(f"waiting for transaction {tx_id[:12]}… to be in a block")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def included() -> int | None:
             found = self.rpc.call("chain.tx", id=tx_id)
-            if found is not None and found.get("height") is not None:
-                return found["height"]
             if found is not None and found.get("rejected"):
                 raise ClientError(f"transaction {tx_id} was dropped: {found['rejected']}")
-            time.sleep(POLL_S)
-        raise ClientError(f"transaction {tx_id} is not in a block after {timeout_s:.0f} s")
+            return None if found is None else found.get("height")  # never 0: genesis has no txs
+
+        return wait_until(included, timeout=timeout_s, interval=POLL_S,
+                          what=f"transaction {tx_id} to be in a block")
 
     def wait_for_height(self, height: int, timeout_s: float = 600.0, what: str = "") -> None:
         self._note(f"waiting for height {height}{' (' + what + ')' if what else ''}")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.height() >= height:
-                return
-            time.sleep(POLL_S)
-        raise ClientError(f"the chain did not reach height {height} within {timeout_s:.0f} s")
+        wait_until(lambda: self.height() >= height, timeout=timeout_s, interval=POLL_S,
+                   what=f"the chain to reach height {height}")
 
-    def wait_for_phase(self, task_id: int, phases: tuple[str, ...], timeout_s: float = 600.0) -> dict:
+    def wait_for_phase(self, task_id: int, phases: tuple[str, ...],
+                       timeout_s: float = 600.0) -> dict[str, Any]:
+        """Until the task is in one of `phases`; returns the task."""
         self._note(f"waiting for task {task_id} to be {' or '.join(phases)}")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def task_in_phase() -> dict[str, Any] | None:
             task = self.task(task_id)
-            if task["phase"] in phases:
-                return task
-            time.sleep(POLL_S)
-        raise ClientError(f"task {task_id} did not reach {phases} within {timeout_s:.0f} s")
+            return task if task["phase"] in phases else None
+
+        return wait_until(task_in_phase, timeout=timeout_s, interval=POLL_S,
+                          what=f"task {task_id} to be {' or '.join(phases)}")
 
     def _note(self, message: str) -> None:
         if self.on_wait is not None:

@@ -199,7 +199,7 @@ def submit_model(client: ChainClient, workspace: Workspace, task_id: int, model:
         raise ClientError(f"task {task_id} takes no submissions: it is {task['phase']}")
     score = training_score(task, training_data(client, task), model, sandbox)
     cid = workspace.save_model(task_id, model)
-    commitment = model_commitment(client.keypair.address, cid)
+    commitment = model_commitment(client.key.address, cid)
     client.send(SubmitModel(task_id, commitment, score))
     return cid, score
 

@@ -1,4 +1,5 @@
-"""Local testnets: generate N validators (keys, genesis, node.toml each), start and stop them.
+"""Local testnets: generate N validators (keys, genesis, node.toml each), wait for them to
+make blocks.
 
 Layout of a testnet directory:
 
@@ -8,18 +9,17 @@ Layout of a testnet directory:
     node<i>/node.toml        the node's config (ports, bootstrap peers: every other node)
     node<i>/validator.key    the node's key
     node<i>/data/            its chain store, blobs, RPC token
-    node<i>/node.pid, node.log   while it runs (`up`), for `down` and debugging
+    node<i>/node.pid, node.log   while it runs, for `down` and debugging
+
+The processes themselves are started and stopped by `wekacoin.node.launcher`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,10 @@ from wekacoin.chain.genesis import genesis_to_json
 from wekacoin.crypto.keys import KeyPair, format_address
 from wekacoin.errors import WekaError
 from wekacoin.keyfile import save_keystore
+from wekacoin.node.launcher import NodeProcess
+from wekacoin.rpc.client import NodeUnreachable
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
+from wekacoin.waiting import wait_until
 
 PASSWORD = "wekacoin-testnet"
 VALIDATOR_BALANCE = 10**9
@@ -39,8 +42,8 @@ WALLET_BALANCE = 10**9
 # A local network answers in milliseconds: timeouts of a few hundred ms keep rounds short,
 # and task windows of a few blocks let a whole competition run in a couple of minutes.
 LOCAL_PARAMS = Params(
-    min_training_period=12, test_split_delay=2, training_reveal_window=8, test_reveal_window=8, upload_window=8,
-    evaluation_window=10, settlement_window=40, stake_lookback=5, min_groups=5,
+    min_training_period=12, test_split_delay=2, training_reveal_window=8, test_reveal_window=8,
+    upload_window=8, evaluation_window=10, settlement_window=40, stake_lookback=5, min_groups=5,
     settlement_reward=1_000_000, lambda_priority_ms=300, lambda_stepvar_ms=200,
     lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20, min_participation_fee=100,
 )
@@ -99,7 +102,8 @@ class Layout:
 
 
 def generate(
-    root: Path, nodes: int, *, wallets: tuple[str, ...] = ("supplier", "trainer1", "trainer2", "trainer3"),
+    root: Path, nodes: int, *,
+    wallets: tuple[str, ...] = ("supplier", "trainer1", "trainer2", "trainer3"),
     params: Params = LOCAL_PARAMS, layout: Layout | None = None, chain_id: str = "wekacoin-testnet",
 ) -> Genesis:
     """Write a fresh testnet into `root`; refuses a directory that already holds one."""
@@ -129,8 +133,8 @@ def generate(
 
     hosts = layout.peer_hosts or [f"/ip4/{layout.listen_host}"] * nodes
     addrs = [f"{h}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}"
-             for h, k, p in zip(hosts, keys, layout.ports)]
-    for i, (key, p) in enumerate(zip(keys, layout.ports)):
+             for h, k, p in zip(hosts, keys, layout.ports, strict=True)]
+    for i, (key, p) in enumerate(zip(keys, layout.ports, strict=True)):
         home = root / f"node{i}"
         home.mkdir()
         save_keystore(home / "validator.key", key, PASSWORD, cost="interactive")
@@ -163,63 +167,20 @@ def node_homes(root: Path) -> list[Path]:
     return homes
 
 
-def rpc_url(home: Path) -> str:
-    import tomllib
-
-    config = tomllib.loads((home / "node.toml").read_text())
-    return f"http://127.0.0.1:{config['rpc']['port']}/"
+def processes(root: Path, env: Mapping[str, str] | None = None) -> list[NodeProcess]:
+    """The node process of every node home in `root` (running or not)."""
+    return [NodeProcess(home, env=env) for home in node_homes(root)]
 
 
-def start_node(home: Path, extra_env: dict[str, str] | None = None) -> int:
-    """Start `wekacoin node` for `home` in the background; returns its pid."""
-    home = home.resolve()
-    log = open(home / "node.log", "ab")
-    env = {**os.environ, **(extra_env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wekacoin", "node", "--config", str(home / "node.toml")],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        env=env, cwd=home,
-    )
-    log.close()
-    (home / "node.pid").write_text(f"{proc.pid}\n")
-    return proc.pid
+def wait_until_producing(nodes: Sequence[NodeProcess], *, height: int = 2,
+                         timeout: float = 60.0) -> int:
+    """Until every node answers RPC at `height` or above (the network connected and makes
+    blocks); NodeExited at once if one ends meanwhile. Returns the highest height seen."""
+    def heights() -> list[int]:
+        for node in nodes:
+            node.check_running()
+        seen = [node.status()["height"] for node in nodes]
+        return seen if min(seen) >= height else []  # []: not yet
 
-
-def running_pid(home: Path) -> int | None:
-    """The pid in node.pid if that process is still a wekacoin node."""
-    home = home.resolve()
-    try:
-        pid = int((home / "node.pid").read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if b"wekacoin" in cmdline and str(home).encode() in cmdline else None
-
-
-def stop_node(home: Path, timeout_s: float = 30.0) -> bool:
-    """SIGTERM the node started for `home` (by its pid), SIGKILL after `timeout_s`."""
-    pid = running_pid(home)
-    if pid is None:
-        (home / "node.pid").unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and running_pid(home) is not None:
-        if _reap(pid):
-            break
-        time.sleep(0.1)
-    if running_pid(home) is not None:
-        os.kill(pid, signal.SIGKILL)
-        _reap(pid)
-    (home / "node.pid").unlink(missing_ok=True)
-    return True
-
-
-def _reap(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        return False
-
-
+    return max(wait_until(heights, timeout=timeout, interval=0.5, retry_on=(NodeUnreachable,),
+                          what=f"every node of the testnet at height {height} or above"))

@@ -6,6 +6,7 @@ the CLI, in the manner of Bitcoin Core's test/functional/test_framework (STYLE.m
     group.wait_for_height(5)
     height = group.sync_all()                      # same block and state root everywhere
     group.nodes[2].kill(); group.nodes[2].start()  # SIGKILL, then a restart on its data dir
+    group.nodes[1].pause(); group.nodes[1].resume()  # SIGSTOP, SIGCONT
     code, out, err = group.nodes[0].cli("status", "--json")
     group.stop()                                   # SIGTERM every node (SIGKILL after 30 s)
 
@@ -14,15 +15,15 @@ with what it waited for and the tail of every node's log); it stops only process
 by pid; child processes import this checkout's `wekacoin` (PYTHONPATH), not whichever copy
 happens to be installed; nothing listens beyond 127.0.0.1.
 
-`NodeGroup` (a testnet directory's nodes) lives here, `FunctionalNode` (one process) and
-`wait_until` in `functional_node`, the command line in `functional_cli`, hostile libp2p
-hosts in `functional_gossip`; import them all from here.
+Processes are started and signalled by `wekacoin.node.launcher`, as for `wekacoin testnet`
+and the demo. `NodeGroup` (a testnet directory's nodes) lives here, `FunctionalNode` (one
+process) and `wait_until` in `functional_node`, the command line in `functional_cli`, hostile
+libp2p hosts in `functional_gossip`; import them all from here.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import tomli_w
 from wekacoin.crypto.keys import KeyPair, format_address
 from wekacoin.keyfile import load_keystore, save_keystore
 from wekacoin.node import testnet as tn
+from wekacoin.node.launcher import start_all, stop_all
 from wekacoin.testing.functional_cli import CliResult, child_env, package_root, run_cli
 from wekacoin.testing.functional_node import (
     DEFAULT_TIMEOUT,
@@ -120,20 +122,12 @@ class NodeGroup:
     def start(self, nodes: Iterable[FunctionalNode] | None = None,
               timeout: float = DEFAULT_TIMEOUT) -> None:
         """Start the nodes (default: all that are not running) and wait until each answers."""
-        chosen = [n for n in (self.nodes if nodes is None else nodes) if not n.is_running()]
-        for node in chosen:
-            node.start(wait=False)
-        for node in chosen:
-            node.wait_for_rpc(timeout)
+        start_all(self.nodes if nodes is None else nodes, timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM every running node at once, then wait for each (SIGKILL after `timeout`)."""
-        for node in self.nodes:
-            if not node.keep:
-                node.signal(signal.SIGTERM)
-        for node in self.nodes:
-            if not node.keep:
-                node.wait_for_exit(timeout)
+        """SIGTERM every running node at once, then wait for each (SIGKILL after `timeout`);
+        nodes marked `keep` are left running."""
+        stop_all([n for n in self.nodes if not n.keep], timeout=timeout)
 
     def add_follower(self, name: str = "follower") -> FunctionalNode:
         """A new node home in the testnet with a fresh key and no stake, that only follows

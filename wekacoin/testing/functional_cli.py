@@ -11,22 +11,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import wekacoin
+from wekacoin.node.launcher import node_env, package_root
 
-
-def package_root() -> Path:
-    """The directory holding the `wekacoin` package this process imported."""
-    return Path(wekacoin.__file__).resolve().parent.parent
+__all__ = ["CliResult", "child_env", "package_root", "run_cli"]
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WEKACOIN_")}
-    paths = [str(package_root())] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
+    """The launcher's `node_env` (this checkout first on PYTHONPATH) without the caller's
+    WEKACOIN_* variables."""
+    env = node_env({k: v for k, v in os.environ.items() if not k.startswith("WEKACOIN_")})
     env["COLUMNS"] = "100"  # what a terminal-less rich console assumes anyway, made explicit
     env.update(extra or {})
     return env
@@ -38,7 +36,7 @@ class CliResult:
     stdout: str
     stderr: str
 
-    def __iter__(self):  # `code, out, err = node.cli(...)`
+    def __iter__(self) -> Iterator[object]:  # `code, out, err = node.cli(...)`
         return iter((self.code, self.stdout, self.stderr))
 
     def json(self) -> Any:

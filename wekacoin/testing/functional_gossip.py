@@ -17,6 +17,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -24,8 +25,10 @@ from wekacoin.chain.transactions import sign_tx
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.net import Ignore, NetConfig, Network, Topic
+from wekacoin.net.api import Verdict
 from wekacoin.types.codec import DecodeError, decode, encode
 from wekacoin.types.tx import Transfer, Tx
+from wekacoin.waiting import wait_until_async
 
 # Bytes no topic's decoder takes: CBOR that is truncated, deeply nested, or announces a
 # 2**64-byte string; NUL and 0xff runs; an empty message.
@@ -58,7 +61,7 @@ def make_intruder(topic: Topic, chain_id: str, genesis_hash: bytes,
                             reconnect_min_delay=0.2, reconnect_max_delay=1.0))
     intruder = Intruder(topic, net)
 
-    def overhear(data: bytes):  # keep real traffic to mutate; never relay it
+    def overhear(data: bytes) -> Verdict:  # keep real traffic to mutate; never relay it
         if len(intruder.heard) < 20:
             intruder.heard.append(data)
         return Ignore
@@ -106,14 +109,6 @@ def junk(rng: random.Random) -> bytes:
     return rng.choice(MALFORMED) + b"\x00" + rng.randbytes(rng.randint(1, 300))
 
 
-async def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    with trio.move_on_after(timeout):
-        while not predicate():
-            await trio.sleep(0.1)
-        return
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 async def flood(intruders: list[Intruder], node_peer_ids: set[str], genesis_hash: bytes,
                 banned: Callable[[Intruder], bool], *, timeout: float = 90.0,
                 seed: int = 0) -> None:
@@ -123,9 +118,9 @@ async def flood(intruders: list[Intruder], node_peer_ids: set[str], genesis_hash
             await nursery.start(i.net.run)
         try:
             for i in intruders:
-                await wait_for(lambda i=i: {p.peer_id for p in i.net.peers()} >= node_peer_ids
-                               and set(i.net.mesh_peers(i.topic)) >= node_peer_ids,
-                               timeout, f"the {i.topic.value} intruder to join every node's mesh")
+                await wait_until_async(
+                    partial(_joined, i, node_peer_ids), timeout=timeout, interval=0.1,
+                    what=f"the {i.topic.value} intruder to join every node's mesh")
             async with trio.open_nursery() as floods:
                 for n, i in enumerate(intruders):
                     floods.start_soon(_flood_one, i, genesis_hash, banned, timeout, seed + n)
@@ -134,13 +129,21 @@ async def flood(intruders: list[Intruder], node_peer_ids: set[str], genesis_hash
                 i.net.stop()
 
 
+def _joined(intruder: Intruder, node_peer_ids: set[str]) -> bool:
+    """The intruder is a peer of every node, and in every node's mesh of its topic."""
+    net = intruder.net
+    return ({p.peer_id for p in net.peers()} >= node_peer_ids
+            and set(net.mesh_peers(intruder.topic)) >= node_peer_ids)
+
+
 async def _flood_one(intruder: Intruder, genesis_hash: bytes,
                      banned: Callable[[Intruder], bool], timeout: float, seed: int) -> None:
     rng = random.Random(seed)
     topic = intruder.topic
     if topic in (Topic.VOTE, Topic.PROPOSAL, Topic.TX):
-        await wait_for(lambda: intruder.heard or topic is Topic.TX, timeout,
-                       f"real {topic.value} traffic to mutate")
+        await wait_until_async(lambda: bool(intruder.heard) or topic is Topic.TX,
+                               timeout=timeout, interval=0.1,
+                               what=f"real {topic.value} traffic to mutate")
     queue = mutations(topic, intruder.heard, genesis_hash, rng)
     limit = intruder.net.config.topic_limits.of(topic)
     with trio.move_on_after(timeout):

@@ -1,17 +1,12 @@
-"""Functional test harness, one node: a `wekacoin node` process for a home directory, its
-RPC client (with the node's token), metrics, log, and the CLI pointed at it; and
-`wait_until`, the harness's only way of waiting. See `wekacoin.testing.functional`.
+"""Functional test harness, one node: `FunctionalNode`, a `wekacoin node` process (started,
+stopped, killed and paused by `wekacoin.node.launcher`) with its RPC client (with the node's
+token), metrics, log, and the CLI pointed at it; and `wait_until`, the harness's way of
+waiting. See `wekacoin.testing.functional`.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
-import signal
-import subprocess
-import sys
-import time
-import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +14,9 @@ from typing import Any, TypeVar
 import httpx
 import tomli_w
 
+from wekacoin import waiting
 from wekacoin.errors import WekaError
+from wekacoin.node.launcher import LOG_TAIL_LINES, NodeProcess
 from wekacoin.rpc.client import RpcClient
 from wekacoin.testing.functional_cli import CliResult, child_env, run_cli
 
@@ -27,7 +24,8 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 60.0
 POLL_S = 0.25
-LOG_TAIL_LINES = 30
+NOT_YET = (WekaError, OSError, httpx.HTTPError)
+"""What a predicate may raise while a node is still starting or catching up: "not yet"."""
 
 _started: dict[int, FunctionalNode] = {}  # every node this process started: logs, atexit guard
 
@@ -35,28 +33,15 @@ _started: dict[int, FunctionalNode] = {}  # every node this process started: log
 # -- waiting -------------------------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], T], *, timeout: float = DEFAULT_TIMEOUT,
+def wait_until(predicate: Callable[[], T | None], *, timeout: float = DEFAULT_TIMEOUT,
                what: str = "a condition", nodes: Iterable[FunctionalNode] | None = None,
                interval: float = POLL_S) -> T:
-    """Poll `predicate` until it returns something truthy, and return that.
-
-    A node that does not answer yet (WekaError, OSError from the predicate) counts as "not
-    yet". After `timeout` seconds, fail with `what`, the last such error, and the tail of the
-    log of `nodes` (default: every node this process started)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (WekaError, OSError, httpx.HTTPError) as e:
-            last_error = e
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error})" if last_error is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}\n"
-                                 + log_tails(nodes))
-        time.sleep(interval)
+    """`wekacoin.waiting.wait_until` with the harness's defaults: errors of a node that does
+    not answer yet (`NOT_YET`) count as "not yet", and a timeout shows the tail of the log
+    of `nodes` (default: every node this process started)."""
+    chosen = None if nodes is None else list(nodes)
+    return waiting.wait_until(predicate, timeout=timeout, interval=interval, what=what,
+                              retry_on=NOT_YET, detail=lambda: log_tails(chosen))
 
 
 def log_tails(nodes: Iterable[FunctionalNode] | None = None, lines: int = LOG_TAIL_LINES) -> str:
@@ -86,38 +71,23 @@ def _kill_leftovers() -> None:
 # -- one node ------------------------------------------------------------------------------
 
 
-class FunctionalNode:
-    """One `wekacoin node` process for a home directory (node.toml, keys, data/, node.log)."""
+class FunctionalNode(NodeProcess):
+    """One `wekacoin node` process for a home directory (node.toml, keys, data/, node.log),
+    with the environment of the harness's children (`child_env`)."""
 
     def __init__(self, home: Path, name: str | None = None) -> None:
-        self.home = Path(home).resolve()
-        self.name = name or self.home.name
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(home, name=name, env=child_env())
         self.keep = False  # left running at exit (--keep-testnet)
         self._rpc: RpcClient | None = None
         self._rpc_token: str | None = None
 
-    def __repr__(self) -> str:
-        return f"<FunctionalNode {self.name} pid={self.pid}>"
-
     # -- configuration --
-
-    @property
-    def config_path(self) -> Path:
-        return self.home / "node.toml"
-
-    def config(self) -> dict[str, Any]:
-        return tomllib.loads(self.config_path.read_text())
 
     def update_config(self, section: str, **values: Any) -> None:
         """Change node.toml (takes effect at the next start)."""
         doc = self.config()
         doc.setdefault(section, {}).update(values)
         self.config_path.write_text(tomli_w.dumps(doc))
-
-    @property
-    def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.config()['rpc']['port']}/"
 
     @property
     def metrics_url(self) -> str:
@@ -127,89 +97,23 @@ class FunctionalNode:
     def p2p_port(self) -> int:
         return int(self.config()["network"]["listen"].rsplit("/", 1)[1])
 
-    @property
-    def token_file(self) -> Path:
-        return self.home / "data" / "rpc.token"
+    # -- process: the launcher's, plus the harness's bookkeeping --
 
-    @property
-    def log_path(self) -> Path:
-        return self.home / "node.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    # -- process --
-
-    def is_running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def start(self, *, wait: bool = True, timeout: float = DEFAULT_TIMEOUT) -> int:
         """Start the process (appending to node.log); with `wait`, until its RPC answers."""
-        if self.is_running():
-            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
-        with open(self.log_path, "ab") as log:
-            log.write(f"==== harness: starting {self.name} at {time.strftime('%H:%M:%S')} ====\n"
-                      .encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "wekacoin", "node", "--config", str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=child_env(), cwd=self.home,
-            )
-        (self.home / "node.pid").write_text(f"{self.proc.pid}\n")  # `wekacoin testnet down`
+        pid = super().start(wait=False)
         _started.setdefault(id(self), self)
         self._reset_rpc()
         if wait:
             self.wait_for_rpc(timeout)
-
-    def wait_for_rpc(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        def answers() -> bool:
-            if not self.is_running():
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}\n"
-                                     + log_tails([self]))
-            return self.status() is not None
-
-        wait_until(answers, timeout=timeout, what=f"{self.name} to answer RPC", nodes=[self])
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout`; returns the exit code (None if not running)."""
-        self.signal(signal.SIGTERM)
-        return self.wait_for_exit(timeout)
-
-    def kill(self) -> int | None:
-        """SIGKILL: the node gets no chance to clean up."""
-        self.signal(signal.SIGKILL)
-        return self.wait_for_exit(10.0)
-
-    def restart(self, *, wait: bool = True) -> None:
-        self.stop()
-        self.start(wait=wait)
-
-    def signal(self, signum: int) -> None:
-        if self.is_running():
-            os.kill(self.proc.pid, signum)  # our own child, by its pid
+        return pid
 
     def wait_for_exit(self, timeout: float) -> int | None:
-        if self.proc is None:
-            return None
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            code = self.proc.wait(10.0)
-        (self.home / "node.pid").unlink(missing_ok=True)
+        code = super().wait_for_exit(timeout)
         self._reset_rpc()
         return code
 
     # -- RPC --
-
-    @property
-    def token(self) -> str | None:
-        try:
-            return self.token_file.read_text().strip() or None
-        except FileNotFoundError:
-            return None
 
     @property
     def rpc(self) -> RpcClient:
@@ -255,20 +159,6 @@ class FunctionalNode:
         return out
 
     # -- logs and the CLI --
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log yet)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def log_text(self, since: int = 0) -> str:
-        """The log from character `since` on (see `log_mark`)."""
-        try:
-            return self.log_path.read_text(errors="replace")[since:]
-        except FileNotFoundError:
-            return ""
 
     def log_mark(self) -> int:
         """Where the log ends now: `log_text(mark)` is what the node logged since."""
