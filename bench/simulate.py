@@ -160,9 +160,11 @@ def cost(users: int, rounds: int, nodes: int = 20) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="fewer seeds and rounds (under a minute)")
+    mode.add_argument("--quick", action="store_true",
+                      help="fewer seeds and rounds (under a minute)")
     mode.add_argument("--long", action="store_true",
-                      help="at least 10,000 rounds of long adversarial runs (about 10 minutes on 2 cores)")
+                      help="at least 10,000 rounds of long adversarial runs "
+                           "(about 10 minutes on 2 cores)")
     parser.add_argument("--rounds", type=int, default=10_000, help="--long: rounds to simulate")
     args = parser.parse_args()
     if args.long:

@@ -61,7 +61,9 @@ def test_max_steps_leads_to_a_new_period_and_progress_after_the_heal():
     heal = 12_000
     config = SimConfig(
         seed=5, nodes=10, params=params, target_height=2, progress_after_ms=heal,
-        network=NetworkModel(partitions=(Partition(300, heal, (frozenset(range(6)), frozenset(range(6, 10)))),)),
+        network=NetworkModel(partitions=(
+            Partition(300, heal, (frozenset(range(6)), frozenset(range(6, 10)))),
+        )),
     )
     result = run_checked(config)
     after = [s for t, _, _, _, s in result.commits if t >= heal and s]

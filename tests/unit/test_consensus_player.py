@@ -507,7 +507,8 @@ def test_a_refused_vote_says_why_and_blames_the_peer_that_delivered_it(net):
                   if isinstance(a, Refuse)]
     assert refusal.origin == "peer-x" and refusal.penalise
     assert "signature" in refusal.reason
-    assert not [a for a in feed(player, [VoteReceived(good, 901, "peer-y")]) if isinstance(a, Refuse)]
+    acts = feed(player, [VoteReceived(good, 901, "peer-y")])
+    assert not [a for a in acts if isinstance(a, Refuse)]
 
 
 def test_gossip_screening_verifies_this_round_and_passes_the_next_ones(net):
@@ -530,7 +531,8 @@ def test_own_rankings_are_persisted_before_they_leave_and_resent_until_recorded(
     player = Player([key], Verifier())
     step(player, Started(chain.state, chain.height, None, 0))
     baseline = chain.state.get_task(1).baseline_score
-    acts = feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)])
+    evaluated = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)
+    acts = feed(player, [evaluated])
     persist = next(a for a in acts if isinstance(a, Persist))
     (own,) = persist.rankings
     assert acts.index(persist) < acts.index(Broadcast(own))
@@ -556,12 +558,14 @@ def test_a_restarted_player_resends_its_ranking_and_never_evaluates_again():
     player = Player([key], Verifier())
     step(player, Started(chain.state, chain.height, None, 0))
     baseline = chain.state.get_task(1).baseline_score
-    acts = feed(player, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)])
+    evaluated = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)
+    acts = feed(player, [evaluated])
     (own,) = next(a for a in acts if isinstance(a, Persist)).rankings
     restarted = Player([key], Verifier())
     _, acts = step(restarted, Started(chain.state, chain.height, None, 10, (own,)))
     assert Evaluate(1) not in acts
     assert Broadcast(own) in acts
     other = {**TRUTH, 1: (Outcome.SCORED, 1, 10)}
-    acts = feed(restarted, [EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, other), 20)])
+    evaluated = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, other), 20)
+    acts = feed(restarted, [evaluated])
     assert not [a for a in acts if isinstance(a, Broadcast)]

@@ -35,8 +35,11 @@ class Ballot:
         for key in keys:
             seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake, tau)
             if seat is not None:
-                body = VoteBody(ctx.round, period, step, ctx.prev_hash, value, key.public_key, seat.proof)
-                votes.append(Vote(sign_vote(key, ctx.genesis_hash, body), seat.subusers, seat.output))
+                body = VoteBody(
+                    ctx.round, period, step, ctx.prev_hash, value, key.public_key, seat.proof
+                )
+                signed = sign_vote(key, ctx.genesis_hash, body)
+                votes.append(Vote(signed, seat.subusers, seat.output))
         self.votes[(period, step)] = (value, tuple(v.unverified for v in votes))
         return votes
 

@@ -62,6 +62,7 @@ def decode_checkpoint(data: bytes) -> Checkpoint:
 
 def capture(player: Player) -> bytes:
     """The checkpoint of a player's round, as bytes for the store."""
+    assert player.ctx is not None, "a player checkpoints the round it started"
     proposals = tuple(OwnProposal(p, h) for p, h in sorted(player.ballot.proposals.items()))
     return encode_checkpoint(Checkpoint(
         player.round, player.ctx.prev_hash, player.period, _resumable_phase(player),

@@ -52,7 +52,7 @@ def fork_height(ours: Sequence[Hash], theirs: Sequence[Hash], start: int = 0) ->
     """The last height two chains share, given their block hashes from height `start + 1`
     on (`start` is known to be shared): the first difference, or the end of the shorter."""
     shared = start
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):  # the shorter chain ends the comparison
         if a != b:
             break
         shared += 1

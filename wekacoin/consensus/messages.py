@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from wekacoin.chain.state import State
 from wekacoin.crypto.keys import KeyPair
@@ -27,7 +28,10 @@ from wekacoin.types.block import Block
 from wekacoin.types.codec import encode, unsigned
 from wekacoin.types.primitives import Hash, PublicKey, Round, Signature, Step, VrfProof
 
-Period = unsigned("Period")
+if TYPE_CHECKING:
+    Period = int  # as in wekacoin.types.primitives
+else:
+    Period = unsigned("Period")
 """A restart of the agreement within one round, after MAXSTEPS binary steps (recovery)."""
 
 VOTE_DOMAIN = b"wekacoin/vote/v1"
@@ -137,9 +141,12 @@ def proposal_signing_message(genesis_hash: bytes, body: ProposalBody) -> bytes:
     return PROPOSAL_DOMAIN + genesis_hash + encode(body)
 
 
-def sign_proposal(key: KeyPair, genesis_hash: bytes, period: int, block: Block) -> UnverifiedProposal:
+def sign_proposal(
+    key: KeyPair, genesis_hash: bytes, period: int, block: Block
+) -> UnverifiedProposal:
     body = ProposalBody(block.height, period, block.hash)
-    return UnverifiedProposal(period, block, Signature(key.sign(proposal_signing_message(genesis_hash, body))))
+    signature = Signature(key.sign(proposal_signing_message(genesis_hash, body)))
+    return UnverifiedProposal(period, block, signature)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -162,7 +169,9 @@ class Proposal:
 
     @property
     def proposer(self) -> PublicKey:
-        return self.unverified.block.header.proposer
+        proposer = self.unverified.block.header.proposer
+        assert proposer is not None, "verify_proposal refuses a block without a proposer"
+        return proposer
 
 
 # -- certificates --

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Callable, Sequence
+from typing import Callable, Sequence, assert_never
 
 from wekacoin.chain.errors import InvalidRanking
 from wekacoin.chain.state import State
@@ -83,6 +83,7 @@ from wekacoin.consensus.verify import (
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.sortition import compute_block_seed
 from wekacoin.types.block import Block
+from wekacoin.types.genesis import Params
 from wekacoin.types.ranking import SignedRanking
 
 FUTURE_LIMIT = 50_000
@@ -164,10 +165,10 @@ class Player:
 
     def handle(self, event: Event) -> list[Action]:
         self._actions: list[Action] = []
-        self._outbox: list = []
+        self._outbox: list[UnverifiedVote | UnverifiedProposal | SignedRanking] = []
         self._dirty = False
         before = self.deadline
-        _HANDLERS[type(event)](self, event)
+        self._dispatch(event)
         out: list[Action] = []
         if self._dirty or self._fresh_rankings:
             out.append(Persist(self.checkpoint(), tuple(self._fresh_blocks),
@@ -179,9 +180,39 @@ class Player:
             out.append(SetDeadline(self.deadline))
         return out
 
+    def _dispatch(self, event: Event) -> None:
+        match event:
+            case Started() as e:
+                self._on_started(e)
+            case LedgerAdvanced() as e:
+                self._on_ledger(e)
+            case ProposalReceived() as e:
+                self._on_proposal(e)
+            case VoteReceived() as e:
+                self._on_vote(e)
+            case BlockReceived() as e:
+                self._on_block(e)
+            case BlockAssembled() as e:
+                self._on_assembled(e)
+            case DeadlineReached() as e:
+                self._on_deadline(e)
+            case EvaluationFinished() as e:
+                self._on_evaluated(e)
+            case RankingReceived() as e:
+                self._on_ranking(e)
+            case unknown:  # a new Event without a handler fails type checking here
+                assert_never(unknown)
+
     @property
-    def params(self):
-        return self.ctx.params
+    def _ctx(self) -> RoundContext:
+        """The current round's context, which every player has from `Started` on (the
+        events that may come before it check `ctx` themselves)."""
+        assert self.ctx is not None, "no round before the player has started"
+        return self.ctx
+
+    @property
+    def params(self) -> Params:
+        return self._ctx.params
 
     def status(self) -> Status:
         return Status(self.round, self.period, self.bstep)
@@ -190,14 +221,16 @@ class Player:
 
     def screen_vote(self, uv: UnverifiedVote) -> Screening:
         return self._screen(uv.body.round, uv.body.prev_hash,
-                            lambda: self.verifier.vote(uv, self.ctx))
+                            lambda ctx: self.verifier.vote(uv, ctx))
 
     def screen_proposal(self, up: UnverifiedProposal) -> Screening:
         header = up.block.header
         return self._screen(header.height, header.prev_hash,
-                            lambda: self.verifier.proposal(up, self.ctx))
+                            lambda ctx: self.verifier.proposal(up, ctx))
 
-    def _screen(self, round_: int, prev_hash: bytes, check: Callable[[], object]) -> Screening:
+    def _screen(
+        self, round_: int, prev_hash: bytes, check: Callable[[RoundContext], object]
+    ) -> Screening:
         """Messages of this round on our tip are verified; those of the next rounds (we may
         be behind) or of another tip (we may be on a fork) pass unverified, and the state
         machine decides when it gets there."""
@@ -209,7 +242,7 @@ class Player:
         if round_ > ctx.round or prev_hash != ctx.prev_hash:
             return Screening(Screen.ACCEPT)
         try:
-            check()
+            check(ctx)
         except ConsensusError as e:
             return Screening(Screen.REJECT, str(e))
         return Screening(Screen.ACCEPT)
@@ -230,19 +263,20 @@ class Player:
 
     def _start_round(self, now: int, cp: Checkpoint | None = None) -> None:
         self._reset_round()
-        self.round = self.ctx.round
-        self.empty_hash = self.verifier.empty_block(self.ctx)[0].hash
-        self.rankings.prune(self.ctx.state)
-        for task_id in self.rankings.tasks_to_start(self.ctx.state, list(self.keys.values())):
+        ctx = self._ctx
+        self.round = ctx.round
+        self.empty_hash = self.verifier.empty_block(ctx)[0].hash
+        self.rankings.prune(ctx.state)
+        for task_id in self.rankings.tasks_to_start(ctx.state, list(self.keys.values())):
             self._actions.append(Evaluate(task_id))
-        self._outbox.extend(self.rankings.due(self.ctx.state, self.round))
-        if cp is not None and cp.round == self.round and cp.prev_hash == self.ctx.prev_hash:
+        self._outbox.extend(self.rankings.due(ctx.state, self.round))
+        if cp is not None and cp.round == self.round and cp.prev_hash == ctx.prev_hash:
             self._restore(cp, now)
         else:
             self._enter_period(0, now)
         future, self._future = self._future, []
         for event in future:
-            _HANDLERS[type(event)](self, replace(event, now=now))
+            self._dispatch(replace(event, now=now))
 
     def _enter_period(self, period: int, now: int) -> None:
         self.period = period
@@ -258,23 +292,23 @@ class Player:
     def _propose(self) -> None:
         if self.period in self.ballot.proposals:
             return  # proposed before a restart: never a second block for one period
-        chosen = select_proposer(self.ctx, list(self.keys.values()), self.period)
+        chosen = select_proposer(self._ctx, list(self.keys.values()), self.period)
         if chosen is not None:
             key, seat = chosen
             self._actions.append(AssembleBlock(
                 self.round, self.period, key.public_key, compute_block_seed(seat.output),
-                seat.proof, self.rankings.unrecorded(self.ctx.state),
+                seat.proof, self.rankings.unrecorded(self._ctx.state),
             ))
 
     # -- proposals --
 
     def _on_assembled(self, e: BlockAssembled) -> None:
         header = e.block.header
-        key = self.keys.get(header.proposer)
+        key = None if header.proposer is None else self.keys.get(header.proposer)
         if (key is None or e.period != self.period or header.height != self.round
                 or self.phase is not Phase.PROPOSE or self.period in self.ballot.proposals):
             return
-        proposal = sign_proposal(key, self.ctx.genesis_hash, e.period, e.block)
+        proposal = sign_proposal(key, self._ctx.genesis_hash, e.period, e.block)
         self.ballot.proposals[e.period] = e.block.hash
         self._dirty = True
         self._outbox.append(proposal)
@@ -294,8 +328,11 @@ class Player:
         if p.block.hash not in self.proposals.blocks:
             self._fresh_blocks.append(p.block)
         self.proposals.add(p)
-        if self.phase is Phase.AWAIT_BLOCK and self.decision.value == p.block.hash:
-            self._finish(e.now)
+        if self.phase is Phase.AWAIT_BLOCK:
+            d = self.decision
+            assert d is not None, "a player awaits the block it decided"
+            if d.value == p.block.hash:
+                self._finish(e.now)
         elif self.phase is Phase.PROPOSE and self.waiting_block and p.period == self.period:
             best = self.proposals.best(self.period)
             if best is not None:
@@ -306,7 +343,7 @@ class Player:
     def _on_vote(self, e: VoteReceived) -> None:
         b = e.vote.body
         if self._decided is not None:
-            self._help(b)
+            self._help(self._decided, b)
         if self.ctx is None or b.round != self.round:
             if self.ctx is not None and b.round == self.round + 1:
                 self._buffer(e)
@@ -325,17 +362,18 @@ class Player:
             return
         self._count(vote, e.now)
 
-    def _help(self, b: VoteBody) -> None:
+    def _help(self, decided: tuple[RoundContext, Ballot, Decision], b: VoteBody) -> None:
         """Alg. 8 has a node that decides at step b vote its value in steps b..b+3 too, for
         the nodes that missed the quorum. We vote there when one of them shows up (a vote
         in one of those steps of the round we decided, the current or the previous one):
         the same help, and nothing to pay in the common case where nobody is late. The
         value is the decided block, so it can never contradict an earlier vote, even after
         a restart."""
-        ctx, ballot, d = self._decided
+        ctx, ballot, d = decided
         s = binary_index(b.step)
-        if (s is None or b.round != ctx.round or b.prev_hash != ctx.prev_hash or b.period != d.period
-                or not d.binary <= s <= d.binary + 3 or ballot.voted(d.period, b.step)):
+        if (s is None or b.round != ctx.round or b.prev_hash != ctx.prev_hash
+                or b.period != d.period or not d.binary <= s <= d.binary + 3
+                or ballot.voted(d.period, b.step)):
             return
         votes = ballot.cast(ctx, list(self.keys.values()), d.period, b.step, d.value)
         self._outbox.extend(v.unverified for v in votes)
@@ -352,7 +390,9 @@ class Player:
         if b.step == FINAL_STEP:
             return True
         if b.period == self.period and b.step in (REDUCTION_ONE, REDUCTION_TWO):
-            return self.phase <= Phase.REDUCTION_TWO and (b.step == REDUCTION_TWO or self.phase <= Phase.REDUCTION_ONE)
+            return self.phase <= Phase.REDUCTION_TWO and (
+                b.step == REDUCTION_TWO or self.phase <= Phase.REDUCTION_ONE
+            )
         return self._ahead(b.period, b.step)
 
     def _ahead(self, period: int, step: int) -> bool:
@@ -372,7 +412,8 @@ class Player:
         if not tally.add(vote):
             return
         if is_quorum(self.params, b.step, tally.weight(vote.value)):
-            if is_terminating(b.step, vote.value, self.empty_hash) and self._ahead(b.period, b.step):
+            terminating = is_terminating(b.step, vote.value, self.empty_hash)
+            if terminating and self._ahead(b.period, b.step):
                 self._decide(vote.value, b.period, b.step, now)
             self._progress(now)
         if tally.total * 3 > self.params.tau_step and b.step != FINAL_STEP:
@@ -408,7 +449,9 @@ class Player:
             self.bstep = b - 1
             self._timeout_value()
         self.bstep = b
-        self._cast(period, step, self.value)
+        value = self.value
+        assert value is not None, "set above, or by the BinaryBA* step the node is in"
+        self._cast(period, step, value)
         self.deadline = now + self.params.lambda_step_ms
         return True
 
@@ -455,7 +498,8 @@ class Player:
                 self._vote_reduction_one(best.block.hash, now)
             elif not self.waiting_block:
                 self.waiting_block = True
-                self.deadline = self.phase_start + p.lambda_priority_ms + p.lambda_stepvar_ms + p.lambda_block_ms
+                wait = p.lambda_priority_ms + p.lambda_stepvar_ms + p.lambda_block_ms
+                self.deadline = self.phase_start + wait
             else:
                 self._vote_reduction_one(self.empty_hash, now)
         elif self.phase is Phase.REDUCTION_ONE:
@@ -469,7 +513,9 @@ class Player:
         elif self.phase is Phase.FINALIZING:
             self._finish(now)
         elif self.phase is Phase.AWAIT_BLOCK:
-            self._actions.append(FetchBlock(self.round, self.decision.value))
+            d = self.decision
+            assert d is not None, "a player awaits the block it decided"
+            self._actions.append(FetchBlock(self.round, d.value))
             self.deadline = now + p.lambda_step_ms
         self._progress(now)
 
@@ -519,7 +565,9 @@ class Player:
             self._enter_period(self.period + 1, now)  # recovery instead of hanging
             return
         self.bstep += 1
-        self._cast(self.period, binary_step(self.bstep), self.value)
+        value = self.value
+        assert value is not None, "BinaryBA* starts from Reduction's value"
+        self._cast(self.period, binary_step(self.bstep), value)
         self.deadline = now + self.params.lambda_step_ms
 
     # -- deciding and committing --
@@ -537,7 +585,7 @@ class Player:
             self._cast(period, FINAL_STEP, value)
         final = step == FINAL_STEP or self._quorum(period, FINAL_STEP) == value
         self.decision = Decision(value, period, FINAL_STEP if final else step, final, b or 1)
-        self._decided = (self.ctx, self.ballot, self.decision)
+        self._decided = (self._ctx, self.ballot, self.decision)
         if self._block(value) is None:
             self._actions.append(FetchBlock(self.round, value))  # fetch while finalizing
         if final or b != 1:
@@ -548,11 +596,12 @@ class Player:
 
     def _block(self, value: bytes) -> tuple[Block, State] | None:
         if value == self.empty_hash:
-            return self.verifier.empty_block(self.ctx)
+            return self.verifier.empty_block(self._ctx)
         return self.proposals.blocks.get(value)
 
     def _finish(self, now: int) -> None:
         d = self.decision
+        assert d is not None, "a player finishes the round it decided"
         found = self._block(d.value)
         if found is None:
             if self.phase is not Phase.AWAIT_BLOCK:
@@ -572,7 +621,7 @@ class Player:
         if d is None or e.block.hash != d.value or e.block.hash in self.proposals.blocks:
             return
         try:
-            self.proposals.blocks[e.block.hash] = (e.block, self.verifier.block(e.block, self.ctx))
+            self.proposals.blocks[e.block.hash] = (e.block, self.verifier.block(e.block, self._ctx))
         except ConsensusError:
             return
         if self.phase is Phase.AWAIT_BLOCK:
@@ -583,7 +632,7 @@ class Player:
     def _cast(self, period: int, step: int, value: bytes) -> None:
         """Vote `value` with every selected key, at most once per step (the ballot sees to
         it); the votes count here at once, and leave after the checkpoint is persisted."""
-        votes = self.ballot.cast(self.ctx, list(self.keys.values()), period, step, value)
+        votes = self.ballot.cast(self._ctx, list(self.keys.values()), period, step, value)
         for vote in votes:
             self.tallies.setdefault((period, step), StepTally()).add(vote)
             self._outbox.append(vote.unverified)
@@ -611,7 +660,7 @@ class Player:
             self._propose()
         for uv in cp.votes:
             try:
-                self._count(self.verifier.vote(uv, self.ctx), now)
+                self._count(self.verifier.vote(uv, self._ctx), now)
             except ConsensusError:
                 pass
 
@@ -620,7 +669,7 @@ class Player:
     def _on_evaluated(self, e: EvaluationFinished) -> None:
         signed = self.rankings.sign_own(
             e.task_id, (e.baseline_outcome, e.baseline_score), e.entries, self.keys,
-            self.ctx.genesis_hash, self.round,
+            self._ctx.genesis_hash, self.round,
         )
         self._fresh_rankings.extend(signed)  # persisted before they leave
         self._outbox.extend(signed)
@@ -661,19 +710,6 @@ class Player:
         if not self._sync_asked:
             self._sync_asked = True
             self._actions.append(RequestSync(self.round))
-
-
-_HANDLERS: dict[type, Callable[[Player, Event], None]] = {
-    Started: Player._on_started,
-    LedgerAdvanced: Player._on_ledger,
-    ProposalReceived: Player._on_proposal,
-    VoteReceived: Player._on_vote,
-    BlockReceived: Player._on_block,
-    BlockAssembled: Player._on_assembled,
-    DeadlineReached: Player._on_deadline,
-    EvaluationFinished: Player._on_evaluated,
-    RankingReceived: Player._on_ranking,
-}
 
 
 def step(player: Player, event: Event) -> tuple[Player, list[Action]]:

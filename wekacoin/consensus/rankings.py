@@ -39,7 +39,7 @@ class RankingBook:
         for task_id in tasks_to_evaluate(state, state.height):
             if task_id in self.seats or task_id in self.own:
                 continue
-            task = state.get_task(task_id)
+            task = state.get_existing_task(task_id)
             seats = {}
             for key in keys:
                 seat = select_evaluator(key, task, state)

@@ -77,7 +77,7 @@ class RoundContext:
 
     @property
     def prev_hash(self) -> Hash:
-        return self.state.block_hash
+        return self.state.get_block_hash()
 
     @property
     def params(self) -> Params:
@@ -128,7 +128,8 @@ def verify_proposal(up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
     if header.proposer is None or block.meta.seed_proof is None:
         raise InvalidProposal("a proposed block names its proposer and carries its credential")
     body = ProposalBody(ctx.round, up.period, block.hash)
-    if not verify_signature(header.proposer, proposal_signing_message(ctx.genesis_hash, body), up.signature):
+    message = proposal_signing_message(ctx.genesis_hash, body)
+    if not verify_signature(header.proposer, message, up.signature):
         raise InvalidProposal("bad proposer signature")
     alpha = sortition_alpha(ctx.state.tip.seed, Role.PROPOSER, ctx.round, up.period)
     seat = verify(
@@ -207,7 +208,8 @@ class Verifier:
 
     def ranking(self, signed: SignedRanking, state: State, genesis_hash: bytes) -> VerifiedRanking:
         return self._memo(
-            "ranking", state.block_hash, signed, lambda: verify_ranking(signed, state, genesis_hash)
+            "ranking", state.get_block_hash(), signed,
+            lambda: verify_ranking(signed, state, genesis_hash),
         )
 
     def block(self, block: Block, ctx: RoundContext) -> State:
@@ -223,7 +225,9 @@ class Verifier:
         return self._memo("block", ctx.prev_hash, "empty", lambda: build_empty_block(ctx))
 
 
-def verify_certificate(cert: Certificate, ctx: RoundContext, verifier: Verifier | None = None) -> None:
+def verify_certificate(
+    cert: Certificate, ctx: RoundContext, verifier: Verifier | None = None
+) -> None:
     """Raise InvalidCertificate unless `cert` proves a decision for the round after `ctx`'s
     tip: verified votes of distinct voters for one value in one terminating step, weighing
     more than the step's threshold."""

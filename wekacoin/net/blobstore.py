@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from wekacoin.content.cid import verify_cid
+from wekacoin.content.embedded import Fetcher
 from wekacoin.net.blobs import BlobProvider
 from wekacoin.net.errors import BlobUnavailableError
 from wekacoin.ports import BlobStore
@@ -31,7 +32,7 @@ def store_provider(store: BlobStore) -> BlobProvider:
 
 
 def store_fetcher(fetch_blob: Callable[..., Awaitable[bytes]], *, per_peer_timeout: float = 30.0,
-                  total_timeout: float = 120.0) -> Callable[[str, int], bytes | None]:
+                  total_timeout: float = 120.0) -> Fetcher:
     """A `Fetcher` for `EmbeddedBlobStore(fetcher=...)` from `Network.fetch_blob`.
 
     Call this on the trio thread (it captures the trio token); the fetcher it returns runs in

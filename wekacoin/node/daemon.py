@@ -15,13 +15,16 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import trio
 from multiaddr import Multiaddr
+from starlette.applications import Starlette
 
 import wekacoin
+from wekacoin.chain.state import State
 from wekacoin.consensus.player import Player
 from wekacoin.consensus.verify import Verifier
 from wekacoin.content.embedded import EmbeddedBlobStore
@@ -43,12 +46,15 @@ from wekacoin.node.sync import Syncer
 from wekacoin.rpc.protocol import Dispatcher, Limits
 from wekacoin.rpc.server import load_or_create_token, make_app, serve_http
 from wekacoin.store import ChainStore
+from wekacoin.types.block import Block
 from wekacoin.types.genesis import Genesis
 
 log = logging.getLogger("wekacoin.node")
 
 HOUSEKEEPING_S = 1.0
 GOSSIP_TOPICS = (Topic.TX, Topic.VOTE, Topic.PROPOSAL, Topic.RANKING)
+
+Args = TypeVarTuple("Args")
 
 
 def wall_clock_ms() -> int:
@@ -57,7 +63,7 @@ def wall_clock_ms() -> int:
 
 class Node:
     def __init__(self, config: NodeConfig, keypair: KeyPair, genesis: Genesis,
-                 clock=wall_clock_ms) -> None:
+                 clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self.keypair = keypair
         self.clock = clock
@@ -78,11 +84,15 @@ class Node:
             keys = [keypair] if config.consensus.validate else []
             self.player = Player(keys, self.verifier)
             host, port = _host_port(config.network.listen)
-            self.net = Network(NetConfig(
-                seed=keypair.seed, chain_id=genesis.chain_id, genesis_hash=self.chain.config.genesis_hash,
+            net_config = NetConfig(
+                seed=keypair.seed, chain_id=genesis.chain_id,
+                genesis_hash=self.chain.config.genesis_hash,
                 listen_host=host, listen_port=port, bootstrap=config.network.bootstrap,
-            ), block_provider=self._provide_blocks,
-                blob_provider=store_provider(self.blobs) if self._embedded else None)
+            )
+            self.net = Network(
+                net_config, block_provider=self._provide_blocks,
+                blob_provider=store_provider(self.blobs) if self._embedded else None,
+            )
             self.syncer = Syncer(self.chain, self.net, self.verifier, self._synced, clock)
             self.driver = ConsensusDriver(
                 self.chain, self.player, self.net.publish, self.metrics, clock,
@@ -103,7 +113,7 @@ class Node:
     def _embedded(self) -> bool:
         return self.config.blobs.backend == "embedded"
 
-    def _open_blobs(self, data_dir: Path):
+    def _open_blobs(self, data_dir: Path) -> EmbeddedBlobStore | KuboBlobStore:
         b = self.config.blobs
         if self._embedded:
             return EmbeddedBlobStore(data_dir / "blobs", max_blob_size=b.max_blob_bytes,
@@ -112,7 +122,7 @@ class Node:
 
     # -- running --
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self.shutdown = trio.Event()
         self.sandbox.start()
         log.info("model sandbox: %s", self.sandbox.isolation.describe())
@@ -120,8 +130,8 @@ class Node:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    nursery.start_soon(self._watch_signals, signals)
-                    await self._start(nursery)
+                    nursery.start_soon(self._watch_signals, signals, self.shutdown)
+                    await self._start(nursery, self.shutdown)
                     task_status.started()
                     await self.shutdown.wait()
                     log.info("stopping")
@@ -132,10 +142,10 @@ class Node:
             self.store.close()
             log.info("stopped at height %d", self.chain.height)
 
-    async def _start(self, nursery: trio.Nursery) -> None:
+    async def _start(self, nursery: trio.Nursery, shutdown: trio.Event) -> None:
         await nursery.start(self.net.run)
-        self.net.set_tip(self.chain.height, self.chain.state.block_hash)
-        if self._embedded:
+        self.net.set_tip(self.chain.height, self.chain.state.get_block_hash())
+        if isinstance(self.blobs, EmbeddedBlobStore):
             self.blobs.set_fetcher(store_fetcher(self.net.fetch_blob))
         for topic in GOSSIP_TOPICS:
             self.net.set_validator(topic, self.validators.for_topic(topic))
@@ -143,12 +153,12 @@ class Node:
         nursery.start_soon(self._peer_events)
         if self.config.rpc.enabled:
             binds = await nursery.start(serve_http, self._rpc_app(), self.config.rpc.bind,
-                                        self.config.rpc.port, self.shutdown)
+                                        self.config.rpc.port, shutdown)
             self.rpc_url = binds[0] + "/"
             log.info("RPC on %s", self.rpc_url)
         if self.config.metrics.enabled:
             await nursery.start(serve_http, self.metrics.asgi_app(), self.config.metrics.bind,
-                                self.config.metrics.port, self.shutdown)
+                                self.config.metrics.port, shutdown)
         log.info("node %s (peer %s) at height %d, listening on %s",
                  format_address(self.keypair.address), self.net.peer_id, self.chain.height,
                  ", ".join(self.net.listen_addrs()))
@@ -156,10 +166,10 @@ class Node:
         nursery.start_soon(self._housekeeping)
         nursery.start_soon(self.syncer.sync)
 
-    async def _watch_signals(self, signals) -> None:
+    async def _watch_signals(self, signals: AsyncIterator[int], shutdown: trio.Event) -> None:
         async for signum in signals:
             log.info("received %s", signal.Signals(signum).name)
-            self.shutdown.set()
+            shutdown.set()
             return
 
     async def _consume(self, topic: Topic) -> None:
@@ -171,7 +181,7 @@ class Node:
         async for event in self.net.events():
             status = getattr(event, "status", None)
             if status is not None and status.tip_height > self.chain.height:
-                self._nursery.start_soon(self.syncer.sync)
+                self._start_soon(self.syncer.sync)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -182,13 +192,17 @@ class Node:
             self.metrics.peers.set(len(self.net.peers()))
             self.metrics.mempool.set(len(self.chain.mempool))
             if self.syncer.best_peer_height() > self.chain.height + 1:
-                self._nursery.start_soon(self.syncer.sync)
+                self._start_soon(self.syncer.sync)
 
-    def _on_tip(self, state) -> None:
-        self.net.set_tip(state.height, state.block_hash)
+    def _start_soon(self, fn: Callable[[*Args], Awaitable[object]], *args: *Args) -> None:
+        assert self._nursery is not None, "the node is not running"
+        self._nursery.start_soon(fn, *args)
+
+    def _on_tip(self, state: State) -> None:
+        self.net.set_tip(state.height, state.get_block_hash())
         self.metrics.height.set(state.height)
 
-    def _synced(self, block) -> None:
+    def _synced(self, block: Block | None) -> None:
         self.driver.on_ledger_advanced(block)
 
     def _provide_blocks(self, from_height: int, count: int) -> list[tuple[bytes, bytes]]:
@@ -198,7 +212,7 @@ class Node:
 
     # -- RPC --
 
-    def _rpc_app(self):
+    def _rpc_app(self) -> Starlette:
         token = load_or_create_token(self.config.rpc.token_file)
         rpc = self.config.rpc
         dispatcher = Dispatcher(token, rpc.max_response_bytes)
@@ -206,12 +220,14 @@ class Node:
         dispatcher.register("tasks", TaskRpc(self.chain))
         dispatcher.register("tx", TxRpc(self.chain, self.admissions, self.clock, self._relay_tx))
         dispatcher.register("blobs", BlobRpc(self.blobs, rpc.max_response_bytes * 3 // 4))
-        dispatcher.register("node", NodeRpc(self.status, self.peers, lambda: list(self.driver.vote_log)))
+        dispatcher.register(
+            "node", NodeRpc(self.status, self.peers, lambda: list(self.driver.vote_log))
+        )
         return make_app(dispatcher, Limits(rpc.max_request_bytes, rpc.max_upload_bytes,
                                            rpc.max_response_bytes))
 
     def _relay_tx(self, raw: bytes) -> None:
-        self._nursery.start_soon(self.net.publish, Topic.TX, raw)
+        self._start_soon(self.net.publish, Topic.TX, raw)
 
     def status(self) -> dict[str, Any]:
         state = self.chain.state
@@ -221,7 +237,7 @@ class Node:
         return {
             "version": wekacoin.__version__, "chain_id": self.chain.config.chain_id,
             "genesis_hash": self.chain.config.genesis_hash.hex(),
-            "height": state.height, "block_hash": state.block_hash.hex(),
+            "height": state.height, "block_hash": state.get_block_hash().hex(),
             "state_root": state.root().hex(), "peers": len(self.net.peers()),
             "peer_id": self.net.peer_id, "listen": self.net.listen_addrs(),
             "syncing": self.syncer.syncing, "mempool": len(self.chain.mempool),

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVarTuple
 
 import trio
 
@@ -57,6 +57,7 @@ FetchBlock = Callable[[int, bytes], Awaitable[Block | None]]
 Sync = Callable[[], Awaitable[None]]
 Publish = Callable[[Topic, bytes], Awaitable[None]]
 Penalize = Callable[[str, str, float], None]
+Args = TypeVarTuple("Args")
 
 
 class StoreLedger:
@@ -74,7 +75,9 @@ class StoreLedger:
         height = self.chain.height
         if height == 0:
             return self.chain.genesis.time_ms
-        return self.chain.store.get_header(height).time_ms
+        header = self.chain.store.get_header(height)
+        assert header is not None, f"the store has no header at its tip {height}"
+        return header.time_ms
 
     def commit(self, action: Commit) -> None:
         block = action.block
@@ -176,7 +179,7 @@ class ConsensusDriver:
 
     # -- the loop --
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._send_messages)
@@ -244,7 +247,7 @@ class ConsensusDriver:
         if action.penalise and action.origin and self._penalize is not None:
             self._penalize(action.origin, action.reason, _REFUSAL_PENALTY)
 
-    def _start(self, fn, *args) -> None:
+    def _start(self, fn: Callable[[*Args], Awaitable[object]], *args: *Args) -> None:
         assert self._nursery is not None, "the driver is not running"
         self._nursery.start_soon(fn, *args)
 

@@ -11,14 +11,14 @@ consensus questions are the player's (`Player.screen_*`): this module reads no p
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Callable
 
 from wekacoin.chain.errors import BadSignature
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote
 from wekacoin.consensus.player import Player, Screen, Screening
 from wekacoin.errors import WekaError
 from wekacoin.mempool.errors import AlreadyKnown, InvalidTransaction
-from wekacoin.net.api import Accept, Ignore, Reject, Topic, Verdict
+from wekacoin.net.api import Accept, Ignore, Reject, Topic, Validator, Verdict
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService
 from wekacoin.types.codec import DecodeError, decode
@@ -34,11 +34,12 @@ class Validators:
         self.player = player
         self.clock = clock
 
-    def for_topic(self, topic: Topic) -> Callable[[bytes], Verdict | Awaitable[Verdict]]:
-        return {
+    def for_topic(self, topic: Topic) -> Validator:
+        validators: dict[Topic, Validator] = {
             Topic.TX: self.tx, Topic.VOTE: self.vote, Topic.PROPOSAL: self.proposal,
             Topic.RANKING: self.ranking,
-        }[topic]
+        }
+        return validators[topic]
 
     async def tx(self, data: bytes) -> Verdict:
         """Admit to the mempool: relayed only if this node would include it."""

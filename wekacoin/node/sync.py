@@ -28,9 +28,11 @@ from wekacoin.net.api import PeerStatus
 from wekacoin.net.errors import RequestError, SyncError
 from wekacoin.net.messages import SyncedBlock
 from wekacoin.node.chain import ChainService, RollbackRefused
+from wekacoin.ports import Network
 from wekacoin.store.layout import UNDO_DEPTH
 from wekacoin.types.block import Block
 from wekacoin.types.codec import DecodeError, decode
+from wekacoin.types.primitives import Hash
 
 log = logging.getLogger("wekacoin.node.sync")
 
@@ -38,7 +40,7 @@ BATCH = 128  # blocks per request
 
 
 class Syncer:
-    def __init__(self, chain: ChainService, net, verifier: Verifier,
+    def __init__(self, chain: ChainService, net: Network, verifier: Verifier,
                  on_block: Callable[[Block | None], None], now: Callable[[], int]) -> None:
         """`on_block(block)` after each block applied (None after a rollback)."""
         self.chain = chain
@@ -133,8 +135,7 @@ class Syncer:
         except DecodeError:
             self.net.penalize(peer_id, "an undecodable block or certificate", 5.0)
             return "no"
-        store = self.chain.store
-        our_hashes = [store.get_block_hash(h) for h in range(low + 1, ours + 1)]
+        our_hashes = [self._our_block_hash(h) for h in range(low + 1, ours + 1)]
         fork = fork_height(our_hashes, [b.hash for b in their_blocks], low)
         if fork == ours and synced:
             # Same chain up to our tip, yet their next block does not follow it.
@@ -195,8 +196,16 @@ class Syncer:
                     return block
         return None
 
+    def _our_block_hash(self, height: int) -> Hash:
+        """The hash of our block at `height`, which is at most our tip's."""
+        block_hash = self.chain.store.get_block_hash(height)
+        assert block_hash is not None, f"the store has no block at height {height}"
+        return block_hash
+
     def _tip_time(self) -> int:
         height = self.chain.height
         if height == 0:
             return self.chain.genesis.time_ms
-        return self.chain.store.get_header(height).time_ms
+        header = self.chain.store.get_header(height)
+        assert header is not None, f"the store has no header at its tip {height}"
+        return header.time_ms

@@ -5,8 +5,9 @@ block assembly from the real mempool, persistence before sending, evaluation, sy
 node's fork choice) with real crypto (ECVRF, Ed25519), the real chain rules and the real
 genesis, on a simulated clock, an in-memory ledger (`sim_ledger`) and a simulated network
 (`sim_net`): delays, loss, duplicates, reordering, partitions that heal, crashes with
-restarts from what the node persisted, and Byzantine behaviours (`sim_byzantine`). Users (validator keys with stake) are spread over the nodes, several per
-node if there are more users than nodes, as go-algorand hosts several accounts per node.
+restarts from what the node persisted, and Byzantine behaviours (`sim_byzantine`). Users
+(validator keys with stake) are spread over the nodes, several per node if there are more
+users than nodes, as go-algorand hosts several accounts per node.
 
 One seed reproduces a run exactly: every random choice comes from `random.Random(seed)` and
 events at the same millisecond run in the order they were scheduled. Vote and proposal
@@ -23,8 +24,9 @@ import hashlib
 import heapq
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wekacoin.chain.state import State
 from wekacoin.consensus.actions import Commit, Refuse
@@ -32,6 +34,7 @@ from wekacoin.consensus.driver import DriverCore, Message
 from wekacoin.consensus.events import (
     BlockReceived,
     EvaluationFinished,
+    Event,
     ProposalReceived,
     RankingReceived,
     VoteReceived,
@@ -48,13 +51,16 @@ from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 from wekacoin.types.primitives import Hash, TaskId
 from wekacoin.types.tx import Tx
 
+if TYPE_CHECKING:
+    from wekacoin.testing.sim_tasks import Competition
+
 SIM_PARAMS = Params(
     # The paper's committees; timeouts scaled from (5, 5, 60, 20) s to fit a simulated LAN.
     lambda_priority_ms=150, lambda_stepvar_ms=150, lambda_block_ms=1_500, lambda_step_ms=500,
     max_steps=30, tau_evaluators=100,
     # A short task lifecycle for competitions run through the simulated chain.
-    min_training_period=6, test_split_delay=1, training_reveal_window=4, test_reveal_window=6, upload_window=6,
-    evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
+    min_training_period=6, test_split_delay=1, training_reveal_window=4, test_reveal_window=6,
+    upload_window=6, evaluation_window=2, stake_lookback=3, min_groups=5, settlement_reward=1_000,
     min_participation_fee=10,
 )
 
@@ -85,8 +91,8 @@ class SimConfig:
     progress_after_ms: int = 0
     """Also wait until every honest node that is up commits a block at or after this time
     (set it to the heal of a partition to measure liveness after it)."""
-    competition: Any = None
-    """A `sim_tasks.Competition` to run through the chain, or None."""
+    competition: Competition | None = None
+    """A competition to run through the chain, or None."""
 
 
 class SimNode:
@@ -183,7 +189,8 @@ class Simulation:
         self.config = config
         self.rng = random.Random(config.seed)
         self.now = 0
-        self._queue: list = []
+        self._queue: list[tuple[int, int, int, int, str, Any]] = []
+        """(time, sequence, node, node's epoch, kind, payload), in time then sending order."""
         self._seq = 0
         self.verifier = Verifier()
         users = config.users or config.nodes
@@ -197,8 +204,9 @@ class Simulation:
         )
         self.nodes: list[SimNode] = []
         for i in range(config.nodes):
-            ledger = MemoryLedger(self.genesis, lambda action, i=i: self._committed(self.nodes[i], action))
-            self.nodes.append(SimNode(i, keys[i::config.nodes], config.behaviours.get(i, Behaviour()), ledger))
+            ledger = MemoryLedger(self.genesis, self._commit_listener(i))
+            behaviour = config.behaviours.get(i, Behaviour())
+            self.nodes.append(SimNode(i, keys[i::config.nodes], behaviour, ledger))
         self.final_at: dict[int, bytes] = {}
         self.conflicting_final = 0
         self.commits: list[tuple[int, int, int, bool, int]] = []
@@ -273,6 +281,7 @@ class Simulation:
 
     def _dispatch(self, node: SimNode, kind: str, payload: Any) -> None:
         core = node.core
+        assert core is not None, "a node that is up runs a driver core"
         if kind == "deadline":
             if core.deadline == payload:
                 node.scheduled_deadline = None
@@ -287,15 +296,18 @@ class Simulation:
         elif kind == "sync":
             if sync_from(self, node, payload):
                 node.last_commit_at = self.now
-                self.commits.append((self.now, node.index, node.height, node.final_upto == node.height, 0))
+                final = node.final_upto == node.height
+                self.commits.append((self.now, node.index, node.height, final, 0))
                 self._drive(node, core.ledger_advanced)
 
     # -- feeding a node's driver core --
 
-    def feed(self, node: SimNode, event: Any) -> None:
-        self._drive(node, lambda: node.core.submit(event))
+    def feed(self, node: SimNode, event: Event) -> None:
+        core = node.core
+        assert core is not None, "only a node that is up is fed events"
+        self._drive(node, lambda: core.submit(event))
 
-    def _drive(self, node: SimNode, step: Any) -> None:
+    def _drive(self, node: SimNode, step: Callable[[], object]) -> None:
         """Run one input through the node's core, then send what it said, as one bundle,
         and arm its timer."""
         step()
@@ -309,7 +321,7 @@ class Simulation:
             node.scheduled_deadline = at
             self.schedule(at, node, "deadline", at)
 
-    def _check_honest(self, messages: list) -> None:
+    def _check_honest(self, messages: list[Message]) -> None:
         for m in messages:
             if isinstance(m, UnverifiedVote):
                 b = m.body
@@ -317,7 +329,9 @@ class Simulation:
                 if self._signed.setdefault(key, b.value) != b.value:
                     self.honest_equivocations += 1
 
-    def broadcast(self, node: SimNode, messages: list, only: list[int] | None = None) -> None:
+    def broadcast(
+        self, node: SimNode, messages: list[Message], only: list[int] | None = None
+    ) -> None:
         """Send a bundle of messages from `node` to every other node (or to `only`)."""
         if not messages:
             return
@@ -344,6 +358,10 @@ class Simulation:
         ledger = node.ledger
         return self.verifier.empty_block(RoundContext(ledger.state, ledger.tip_time()))[0].hash
 
+    def _commit_listener(self, index: int) -> Callable[[Commit], None]:
+        """What the ledger of node `index` calls on each commit (it exists before the node)."""
+        return lambda action: self._committed(self.nodes[index], action)
+
     def _committed(self, node: SimNode, action: Commit) -> None:
         node.last_commit_at = self.now
         self.commits.append((self.now, node.index, node.height, action.final, action.steps))
@@ -363,7 +381,10 @@ class Simulation:
 
     def reachable_peers(self, node: SimNode) -> list[SimNode]:
         net = self.config.network
-        return [p for p in self.nodes if p is not node and p.up and net.reachable(node.index, p.index, self.now)]
+        return [
+            p for p in self.nodes
+            if p is not node and p.up and net.reachable(node.index, p.index, self.now)
+        ]
 
     def fetch(self, node: SimNode, block_hash: bytes) -> None:
         """Ask the reachable peers; the first that has the block (committed, or kept with
@@ -383,7 +404,8 @@ class Simulation:
         if not peers:
             return
         peer = self.rng.choice(peers)
-        delay = 2 * self.rng.randint(self.config.network.min_delay_ms, self.config.network.max_delay_ms)
+        net = self.config.network
+        delay = 2 * self.rng.randint(net.min_delay_ms, net.max_delay_ms)
         self.schedule(self.now + delay, node, "sync", list(peer.ledger.blocks))
 
     def evaluate(self, node: SimNode, state: State, task_id: int) -> None:
@@ -396,7 +418,7 @@ class Simulation:
             task_id, baseline[0], baseline[1], entries, now))
 
 
-def _received(message: Any, now: int) -> Any:
+def _received(message: Message, now: int) -> Event:
     if isinstance(message, UnverifiedVote):
         return VoteReceived(message, now)
     if isinstance(message, UnverifiedProposal):

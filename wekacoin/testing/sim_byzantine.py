@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from wekacoin.consensus.actions import AssembleBlock
 from wekacoin.consensus.assemble import assemble_block
+from wekacoin.consensus.driver import Message
 from wekacoin.consensus.messages import UnverifiedProposal, UnverifiedVote, sign_proposal, sign_vote
 from wekacoin.types.ranking import Outcome, RankEntry
 
@@ -25,7 +26,7 @@ class Behaviour:
     name = "honest"
     byzantine = False
 
-    def send(self, sim: Simulation, node: SimNode, messages: list) -> None:
+    def send(self, sim: Simulation, node: SimNode, messages: list[Message]) -> None:
         sim.broadcast(node, messages)
 
     def scores(self, truth: tuple[RankEntry, ...]) -> tuple[RankEntry, ...]:
@@ -39,7 +40,7 @@ class Silent(Behaviour):
     name = "silent"
     byzantine = True
 
-    def send(self, sim, node, messages):
+    def send(self, sim: Simulation, node: SimNode, messages: list[Message]) -> None:
         pass
 
 
@@ -49,7 +50,7 @@ class WithholdVotes(Behaviour):
     name = "withhold-votes"
     byzantine = True
 
-    def send(self, sim, node, messages):
+    def send(self, sim: Simulation, node: SimNode, messages: list[Message]) -> None:
         sim.broadcast(node, [m for m in messages if not isinstance(m, UnverifiedVote)])
 
 
@@ -67,14 +68,15 @@ class EquivocatingVoter(Behaviour):
     name = "equivocating-voter"
     byzantine = True
 
-    def send(self, sim, node, messages):
+    def send(self, sim: Simulation, node: SimNode, messages: list[Message]) -> None:
         left, right = _halves(sim, node)
-        twins = []
+        twins: list[Message] = []
         for m in messages:
             if isinstance(m, UnverifiedVote):
-                other = sim.empty_hash(node) if m.body.value != sim.empty_hash(node) else sim.rng.randbytes(32)
-                key = node.key(m.body.voter)
-                twins.append(sign_vote(key, sim.genesis.hash, dataclasses.replace(m.body, value=other)))
+                empty = sim.empty_hash(node)
+                other = empty if m.body.value != empty else sim.rng.randbytes(32)
+                body = dataclasses.replace(m.body, value=other)
+                twins.append(sign_vote(node.key(m.body.voter), sim.genesis.hash, body))
             else:
                 twins.append(m)
         sim.broadcast(node, messages, only=left)
@@ -88,16 +90,18 @@ class EquivocatingProposer(Behaviour):
     name = "equivocating-proposer"
     byzantine = True
 
-    def send(self, sim, node, messages):
+    def send(self, sim: Simulation, node: SimNode, messages: list[Message]) -> None:
         left, right = _halves(sim, node)
-        twins = []
+        twins: list[Message] = []
         for m in messages:
             if isinstance(m, UnverifiedProposal):
-                header = m.block.header
-                request = AssembleBlock(header.height, m.period, header.proposer, header.seed,
-                                        m.block.meta.seed_proof, m.block.meta.rankings)
+                header, meta = m.block.header, m.block.meta
+                proposer, proof = header.proposer, meta.seed_proof
+                assert proposer is not None and proof is not None, "a proposal has both"
+                request = AssembleBlock(header.height, m.period, proposer, header.seed, proof,
+                                        meta.rankings)
                 block = assemble_block(node.state, request, [], header.time_ms + 1)
-                key = node.key(header.proposer)
+                key = node.key(proposer)
                 twins.append(sign_proposal(key, sim.genesis.hash, m.period, block))
             else:
                 twins.append(m)
@@ -112,10 +116,13 @@ class WrongRanking(Behaviour):
     name = "wrong-ranking"
     byzantine = True
 
-    def scores(self, truth):
+    def scores(self, truth: tuple[RankEntry, ...]) -> tuple[RankEntry, ...]:
         scored = sorted((e for e in truth if e.outcome is Outcome.SCORED), key=lambda e: e.score)
         if len(scored) < 2:
-            return tuple(dataclasses.replace(e, score=e.score + 1) if e.outcome is Outcome.SCORED else e for e in truth)
+            return tuple(
+                dataclasses.replace(e, score=e.score + 1) if e.outcome is Outcome.SCORED else e
+                for e in truth
+            )
         low, high = scored[0], scored[-1]
         swap = {low.submission_id: high.score, high.submission_id: low.score}
         return tuple(

@@ -13,6 +13,7 @@ import random
 
 from wekacoin.testing.sim import SIM_PARAMS, Crash, SimConfig, SimResult
 from wekacoin.testing.sim_byzantine import (
+    Behaviour,
     EquivocatingProposer,
     EquivocatingVoter,
     Silent,
@@ -34,15 +35,19 @@ def adversarial(seed: int, *, max_steps: int = 30, target_height: int = 4) -> Si
     n = rng.choice([5, 7, 10])
     order = list(range(n))
     rng.shuffle(order)
-    byzantine = {order[i]: rng.choice(BYZANTINE)() for i in range(n * BYZANTINE_PERCENT // 100)}
+    byzantine: dict[int, Behaviour] = {
+        order[i]: rng.choice(BYZANTINE)() for i in range(n * BYZANTINE_PERCENT // 100)
+    }
     start, length = rng.randint(200, 3_000), rng.randint(1_000, 20_000)
     cut = rng.randint(1, n - 1)
     network = NetworkModel(
         min_delay_ms=5, max_delay_ms=rng.choice([50, 150, 300]),
         drop_permille=rng.choice([0, 20, 50, 100]), duplicate_permille=rng.choice([0, 50]),
-        partitions=(Partition(start, start + length, (frozenset(order[:cut]), frozenset(order[cut:]))),),
+        partitions=(
+            Partition(start, start + length, (frozenset(order[:cut]), frozenset(order[cut:]))),
+        ),
     )
-    crashes = ()
+    crashes: tuple[Crash, ...] = ()
     if rng.randrange(10) < 3:
         honest = [i for i in range(n) if i not in byzantine]
         crashes = (Crash(rng.choice(honest), rng.randint(100, 5_000), rng.randint(6_000, 15_000)),)
@@ -73,7 +78,9 @@ def long_run(seed: int, rounds: int = 60) -> SimConfig:
     order = list(range(n))
     rng.shuffle(order)
     count = rng.choice([c for c in range(n) if 20 * n <= 100 * c <= 30 * n])
-    byzantine = {order[i]: rng.choice(LONG_BYZANTINE)() for i in range(count)}
+    byzantine: dict[int, Behaviour] = {
+        order[i]: rng.choice(LONG_BYZANTINE)() for i in range(count)
+    }
     honest = [i for i in range(n) if i not in byzantine]
     partitions, t = [], 0
     for _ in range(rng.randint(2, 3)):
@@ -115,7 +122,10 @@ def check(result: SimResult, config: SimConfig) -> list[str]:
         problems.append(f"{result.conflicting_final} conflicting FINAL blocks")
     if result.honest_equivocations:
         problems.append(f"{result.honest_equivocations} honest equivocations")
-    short = {i: result.heights[i] for i in result.honest_nodes if result.heights[i] < config.target_height}
+    short = {
+        i: result.heights[i] for i in result.honest_nodes
+        if result.heights[i] < config.target_height
+    }
     if short:
         problems.append(f"honest nodes short of height {config.target_height}: {short}")
     heal = config.network.healed_at
@@ -123,5 +133,7 @@ def check(result: SimResult, config: SimConfig) -> list[str]:
     late = {i: first.get(i) for i in result.honest_nodes
             if first.get(i) is None or first[i] - heal > liveness_bound_ms(config)}
     if late:
-        problems.append(f"no progress within {liveness_bound_ms(config)} ms of the heal at {heal}: {late}")
+        problems.append(
+            f"no progress within {liveness_bound_ms(config)} ms of the heal at {heal}: {late}"
+        )
     return problems

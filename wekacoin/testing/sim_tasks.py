@@ -10,6 +10,7 @@ scores; a `WrongRanking` node reports others.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from wekacoin.chain.state import State
@@ -67,10 +68,12 @@ class Competition:
         self._nonce[key.address] = nonce + 1
         return True
 
-    def _reveals(self, indices) -> tuple[GroupReveal, ...]:
+    def _reveals(self, indices: Iterable[int]) -> tuple[GroupReveal, ...]:
         return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
 
-    def _each(self, sim: Simulation, node: SimNode, sends) -> bool:
+    def _each(
+        self, sim: Simulation, node: SimNode, sends: list[tuple[str, KeyPair, TxBody]]
+    ) -> bool:
         """Send each (label, key, body) not sent yet in this stage; True once all went."""
         for label, key, body in sends:
             if label not in self._sent and self._tx(sim, node, key, body):
@@ -96,10 +99,14 @@ class Competition:
                 schema=DataSchema(TaskKind.CLASSIFICATION, ("x0", "x1"), "y"),
                 limits=TaskLimits(max_model_bytes=10**6, eval_time_ms=10_000), tbh=self.tbh,
                 reward=50_000, hosting_fee=10_000, participation_fee=100,
-                group_commitments=tuple(group_commitment(n, c) for n, c in zip(self.nonces, self.cids)),
+                group_commitments=tuple(
+                    group_commitment(n, c) for n, c in zip(self.nonces, self.cids, strict=True)
+                ),
             ))]):
                 self.stage = 1
-        elif self.stage == 1 and task is not None and task.test_groups:
+        elif task is None:
+            return  # sent, but not on the chain this node has
+        elif self.stage == 1 and task.test_groups:
             training = [i for i in range(GROUPS) if i not in task.test_groups]
             if self._each(sim, node, [("training", self.supplier, RevealTraining(
                 TASK_ID, self._reveals(training), fake_cid("sim-baseline"), 500_000,
@@ -107,8 +114,9 @@ class Competition:
                 self.stage = 2
         elif self.stage == 2 and task.status is TaskStatus.ACTIVE:
             if self._each(sim, node, [
-                (f"submit-{i}", key, SubmitModel(TASK_ID, model_commitment(key.address, cid), 700_000))
-                for i, (key, cid) in enumerate(zip(self.trainers, self.models))
+                (f"submit-{i}", key,
+                 SubmitModel(TASK_ID, model_commitment(key.address, cid), 700_000))
+                for i, (key, cid) in enumerate(zip(self.trainers, self.models, strict=True))
             ]):
                 self.stage = 3
         elif self.stage == 3 and state.height + 2 >= self.tbh:
@@ -118,7 +126,7 @@ class Competition:
         elif self.stage == 4 and task.test_revealed:
             if self._each(sim, node, [
                 (f"reveal-{i}", key, RevealModel(TASK_ID, cid))
-                for i, (key, cid) in enumerate(zip(self.trainers, self.models))
+                for i, (key, cid) in enumerate(zip(self.trainers, self.models, strict=True))
             ]):
                 self.stage = 5
         elif self.stage == 5 and task.status is TaskStatus.SETTLED:
@@ -128,12 +136,13 @@ class Competition:
     @staticmethod
     def truth(state: State, task_id: int) -> tuple[tuple[Outcome, int], tuple[RankEntry, ...]]:
         """What an honest sandbox reports: the same scores on every node."""
-        task = state.get_task(task_id)
+        task = state.get_existing_task(task_id)
         entries = []
         for sid in task.submissions:
-            if state.get_submission(sid).model_cid is None:
+            if state.get_existing_submission(sid).model_cid is None:
                 entries.append(RankEntry(sid, Outcome.INVALID, 0, 0))
                 continue
-            h = int.from_bytes(hashlib.sha256(b"sim-score" + sid.to_bytes(8, "big")).digest()[:4], "big")
+            digest = hashlib.sha256(b"sim-score" + sid.to_bytes(8, "big")).digest()
+            h = int.from_bytes(digest[:4], "big")
             entries.append(RankEntry(sid, Outcome.SCORED, 600_000 + h % 300_000, 1_000 + sid))
         return (Outcome.SCORED, task.baseline_score), tuple(entries)
