@@ -83,37 +83,7 @@ def run_demo(root: Path | None, nodes: int, keep: bool, say: Callable[[str], Non
             trainers = [client(f"trainer{i + 1}", i + 1) for i in range(3)]
             before = _balances(supplier, root)
 
-            say("the supplier prepares the breast-cancer dataset: 10 committed groups")
-            data = _breast_cancer_csv()
-            prepared = prepare_dataset(data, "malignant", TaskKind.CLASSIFICATION, 10, seed=7)
-            supplier_ws = comp.Workspace(root / "work" / "supplier")
-            task_id = comp.publish_task(
-                supplier, supplier_ws, prepared, None, title="breast cancer diagnosis",
-                metric=Metric.ACCURACY, reward=REWARD, hosting_fee=HOSTING_FEE,
-                participation_fee=PARTICIPATION_FEE, training_blocks=TRAINING_BLOCKS,
-                eval_seconds=30, max_model_bytes=8 * 2**20,
-            )
-            say(f"task {task_id} published; the chain draws its test groups a few blocks later")
-            score = comp.reveal_training(supplier, supplier_ws, task_id, sandbox)
-            say("training groups revealed with a decision-stump baseline trained on them "
-                f"(training accuracy {score / 1e6:.4f})")
-
-            for trainer, (name, model) in zip(trainers, trainer_models(), strict=True):
-                task = trainer.task(task_id)
-                train = parse_split(comp.training_data(trainer, task), prepared.schema)
-                model.fit(train.features, train.labels)
-                ws = comp.Workspace(root / "work" / trainer.address)
-                onnx = to_onnx_bytes(model, train.features)
-                _, score = comp.submit_model(trainer, ws, task_id, onnx, sandbox)
-                say(f"{name}: submitted (training accuracy {score / 1e6:.4f}) by {trainer.address}")
-
-            task = supplier.wait_for_phase(task_id, ("test reveal",))
-            comp.reveal_test(supplier, supplier_ws, task_id)
-            say("test groups revealed")
-            for trainer in trainers:
-                comp.reveal_model(trainer, comp.Workspace(root / "work" / trainer.address), task_id)
-            say("models revealed; the validators evaluate them in the sandbox and agree on a "
-                "ranking")
+            task_id = run_competition(supplier, trainers, root / "work", sandbox, say)
             task = supplier.wait_for_phase(task_id, ("settled", "expired"), timeout_s=600)
             show_task(task)
             _report_balances(supplier, root, before, say)
@@ -127,6 +97,45 @@ def run_demo(root: Path | None, nodes: int, keep: bool, say: Callable[[str], Non
         else:
             say(f"the testnet keeps running in {root}; stop it with: "
                 f"wekacoin testnet down --dir {root}")
+
+
+def run_competition(supplier: ChainClient, trainers: list[ChainClient], work: Path,
+                    sandbox: ForkServerSandbox, say: Callable[[str], None]) -> int:
+    """The breast-cancer competition up to the model reveals: the supplier publishes and
+    reveals, three trainers submit and reveal; returns the task id (the validators then
+    evaluate and settle it)."""
+    say("the supplier prepares the breast-cancer dataset: 10 committed groups")
+    data = _breast_cancer_csv()
+    prepared = prepare_dataset(data, "malignant", TaskKind.CLASSIFICATION, 10, seed=7)
+    supplier_ws = comp.Workspace(work / "supplier")
+    task_id = comp.publish_task(
+        supplier, supplier_ws, prepared, None, title="breast cancer diagnosis",
+        metric=Metric.ACCURACY, reward=REWARD, hosting_fee=HOSTING_FEE,
+        participation_fee=PARTICIPATION_FEE, training_blocks=TRAINING_BLOCKS,
+        eval_seconds=30, max_model_bytes=8 * 2**20,
+    )
+    say(f"task {task_id} published; the chain draws its test groups a few blocks later")
+    score = comp.reveal_training(supplier, supplier_ws, task_id, sandbox)
+    say("training groups revealed with a decision-stump baseline trained on them "
+        f"(training accuracy {score / 1e6:.4f})")
+
+    for trainer, (name, model) in zip(trainers, trainer_models(), strict=True):
+        task = trainer.task(task_id)
+        train = parse_split(comp.training_data(trainer, task), prepared.schema)
+        model.fit(train.features, train.labels)
+        ws = comp.Workspace(work / trainer.address)
+        onnx = to_onnx_bytes(model, train.features)
+        _, score = comp.submit_model(trainer, ws, task_id, onnx, sandbox)
+        say(f"{name}: submitted (training accuracy {score / 1e6:.4f}) by {trainer.address}")
+
+    task = supplier.wait_for_phase(task_id, ("test reveal",))
+    comp.reveal_test(supplier, supplier_ws, task_id)
+    say("test groups revealed")
+    for trainer in trainers:
+        comp.reveal_model(trainer, comp.Workspace(work / trainer.address), task_id)
+    say("models revealed; the validators evaluate them in the sandbox and agree on a "
+        "ranking")
+    return task_id
 
 
 def _breast_cancer_csv() -> bytes:

@@ -77,6 +77,7 @@ from wekacoin.consensus.verify import (
     ConsensusError,
     RoundContext,
     Verifier,
+    check_vote_signature,
     is_quorum,
     is_terminating,
 )
@@ -221,7 +222,8 @@ class Player:
 
     def screen_vote(self, uv: UnverifiedVote) -> Screening:
         return self._screen(uv.body.round, uv.body.prev_hash,
-                            lambda ctx: self.verifier.vote(uv, ctx))
+                            lambda ctx: self.verifier.vote(uv, ctx),
+                            lambda ctx: check_vote_signature(uv, ctx.genesis_hash))
 
     def screen_proposal(self, up: UnverifiedProposal) -> Screening:
         header = up.block.header
@@ -229,18 +231,20 @@ class Player:
                             lambda ctx: self.verifier.proposal(up, ctx))
 
     def _screen(
-        self, round_: int, prev_hash: bytes, check: Callable[[RoundContext], object]
+        self, round_: int, prev_hash: bytes, check: Callable[[RoundContext], object],
+        ahead: Callable[[RoundContext], object] | None = None,
     ) -> Screening:
         """Messages of this round on our tip are verified; those of the next rounds (we may
-        be behind) or of another tip (we may be on a fork) pass unverified, and the state
-        machine decides when it gets there."""
+        be behind) or of another tip (we may be on a fork) get only the `ahead` check (a
+        vote's signature: a forged one costs its sender), and the state machine decides the
+        rest when it gets there."""
         ctx = self.ctx
         if ctx is None or round_ < ctx.round:
             return Screening(Screen.IGNORE, "a past round")
         if round_ > ctx.round + ROUNDS_AHEAD:
             return Screening(Screen.IGNORE, f"more than {ROUNDS_AHEAD} rounds ahead")
         if round_ > ctx.round or prev_hash != ctx.prev_hash:
-            return Screening(Screen.ACCEPT)
+            check = ahead or (lambda _: None)
         try:
             check(ctx)
         except ConsensusError as e:

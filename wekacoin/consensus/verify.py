@@ -101,6 +101,14 @@ def is_quorum(params: Params, step: int, weight: int) -> bool:
     return weight * 1000 > permille * tau
 
 
+def check_vote_signature(uv: UnverifiedVote, genesis_hash: bytes) -> None:
+    """The one check a vote for a round we have not reached can get: its signature (the
+    credential needs that round's seed). InvalidVote if it fails."""
+    if not verify_signature(uv.body.voter, vote_signing_message(genesis_hash, uv.body),
+                            uv.signature):
+        raise InvalidVote("bad signature")
+
+
 def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
     b = uv.body
     params = ctx.params

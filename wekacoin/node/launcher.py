@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +79,14 @@ class NodeProcess:
     node.pid and can stop it; only a node it started itself reports an exit code."""
 
     def __init__(self, home: Path, *, name: str | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, module: Sequence[str] = ()) -> None:
+        """`module`: run `python -m <module and args> --config node.toml` instead of
+        `python -m wekacoin node --config node.toml` (the chaos testnet's Byzantine
+        validators: `wekacoin.testing.byzantine --behaviour ...`)."""
         self.home = Path(home).resolve()
         self.name = name or self.home.name
         self.env = node_env() if env is None else dict(env)
+        self.module = list(module) or ["wekacoin", "node"]
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -158,7 +162,7 @@ class NodeProcess:
                       .encode())
             log.flush()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "wekacoin", "node", "--config", str(self.config_path)],
+                [sys.executable, "-m", *self.module, "--config", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env=self.env, cwd=self.home,
             )
