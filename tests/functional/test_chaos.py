@@ -1,0 +1,24 @@
+"""The chaos testnet in its quick form (what `bench/chaos.py --quick` runs): 4 real validator
+processes, one of them a flooding Byzantine node, under a minute of SIGKILL/restart and
+SIGSTOP/SIGCONT, with a transfer load; the checker reads every store afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from wekacoin.testing.chaos import ChaosConfig, ChaosRun
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_short_kill_storm_loses_nothing_final_and_the_nodes_agree(tmp_path):
+    config = ChaosConfig(root=tmp_path / "chaos", seed=3, nodes=4, byzantine=("flood",),
+                         duration_s=45, competition=False)
+    report = ChaosRun(config).run()
+    assert not report.problems, report.problems
+    assert report.kills + report.pauses >= 5
+    assert report.conflicting_final == 0
+    assert report.lost_final_txs == 0
+    assert report.stores_opened == 4
+    assert report.final_txs > 0  # the load went through the storm
+    assert report.final_height > 0
