@@ -191,3 +191,37 @@ def test_whole_network_crash_resumes_from_the_stores(network: NodeGroup) -> None
     top = network.wait_for_blocks(10, timeout=120)
     network.sync_all()
     network.assert_same_blocks(range(common, top + 1))
+
+
+def test_a_transaction_accepted_before_a_sigkill_is_pending_again_and_lands(
+    network: NodeGroup,
+) -> None:
+    """Issue 11: transfers a node accepted were lost when it was killed. The node journals
+    what it accepts over RPC: killed before any block could include it (the others are
+    paused, so nothing is decided), it holds the transaction again after the restart, and
+    the transaction lands once the others are back."""
+    from wekacoin.chain.genesis import parse_genesis
+    from wekacoin.chain.transactions import sign_tx
+    from wekacoin.crypto.keys import parse_address
+    from wekacoin.types.codec import encode
+    from wekacoin.types.tx import Transfer
+
+    node, others = network.nodes[1], [n for n in network.nodes if n is not network.nodes[1]]
+    genesis = parse_genesis((network.root / "genesis.json").read_text())
+    payer = network.wallet("trainer3")
+    for other in others:
+        other.pause()
+    try:
+        account = node.call("chain.account", address=network.address("trainer3"))
+        tx = sign_tx(payer, genesis.hash, account["next_nonce"], 10,
+                     Transfer(parse_address(network.address("supplier")), 7))
+        tx_id = node.call("tx.submit", tx=encode(tx).hex())["id"]
+        assert node.kill() == -9
+        node.start()
+        assert node.call("chain.tx", id=tx_id)["pending"] is True  # from the journal
+    finally:
+        for other in others:
+            other.resume()
+    wait_until(lambda: (node.call("chain.tx", id=tx_id) or {}).get("height") is not None,
+               what="the journaled transfer to land in a block", nodes=network.nodes, timeout=120)
+    network.sync_all(timeout=90)
