@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from wekacoin.crypto.keys import KeyPair
-from wekacoin.crypto.keystore import KeystoreError, decrypt_key, encrypt_key
+from wekacoin.crypto.keystore import KeystoreError, WrongPasswordError, decrypt_key, encrypt_key
 from wekacoin.fsutil import write_atomically
 
 
@@ -23,10 +23,25 @@ def save_keystore(path: Path, keypair: KeyPair, password: str, cost: str = "mode
 
 
 def load_keystore(path: Path, password: str) -> KeyPair:
+    """The key in the keystore file at `path`; KeystoreError, naming the file, if it is
+    missing, unreadable or damaged, or WrongPasswordError if it does not open with
+    `password`."""
     try:
-        document = json.loads(Path(path).read_text())
+        document = json.loads(Path(path).read_bytes())  # invalid UTF-8 is a ValueError too
     except FileNotFoundError:
         raise KeystoreError(f"no keystore at {path}") from None
-    except (OSError, ValueError) as e:
-        raise KeystoreError(f"cannot read keystore {path}: {e}") from None
-    return decrypt_key(document, password)
+    except OSError as e:
+        raise KeystoreError(f"cannot read the keystore {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise KeystoreError(f"the keystore {path} is damaged (not JSON: {e}): {_RESTORE}") from None
+    try:
+        return decrypt_key(document, password)
+    except WrongPasswordError:
+        raise WrongPasswordError(
+            f"cannot open the keystore {path}: wrong password, or the file is damaged"
+        ) from None
+    except KeystoreError as e:
+        raise KeystoreError(f"the keystore {path} cannot be used ({e}): {_RESTORE}") from None
+
+
+_RESTORE = "restore it from a backup; the key cannot be recovered from anywhere else"

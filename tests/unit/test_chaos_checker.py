@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.test_sync_fork import extend
 from wekacoin.store import ChainStore
 from wekacoin.testing.chain import LocalChain
 from wekacoin.testing.chaos import ChaosConfig, ChaosReport, ChaosRun, _final_blocks
-
-from tests.unit.test_sync_fork import extend
 
 
 def test_a_tentative_block_is_final_once_a_later_one_is(tmp_path):

@@ -99,5 +99,5 @@ def test_keystore_file(tmp_path):
     with pytest.raises(KeystoreError, match="no keystore"):
         load_keystore(tmp_path / "missing.json", "pw")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(KeystoreError, match="cannot read"):
+    with pytest.raises(KeystoreError, match="bad.json is damaged"):
         load_keystore(tmp_path / "bad.json", "pw")

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import typing
+from pathlib import Path
 from typing import Any
 
 from wekacoin.chain.errors import GenesisError
@@ -50,6 +51,22 @@ def parse_genesis(text: str) -> Genesis:
     genesis = genesis_from_dict(doc)
     validate_genesis(genesis)
     return genesis
+
+
+def load_genesis(path: Path) -> Genesis:
+    """The genesis in the file at `path`; GenesisError, naming the file, if it cannot be read
+    or is not a valid genesis."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise GenesisError(f"cannot read the genesis file {path}: {e.strerror}") from None
+    try:
+        return parse_genesis(raw.decode("utf-8"))
+    except (UnicodeDecodeError, GenesisError) as e:
+        raise GenesisError(
+            f"the genesis file {path} is damaged or not a genesis ({e}): put back the chain's "
+            "genesis file (every node of the chain has the same one)"
+        ) from None
 
 
 def genesis_from_dict(doc: Any) -> Genesis:

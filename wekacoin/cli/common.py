@@ -63,9 +63,12 @@ def read_password(password_file: Path | None, *, confirm: bool) -> str:
     """From a file, WEKACOIN_PASSWORD, or a hidden prompt (asked twice for a new key)."""
     if password_file is not None:
         try:
-            return password_file.read_text().rstrip("\n")
+            return password_file.read_text(encoding="utf-8").rstrip("\n")
         except OSError as e:
             raise CliError(f"cannot read the password file {password_file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise CliError(f"the password file {password_file} is damaged (not UTF-8 text: "
+                           f"{e}): write the keystore's password back into it") from None
     if "WEKACOIN_PASSWORD" in os.environ:
         return os.environ["WEKACOIN_PASSWORD"]
     if not sys.stdin.isatty():

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomli_w
 import typer
 
 from wekacoin.cli.common import CliError, console, print_json, read_password, settings
 from wekacoin.crypto.keys import KeyPair, format_address
+from wekacoin.crypto.keystore import WrongPasswordError
+from wekacoin.errors import WekaError
 from wekacoin.keyfile import load_keystore, save_keystore
+
+if TYPE_CHECKING:
+    from wekacoin.node.config import NodeConfig
 
 
 def init(
@@ -62,19 +68,76 @@ def node(
     """Run a node until SIGINT/SIGTERM."""
     import trio
 
-    from wekacoin.chain.genesis import parse_genesis
+    from wekacoin.chain.genesis import load_genesis
     from wekacoin.node.config import load_config
     from wekacoin.node.daemon import Node
     from wekacoin.node.logs import setup_logging
 
     cfg = load_config(config)
     setup_logging(cfg.node.log_level, cfg.node.log_format, node_name=cfg.node.data_dir.parent.name)
+    genesis = load_genesis(cfg.node.genesis)
+    keypair = _node_key(cfg)
+    if cfg.rpc.enabled:
+        _check_token_file(cfg.rpc.token_file)
+    store_dir = cfg.node.data_dir  # until the node says where its chain store is
     try:
-        genesis = parse_genesis(cfg.node.genesis.read_text())
+        running = Node(cfg, keypair, genesis)
+        store_dir = running.store.root
+        trio.run(running.run)
+    except BaseException as e:  # the one place a node's file errors become one line
+        error = _file_error(e, store_dir)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _node_key(cfg: NodeConfig) -> KeyPair:
+    password_file = cfg.keys.password_file
+    try:
+        return load_keystore(cfg.keys.keystore, read_password(password_file, confirm=False))
+    except WrongPasswordError as e:
+        if password_file is None:
+            raise
+        raise CliError(f"{e} (the password is read from {password_file}: check both files "
+                       "against your backups)") from None
+
+
+def _check_token_file(path: Path) -> None:
+    """Refuse, in one line, an RPC token file the running node would stop on with a
+    traceback (`rpc.server.load_or_create_token` reads it only once the node runs). Missing
+    or empty is fine: the node writes a new token."""
+    try:
+        path.read_text()
+    except FileNotFoundError:
+        return
     except OSError as e:
-        raise CliError(f"cannot read the genesis file {cfg.node.genesis}: {e.strerror}") from None
-    keypair = load_keystore(cfg.keys.keystore, read_password(cfg.keys.password_file, confirm=False))
-    trio.run(Node(cfg, keypair, genesis).run)
+        raise CliError(f"cannot read the RPC token file {path}: {e.strerror}; make it a file "
+                       "the node's user can read, or delete it and the node writes a new token"
+                       ) from None
+    except UnicodeDecodeError:
+        raise CliError(f"the RPC token file {path} is damaged (not text): delete it and the "
+                       "node writes a new token at start (clients then need the new one)"
+                       ) from None
+
+
+def _file_error(e: BaseException, store_dir: Path) -> WekaError | None:
+    """The one-line error for what stopped the node, if it is about its files: one of ours
+    (even from inside trio's exception groups), a LevelDB error from the chain store, or an
+    OS error on a named file. None for anything else (a bug: its traceback is needed)."""
+    import plyvel
+
+    from wekacoin.store.chainstore import leveldb_error
+
+    if isinstance(e, BaseExceptionGroup):
+        errors = [_file_error(leaf, store_dir) for leaf in e.exceptions]
+        return errors[0] if errors and all(errors) else None
+    if isinstance(e, WekaError):
+        return e
+    if isinstance(e, plyvel.Error):
+        return leveldb_error(store_dir, e)
+    if isinstance(e, OSError) and e.filename is not None:
+        return CliError(f"{e.filename}: {e.strerror}")
+    return None
 
 
 def status(

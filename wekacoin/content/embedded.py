@@ -27,6 +27,7 @@ from typing import Protocol
 from wekacoin.content.cid import compute_cid, parse_cid, verify_cid
 from wekacoin.content.errors import (
     BlobNotFoundError,
+    BlobStoreError,
     BlobTooLargeError,
     CorruptBlobError,
     InvalidCidError,
@@ -78,15 +79,22 @@ class EmbeddedBlobStore:
         self._pins = self.root / "pins"
         self._tmp = self.root / "tmp"
         self._quarantine = self.root / "quarantine"
-        for directory in (self._blobs, self._pins, self._tmp, self._quarantine):
-            directory.mkdir(parents=True, exist_ok=True)
-        for leftover in self._tmp.iterdir():  # only a crash mid-write leaves these
-            log.warning("removing unfinished write %s", leftover)
-            leftover.unlink()
         # Guards the sizes, and keeps gc() from deleting a blob between its write and its pin.
         self._lock = threading.RLock()
-        # Sizes as written, so the quota stays right even if a file is damaged on disk.
-        self._sizes = {key: path.stat().st_size for path, key in self._stored()}
+        try:
+            for directory in (self._blobs, self._pins, self._tmp, self._quarantine):
+                directory.mkdir(parents=True, exist_ok=True)
+            for leftover in self._tmp.iterdir():  # only a crash mid-write leaves these
+                leftover.unlink()
+                log.warning("removed unfinished write %s", leftover)
+            # Sizes as written, so the quota stays right even if a file is damaged on disk.
+            self._sizes = {key: path.stat().st_size for path, key in self._stored()}
+        except OSError as e:
+            where = f"{e.filename}: {e.strerror}" if e.filename else str(e)
+            raise BlobStoreError(
+                f"cannot use the blob store {self.root}: {where}; give the node's user access "
+                "to it, and move away anything the store did not write"
+            ) from None
 
     def set_fetcher(self, fetcher: Fetcher | None) -> None:
         """Install (or remove) the seam that fetches missing blobs, e.g. from peers once the

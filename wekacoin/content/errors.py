@@ -15,6 +15,11 @@ class InvalidCidError(ContentError):
     """A string is not a CID this node can verify (garbage, unknown codec or hash, a path)."""
 
 
+class BlobStoreError(ContentError):
+    """The embedded store's directory cannot be used: unreadable, or holding something the
+    store did not write where it keeps its own files."""
+
+
 class BlobNotFoundError(ContentError):
     """The store does not hold the blob and no peer (fetcher) supplied valid bytes."""
 

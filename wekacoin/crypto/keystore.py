@@ -36,6 +36,10 @@ class KeystoreError(WekaError):
     """A keystore document that cannot be opened: wrong password, corrupted or unknown format."""
 
 
+class WrongPasswordError(KeystoreError):
+    """The MAC did not verify: the password is wrong, or the encrypted fields were changed."""
+
+
 def encrypt_key(keypair: KeyPair, password: str, cost: str = "moderate") -> dict[str, Any]:
     opslimit, memlimit = KDF_COSTS[cost]
     salt = os.urandom(nacl.pwhash.argon2id.SALTBYTES)
@@ -75,7 +79,7 @@ def decrypt_key(document: Any, password: str) -> KeyPair:
     try:
         seed = box.decrypt(ciphertext, nonce)
     except nacl.exceptions.CryptoError:
-        raise KeystoreError("wrong password, or the keystore is corrupted") from None
+        raise WrongPasswordError("wrong password, or the keystore is corrupted") from None
     keypair = KeyPair.from_seed(seed)
     if format_address(keypair.address) != expected_address:
         raise KeystoreError("keystore address does not match its key")

@@ -22,11 +22,13 @@ from wekacoin.chain.settlement import compute_ranking_order
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
 from wekacoin.chain.transactions import compute_tx_id
+from wekacoin.consensus.checkpoint import decode_checkpoint
 from wekacoin.consensus.messages import Certificate
 from wekacoin.errors import WekaError
 from wekacoin.mempool import Mempool
 from wekacoin.mempool.pool import Admission, Dropped
 from wekacoin.store import ChainStore
+from wekacoin.store.errors import damaged
 from wekacoin.store.reader import TaskView
 from wekacoin.types.block import Block
 from wekacoin.types.codec import DecodeError, decode
@@ -74,6 +76,7 @@ class ChainService:
         self.store = store
         self.genesis = genesis
         self.config = store.config
+        _check_checkpoint(store)
         self._tip = store.state()
         self.mempool = mempool or Mempool(self._tip)
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
@@ -267,3 +270,18 @@ class ChainService:
     def phase(self, view: TaskView) -> str:
         return compute_phase(view.task, self.height + 1, self.config.params).value
 
+
+def _check_checkpoint(store: ChainStore) -> None:
+    """Refuse a store whose consensus checkpoint does not decode, before the node runs.
+
+    The checkpoint holds the votes the node signed in its current round; without it the node
+    could sign a different vote in a step it already voted in. Whether to go on without it
+    (after the network has moved past that round) is the operator's call, not the node's."""
+    raw = store.get_checkpoint()
+    if raw is None:
+        return
+    try:
+        decode_checkpoint(raw)
+    except DecodeError as e:
+        raise damaged(store.root, f"its consensus checkpoint (the votes this node signed in "
+                                  f"its last round) does not decode: {e}") from None

@@ -132,14 +132,26 @@ _POSITIVE = ("network.max_peers", "rpc.max_request_bytes", "rpc.max_upload_bytes
 
 
 def load_config(path: Path) -> NodeConfig:
+    """The config in the file at `path`; ConfigError, naming the file, if it cannot be read,
+    is not TOML or holds a bad setting."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"no config file at {path}") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(
+            f"the config file {path} is not valid TOML ({e}): fix it, or restore it from a "
+            "backup (the repository's node.toml documents every setting)"
+        ) from None
+    try:
+        return parse_config(doc, base_dir=path.parent)
+    except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return parse_config(doc, base_dir=path.parent)
 
 
 def parse_config(doc: dict[str, Any], base_dir: Path = Path(".")) -> NodeConfig:

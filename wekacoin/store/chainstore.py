@@ -29,6 +29,7 @@ from wekacoin.store.errors import (
     IncompatibleStoreError,
     StoreError,
     StoreInUseError,
+    damaged,
 )
 from wekacoin.store.layout import (
     CHECKPOINT_KEY,
@@ -74,8 +75,10 @@ class ChainStore(ChainReader):
         """Open the data directory at `path`, or create it from `genesis` if it is missing or
         empty. Refuses (IncompatibleStoreError, nothing modified) a directory of another chain
         or format, or a non-empty directory that is not a chain store; StoreInUseError if
-        another process has it open; CorruptStoreError if its tip fails the checks of
-        `recovery.check_tip` (`verify_state=False` skips the O(state) scan of the entries).
+        another process has it open; CorruptStoreError, naming the directory, if a file is
+        damaged (LevelDB's checks, the identity file) or its tip fails the checks of
+        `recovery.check_tip` (`verify_state=False` skips the O(state) scan of the entries);
+        StoreError if a file cannot be read (permissions).
 
         `sync_commits`: fsync each committed block. Without it a killed process still loses
         nothing (LevelDB has handed each batch to the kernel), but after a power cut the store
@@ -84,11 +87,21 @@ class ChainStore(ChainReader):
         """
         root = Path(path)
         expected = StoreMeta(FORMAT_VERSION, genesis.chain_id, genesis.hash)
-        _prepare_root(root, expected)
+        try:
+            _prepare_root(root, expected)
+        except OSError as e:
+            raise StoreError(f"cannot use the chain store directory {root}: {_os_reason(e)}; "
+                             "make it a directory the node's user can read and write") from None
         db = _open_leveldb(root)
         try:
             store = cls(root, db, genesis, sync_commits)
             store._start(expected, verify_state)
+        except plyvel.Error as e:  # LevelDB opens tables lazily: damage shows on first reads
+            db.close()
+            raise leveldb_error(root, e) from None
+        except CorruptStoreError as e:
+            db.close()
+            raise damaged(root, str(e)) from None
         except BaseException:
             db.close()
             raise
@@ -222,6 +235,8 @@ def _prepare_root(root: Path, expected: StoreMeta) -> None:
     if found is not None:
         check_compatible(found, expected, root)
         return
+    if (root / DB_DIR).is_dir():
+        raise damaged(root, f"{root / META_FILE} is missing, but {root / DB_DIR} is there")
     if root.exists() and any(not is_unfinished_write(p.name) for p in root.iterdir()):
         raise IncompatibleStoreError(
             f"{root} is not empty and has no {META_FILE}: it is not a chain store, and the "
@@ -239,19 +254,63 @@ LEVELDB_OPTIONS = {
     # Point reads (ledger entries while a block applies, often of absent keys: new accounts)
     # skip the tables that cannot hold the key.
     "bloom_filter_bits": 10,
+    # Refuse to open on a damaged log or table instead of skipping the bad records: without
+    # it LevelDB drops them, opens on an older tip and then deletes the damaged log. (A log
+    # cut short at its end is what a crash leaves, and is still accepted.)
+    "paranoid_checks": True,
 }
+
+# What LevelDB writes in a database directory besides its data: the lock, its text log, and
+# the temporary file of a CURRENT being written. A directory holding only these is new.
+_NOT_DATA = ("LOCK", "LOG", "LOG.old")
 
 
 def _open_leveldb(root: Path) -> plyvel.DB:
     path = root / DB_DIR
     try:
+        if path.is_dir() and not (path / "CURRENT").exists():
+            _refuse_orphaned_files(root, path)
         return plyvel.DB(str(path), create_if_missing=True, **LEVELDB_OPTIONS)
     except plyvel.IOError as e:
-        if "LOCK" in str(e):
+        message = _leveldb_message(e)
+        if message.startswith("IO error: lock ") and (
+                "already held" in message or "temporarily unavailable" in message):
             raise StoreInUseError(
                 f"the chain store {root} is already in use (its LevelDB lock is held): another "
                 "node process has it open; stop it, or give this node another data directory"
             ) from None
-        raise StoreError(f"cannot open the chain store {root}: {e}") from None
-    except plyvel.CorruptionError as e:
-        raise CorruptStoreError(f"LevelDB reports corruption in {path}: {e}") from None
+        raise leveldb_error(root, e) from None
+    except plyvel.Error as e:
+        raise leveldb_error(root, e) from None
+    except OSError as e:
+        raise StoreError(f"cannot use the chain store directory {root}: {_os_reason(e)}; "
+                         "make it a directory the node's user can read and write") from None
+
+
+def _refuse_orphaned_files(root: Path, path: Path) -> None:
+    """Without CURRENT, LevelDB would create an empty database over the files it finds and
+    then delete them as obsolete: refuse while any of them holds data."""
+    data = sorted(p.name for p in path.iterdir()
+                  if p.name not in _NOT_DATA and not p.name.endswith(".dbtmp"))
+    if any(not name.startswith("MANIFEST-") for name in data):
+        raise damaged(root, f"{path / 'CURRENT'} is missing, but {path} holds LevelDB data "
+                            f"files ({', '.join(data[:3])}{', ...' if len(data) > 3 else ''})")
+
+
+def leveldb_error(root: Path, e: plyvel.Error) -> StoreError:
+    """A LevelDB error from the store in `root`, as one line for the operator: what is wrong
+    (LevelDB's own message names the file when it knows which one) and what to do."""
+    message = _leveldb_message(e)
+    if isinstance(e, plyvel.IOError) and "Permission denied" in message:
+        return StoreError(f"cannot read the chain store {root}: LevelDB: {message}; make its "
+                          "files readable and writable by the node's user")
+    return damaged(root, f"LevelDB: {message}")
+
+
+def _leveldb_message(e: plyvel.Error) -> str:
+    arg = e.args[0] if e.args else b""
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
+
+
+def _os_reason(e: OSError) -> str:
+    return f"{e.filename}: {e.strerror}" if e.filename else str(e)

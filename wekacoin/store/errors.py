@@ -4,6 +4,8 @@ Each message says what is wrong and what the operator can do; none of these is r
 the store has modified anything it was asked to protect.
 """
 
+from pathlib import Path
+
 from wekacoin.errors import WekaError
 
 
@@ -28,3 +30,13 @@ class CorruptStoreError(StoreError):
 class CommitError(StoreError):
     """A block that cannot be committed on the stored tip (wrong height, parent or state).
     Nothing was written."""
+
+
+def damaged(root: Path, what: str) -> CorruptStoreError:
+    """The error for the chain store in `root` when one of its files or records is damaged:
+    what is wrong, and what the operator can do. The store never repairs or deletes itself:
+    only the operator knows whether a backup exists."""
+    return CorruptStoreError(
+        f"the chain store {root} is damaged: {what}; restore that directory from a backup, "
+        "or delete it and the node resyncs the chain from peers"
+    )

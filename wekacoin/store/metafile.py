@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from wekacoin.fsutil import write_atomically
-from wekacoin.store.errors import CorruptStoreError, IncompatibleStoreError
+from wekacoin.store.errors import IncompatibleStoreError, StoreError, damaged
 from wekacoin.store.layout import FORMAT_VERSION, StoreMeta
 from wekacoin.types.primitives import Hash
 
@@ -25,16 +25,23 @@ _KIND = "wekacoin-chain-store"
 
 
 def read_meta_file(root: Path) -> StoreMeta | None:
-    """The identity recorded in `root`, or None if there is no identity file."""
+    """The identity recorded in `root`, or None if there is no identity file.
+
+    StoreError if the file cannot be read (permissions, not a file); CorruptStoreError if it
+    is not an identity file (a flipped byte, truncated, overwritten)."""
     path = root / META_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise CorruptStoreError(f"cannot read {path}: {e}") from None
+        raise StoreError(
+            f"cannot read {path}: {e.strerror}; make it a file the node's user can read"
+        ) from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(raw)  # invalid UTF-8 is a ValueError too
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
         if doc.get("kind") != _KIND:
             raise ValueError(f"kind is {doc.get('kind')!r}, not {_KIND!r}")
         version = doc["format_version"]
@@ -46,9 +53,13 @@ def read_meta_file(root: Path) -> StoreMeta | None:
         genesis_hash = bytes.fromhex(doc["genesis_hash"])
         if len(genesis_hash) != 32 or not isinstance(doc["chain_id"], str):
             raise ValueError("bad chain_id or genesis_hash")
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CorruptStoreError(f"{path} is not a chain store identity file: {e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise damaged(root, f"{path} is not a chain store identity file ({_reason(e)})") from None
     return StoreMeta(version, doc["chain_id"], Hash(genesis_hash))
+
+
+def _reason(e: Exception) -> str:
+    return f"no {e}" if isinstance(e, KeyError) else str(e)
 
 
 def write_meta_file(root: Path, meta: StoreMeta) -> None:

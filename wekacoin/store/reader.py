@@ -66,7 +66,9 @@ class StateEntries:
         return self._db.get(STATE_PREFIX + key)
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
-        with self._db.iterator(prefix=STATE_PREFIX) as it:
+        """Every entry, checking LevelDB's block checksums on the way: a whole-state scan is
+        how opening the store finds damaged tables."""
+        with self._db.iterator(prefix=STATE_PREFIX, verify_checksums=True) as it:
             for key, value in it:
                 yield key[1:], value
 

@@ -29,7 +29,8 @@ def check_meta_record(db: ChainReader, expected: StoreMeta) -> None:
         what = "missing" if found is None else _describe(found)
         raise CorruptStoreError(
             f"the database's identity record ({what}) differs from chainstore.json "
-            f"({_describe(expected)}): the leveldb directory belongs to another data directory"
+            f"({_describe(expected)}): the leveldb directory is damaged or belongs to another "
+            "data directory"
         )
 
 
@@ -66,8 +67,7 @@ def check_tip(db: ChainReader, genesis: Genesis, *, full: bool = True) -> Stored
         if root != expected:
             raise CorruptStoreError(
                 f"{where}: the ledger entries hash to state root {root.hex()}, but the block "
-                f"commits to {expected.hex()}: entries were changed or lost outside the store; "
-                "restore this data directory from a backup, or sync a new one from peers"
+                f"commits to {expected.hex()}: entries were changed or lost outside the store"
             )
     raw = db.state_entries().get(TIP_KEY)
     try:
