@@ -527,14 +527,19 @@ def test_gossip_screening_verifies_this_round_and_passes_the_next_ones(net):
     assert player.screen_proposal(net.proposal(1)).verdict is Screen.ACCEPT
 
 
-def test_own_rankings_are_persisted_before_they_leave_and_resent_until_recorded():
+def _evaluated_player():
+    """A player of a ranking round that just scored the task: (chain, player, actions)."""
     chain = _ranking_round()
-    key = chain.keys[0]
-    player = Player([key], Verifier())
+    player = Player([chain.keys[0]], Verifier())
     step(player, Started(chain.state, chain.height, None, 0))
     baseline = chain.state.get_task(1).baseline_score
     evaluated = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)
-    acts = feed(player, [evaluated])
+    return chain, player, feed(player, [evaluated])
+
+
+def test_own_rankings_are_persisted_before_they_leave_and_resent_until_recorded():
+    chain, player, acts = _evaluated_player()
+    baseline = chain.state.get_task(1).baseline_score
     persist = next(a for a in acts if isinstance(a, Persist))
     (own,) = persist.rankings
     assert acts.index(persist) < acts.index(Broadcast(own))
@@ -555,15 +560,10 @@ def test_own_rankings_are_persisted_before_they_leave_and_resent_until_recorded(
 
 
 def test_a_restarted_player_resends_its_ranking_and_never_evaluates_again():
-    chain = _ranking_round()
-    key = chain.keys[0]
-    player = Player([key], Verifier())
-    step(player, Started(chain.state, chain.height, None, 0))
+    chain, _, acts = _evaluated_player()
     baseline = chain.state.get_task(1).baseline_score
-    evaluated = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, TRUTH), 5)
-    acts = feed(player, [evaluated])
     (own,) = next(a for a in acts if isinstance(a, Persist)).rankings
-    restarted = Player([key], Verifier())
+    restarted = Player([chain.keys[0]], Verifier())
     _, acts = step(restarted, Started(chain.state, chain.height, None, 10, (own,)))
     assert Evaluate(1) not in acts
     assert Broadcast(own) in acts

@@ -95,15 +95,16 @@ def test_a_final_block_is_never_rolled_back(tmp_path):
     assert net.penalties and "FINAL" in net.penalties[0]
 
 
-def equal_branches(tmp_path):
-    """Common FINAL blocks 1-2, then one TENTATIVE block each, different (equal lengths)."""
+def equal_branches(tmp_path, b_final: bool = False):
+    """Common FINAL blocks 1-2, then one block each, different (equal lengths): A's is
+    TENTATIVE, B's FINAL with `b_final`."""
     a, b = LocalChain(), LocalChain()
     store_a = ChainStore.open(tmp_path / "a", a.genesis)
     store_b = ChainStore.open(tmp_path / "b", b.genesis)
     extend(store_a, a, 2, final=True, sender=5)
     extend(store_b, b, 2, final=True, sender=5)
     extend(store_a, a, 1, final=False, sender=6)
-    extend(store_b, b, 1, final=False, sender=7)
+    extend(store_b, b, 1, final=b_final, sender=7)
     return store_a, store_b, a
 
 
@@ -122,12 +123,6 @@ def test_two_nodes_on_equal_tentative_branches_converge(tmp_path):
 
 
 def test_an_equal_branch_with_a_final_block_wins_over_a_tentative_one(tmp_path):
-    a, b = LocalChain(), LocalChain()
-    store_a = ChainStore.open(tmp_path / "a", a.genesis)
-    store_b = ChainStore.open(tmp_path / "b", b.genesis)
-    extend(store_a, a, 2, final=True, sender=5)
-    extend(store_b, b, 2, final=True, sender=5)
-    extend(store_a, a, 1, final=False, sender=6)
-    extend(store_b, b, 1, final=True, sender=7)
-    run_sync(store_a, store_b, a)
+    store_a, store_b, chain = equal_branches(tmp_path, b_final=True)
+    run_sync(store_a, store_b, chain)
     assert store_a.tip() == store_b.tip()
