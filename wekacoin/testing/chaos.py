@@ -34,6 +34,7 @@ The checker, after every process stopped and every store was opened again:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import random
@@ -65,6 +66,13 @@ log = logging.getLogger("wekacoin.chaos")
 
 PAYERS = 4
 FINALITY_LOOKAHEAD = 64
+CHAOS_PARAMS = dataclasses.replace(
+    tn.LOCAL_PARAMS, min_training_period=30, training_reveal_window=20, test_reveal_window=30,
+    upload_window=30, evaluation_window=20,
+)
+"""The local testnet's parameters with task windows of tens of blocks: a reveal sent while
+half the proposers are being killed must still land in its window (the chain refuses a late
+one, as it must)."""
 
 
 @dataclass
@@ -138,7 +146,7 @@ class ChaosRun:
         c = self.config
         wallets = ("supplier", "trainer1", "trainer2", "trainer3",
                    *(f"payer{i}" for i in range(PAYERS)))
-        self.genesis = tn.generate(self.root, c.nodes, wallets=wallets)
+        self.genesis = tn.generate(self.root, c.nodes, wallets=wallets, params=CHAOS_PARAMS)
         homes = tn.node_homes(self.root)
         order = list(range(1, c.nodes))
         self.rng.shuffle(order)
