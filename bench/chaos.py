@@ -38,7 +38,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="4 validators, about two minutes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=None,
-                        help="minutes of faults (default 15, --quick 1)")
+                        help="minutes of faults (default 16, --quick 1)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this directory and keep it (logs, stores)")
     args = parser.parse_args()
@@ -49,7 +49,7 @@ def main() -> int:
         config = ChaosConfig(root=root, seed=args.seed, nodes=4, byzantine=("flood",),
                              duration_s=60 * (args.minutes or 1), competition=False)
     else:
-        config = ChaosConfig(root=root, seed=args.seed, duration_s=60 * (args.minutes or 15))
+        config = ChaosConfig(root=root, seed=args.seed, duration_s=60 * (args.minutes or 16))
     start = time.monotonic()
     try:
         report = ChaosRun(config).run()

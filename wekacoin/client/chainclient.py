@@ -27,6 +27,8 @@ class ChainClient:
     keypair: KeyPair | None
     """None for a client that only reads."""
     on_wait: Callable[[str], None] | None = None  # progress callback for long waits
+    tx_timeout_s: float = 120.0
+    """How long `send` waits for a transaction to be in a block."""
 
     @property
     def address(self) -> str:
@@ -48,7 +50,7 @@ class ChainClient:
         return self.rpc.call("tasks.get", task_id=task_id)
 
     def send(self, body: TxBody, *, fee: int | None = None, wait: bool = True,
-             timeout_s: float = 120.0) -> dict[str, Any]:
+             timeout_s: float | None = None) -> dict[str, Any]:
         """Sign `body` and submit it; with `wait`, return once it is in a block:
         {"id": hex, "height": int | None}."""
         info = self.info()
@@ -65,9 +67,11 @@ class ChainClient:
             return {"id": tx_id, "height": None}
         return {"id": tx_id, "height": self.wait_for_tx(tx_id, timeout_s)}
 
-    def wait_for_tx(self, tx_id: str, timeout_s: float = 120.0) -> int:
+    def wait_for_tx(self, tx_id: str, timeout_s: float | None = None) -> int:
         """Until the transaction is in a block; returns that block's height. A transaction
-        the node dropped is a ClientError at once; WaitTimeout after `timeout_s`."""
+        the node dropped is a ClientError at once; WaitTimeout after `timeout_s` (default
+        `tx_timeout_s`)."""
+        timeout_s = self.tx_timeout_s if timeout_s is None else timeout_s
         self._note(f"waiting for transaction {tx_id[:12]}… to be in a block")
 
         def included() -> int | None:

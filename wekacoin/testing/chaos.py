@@ -84,7 +84,9 @@ class ChaosConfig:
     """Behaviours of the Byzantine validators (one node each; nodes 1, 2, ... by seed)."""
     duration_s: float = 600.0
     """How long faults are injected (the load and the competition run meanwhile)."""
-    fault_gap_s: tuple[float, float] = (2.0, 6.0)
+    fault_gap_s: tuple[float, float] = (4.0, 9.0)
+    kill_share: float = 0.8
+    """Of the faults, the share that are SIGKILLs (the rest SIGSTOPs)."""
     down_s: tuple[float, float] = (1.0, 5.0)
     max_faulty: int = 1
     """Honest nodes down (killed or paused) at once, at most. A quorum needs about 69 % of
@@ -217,7 +219,7 @@ class ChaosRun:
                 next_fault = now + self.rng.uniform(*c.fault_gap_s)
                 victim = self._pick_victim()
                 if victim is not None:
-                    how = "kill" if self.rng.random() < 0.7 else "pause"
+                    how = "kill" if self.rng.random() < c.kill_share else "pause"
                     self._fault(victim, how)
                     heapq.heappush(heals, (now + self.rng.uniform(*c.down_s), victim, how))
                 continue
@@ -348,14 +350,14 @@ class ChaosRun:
         def say(line: str) -> None:
             log.info("competition: %s", line)
 
-        node = self.processes[0]
+        node, c = self.processes[0], self.config
         with ExitStack() as stack:
             sandbox = stack.enter_context(ForkServerSandbox())
 
             def client(name: str) -> ChainClient:
                 rpc = stack.enter_context(RpcClient(node.rpc_url, token=node.token))
                 key = load_keystore(self.root / "wallets" / f"{name}.key", tn.PASSWORD)
-                return ChainClient(rpc, key, on_wait=say)
+                return ChainClient(rpc, key, on_wait=say, tx_timeout_s=c.settle_timeout_s)
 
             supplier = client("supplier")
             trainers = [client(f"trainer{i}") for i in (1, 2, 3)]
