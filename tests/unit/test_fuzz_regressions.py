@@ -5,6 +5,9 @@ import warnings
 
 import pytest
 
+from wekacoin.crypto.keys import AddressError, parse_address
+from wekacoin.node.rpc_api import _address
+from wekacoin.rpc.protocol import InvalidParams
 from wekacoin.testing.chain import dev_key
 from wekacoin.types.codec import DecodeError, decode, decode_trusted
 from wekacoin.types.tx import Tx
@@ -64,3 +67,17 @@ def test_what_the_encoding_holds_still_decodes():
     key = dev_key(0)
     tx = sign_tx(key, bytes(32), 0, 1, Transfer(dev_key(1).address, 2**64 - 1))
     assert decode(Tx, encode(tx)) == tx
+
+
+def test_a_long_address_is_refused_before_base58_decoding():
+    """chain.account and tx.pending took a 1 MiB body without the token: base58 decoding is
+    quadratic, 100,000 characters took 8 s of the node's event loop, a megabyte minutes."""
+    text = "ab" * 5_000  # long enough to see that it is not decoded, short if it were
+    with pytest.raises(AddressError, match="10000 characters"):
+        parse_address(text)
+    with pytest.raises(InvalidParams, match="characters"):
+        _address(text)
+    address = dev_key(0).address
+    from wekacoin.crypto.keys import format_address
+
+    assert parse_address(f"  {format_address(address)}\n") == address
