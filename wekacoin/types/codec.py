@@ -175,7 +175,7 @@ def _strip_newtype(tp: Any) -> Any:
 
 
 def _refuse_tag(*_: Any) -> typing.NoReturn:
-    raise cbor2.CBORDecodeValueError("the canonical encoding has no tags")
+    raise cbor2.CBORDecodeError("the canonical encoding has no tags")
 
 
 class _EveryTag(collections.abc.Mapping):
