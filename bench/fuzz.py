@@ -199,7 +199,8 @@ def campaign(args: argparse.Namespace, targets: list[str]) -> int:
         r = results[name]
         rate = r.inputs / elapsed[name] if elapsed[name] else 0.0
         print(f"{name}: {r.inputs:,} inputs, {len(r.crashes)} distinct crashes, "
-              f"{rate:,.0f} inputs/s ({elapsed[name]:.1f} s on {args.workers} workers)")
+              f"{rate:,.0f} inputs/s ({elapsed[name]:.1f} s on {args.workers} workers, "
+              f"a worker's memory at most {r.rss_mib} MiB)")
         for crash in sorted(r.crashes.values(), key=lambda c: c.index):
             path = save(out, name, args.seed, crash)
             print(f"  {crash.count}x {crash.finding.key} (first: input {crash.label!r}, "

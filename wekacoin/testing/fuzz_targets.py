@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import os
 import random
 import shutil
 import time
@@ -36,7 +37,7 @@ from typing import Any, Callable
 import trio
 
 import wekacoin
-from wekacoin.chain.blocks import apply_block
+from wekacoin.chain.blocks import apply_block, compute_tx_root
 from wekacoin.chain.genesis import genesis_state
 from wekacoin.consensus.events import Started
 from wekacoin.consensus.messages import (
@@ -229,7 +230,8 @@ def _resigned_tx(rng: random.Random, s: Scenario, tx: Tx) -> bytes | None:
     if unsigned is None:
         return None
     key = s.key_for(unsigned.sender) or s.key_for(tx.unsigned.sender)
-    assert key is not None
+    if key is None:
+        return None  # a sender nobody here holds the key of
     payload = codec.encode(unsigned)
     return codec.encode(Tx(payload, key.sign(signing_message(s.genesis_hash, payload))))
 
@@ -239,20 +241,58 @@ def _resigned_vote(rng: random.Random, s: Scenario, vote: UnverifiedVote) -> byt
     if body is None:
         return None
     key = s.key_for(body.voter) or s.key_for(vote.body.voter)
-    assert key is not None
+    if key is None:
+        return None  # a sender nobody here holds the key of
     return codec.encode(sign_vote(key, s.genesis_hash, body))
 
 
 def _resigned_proposal(rng: random.Random, s: Scenario, up: UnverifiedProposal) -> bytes | None:
-    mutated = _typed(rng, UnverifiedProposal, up)
-    if mutated is None:
-        return None
-    block: Block = mutated.block
+    """Typed changes anywhere in the proposal; or, half the time, changes to its transactions
+    and rankings (each re-signed) with the header's roots made to match, so that the block
+    passes the proposer's credential and its header and meets the chain rules."""
+    if rng.random() < 0.5:
+        mutated = _typed(rng, UnverifiedProposal, up)
+        if mutated is None:
+            return None
+        period, block = mutated.period, mutated.block
+    else:
+        period, block = up.period, _consistent_block(rng, s, up.block)
     original = up.block.header.proposer
     assert original is not None
     key = s.key_for(block.header.proposer or original) or s.key_for(original)
-    assert key is not None
-    return codec.encode(sign_proposal(key, s.genesis_hash, mutated.period, block))
+    if key is None:
+        return None  # a sender nobody here holds the key of
+    return codec.encode(sign_proposal(key, s.genesis_hash, period, block))
+
+
+def _consistent_block(rng: random.Random, s: Scenario, block: Block) -> Block:
+    txs, rankings = list(block.txs), list(block.meta.rankings)
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        what = rng.randrange(5)
+        if what == 0 and txs:
+            i = rng.randrange(len(txs))
+            changed = _resigned_tx(rng, s, txs[i])
+            if changed is not None:
+                txs[i] = codec.decode(Tx, changed)
+        elif what == 1:
+            changed = _resigned_tx(rng, s, rng.choice(s.tip_txs))
+            if changed is not None:
+                txs.insert(rng.randint(0, len(txs)), codec.decode(Tx, changed))
+        elif what == 2 and txs:
+            i = rng.randrange(len(txs))
+            txs.insert(rng.randint(0, len(txs)), txs[i]) if rng.random() < 0.5 else txs.pop(i)
+        elif what == 3 and rankings:
+            i = rng.randrange(len(rankings))
+            changed = _resigned_ranking(rng, s, rankings[i])
+            if changed is not None:
+                rankings[i] = codec.decode(SignedRanking, changed)
+        elif rankings:
+            i = rng.randrange(len(rankings))
+            rankings.insert(i, rankings[i]) if rng.random() < 0.5 else rankings.pop(i)
+    meta = dataclasses.replace(block.meta, rankings=tuple(rankings))
+    header = dataclasses.replace(block.header, tx_root=compute_tx_root(tuple(txs)),
+                                 meta_hash=codec.hash_of(meta))
+    return Block(header, tuple(txs), meta)
 
 
 def _resigned_ranking(rng: random.Random, s: Scenario, signed: SignedRanking) -> bytes | None:
@@ -260,7 +300,8 @@ def _resigned_ranking(rng: random.Random, s: Scenario, signed: SignedRanking) ->
     if ranking is None:
         return None
     key = s.key_for(ranking.evaluator) or s.key_for(signed.ranking.evaluator)
-    assert key is not None
+    if key is None:
+        return None  # a sender nobody here holds the key of
     signature = key.sign(ranking_signing_message(s.genesis_hash, ranking))
     return codec.encode(SignedRanking(ranking, signature))
 
@@ -557,10 +598,14 @@ class SegmentResult:
     inputs: int = 0
     seconds: float = 0.0
     crashes: dict[str, Crash] = field(default_factory=dict)
+    rss_mib: int = 0
+    """Memory of the process that ran the segment, at its end (the most, once merged): the
+    state a target keeps grows within a segment only."""
 
     def merge(self, other: SegmentResult) -> None:
         self.inputs += other.inputs
         self.seconds += other.seconds
+        self.rss_mib = max(self.rss_mib, other.rss_mib)
         for key, crash in other.crashes.items():
             mine = self.crashes.get(key)
             if mine is None:
@@ -580,6 +625,14 @@ async def timed_check(target: Any, case: Case) -> Finding | None:
     if found is None and spent > SLOW_S:
         found = Finding("Slow", target.describe(case), f"{spent:.1f} s for one input")
     return found
+
+
+def _rss_mib() -> int:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 
 def run_range(target: Any, seed: int, start: int, stop: int,
@@ -607,6 +660,7 @@ def run_range(target: Any, seed: int, start: int, stop: int,
                 else:
                     known.count += 1
         result.seconds = time.perf_counter() - began
+        result.rss_mib = _rss_mib()
 
     trio.run(loop)
     return result
