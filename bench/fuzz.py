@@ -3,15 +3,16 @@
     python bench/fuzz.py [--quick] [--seed S] [--count N] [--targets decode,rpc,gossip]
     python bench/fuzz.py --targets rpc --seed S --replay INDEX
 
-Every input is made from (target, seed, index) alone (wekacoin/testing/fuzz_targets.py), from a
-corpus of valid encodings the project's own code produced (wekacoin/testing/fuzz_corpus.py),
-in process. The indices of a target are cut into segments of SEGMENT; each worker process
-takes whole segments, so the workers fuzz disjoint slices of one seeded stream, and a target's
-state (mempool, caches, blobs) is fresh at every segment start whichever worker runs it.
+Every input is made from (target, seed, index) alone (wekacoin/testing/fuzz_targets.py and
+fuzz_rpc.py), by mutators (fuzz_mutate.py, fuzz_json.py, fuzz_resign.py) from a corpus of
+valid encodings the project's own code produced (fuzz_corpus.py), and checked in process.
+The indices of a target are cut into segments of SEGMENT; each worker process takes whole
+segments, so the workers fuzz disjoint slices of one seeded stream, and a target's state
+(mempool, caches, blobs) is fresh at every segment start whichever worker runs it.
 
 A crash is an exception a target must not raise (decode: anything but DecodeError; rpc: an
 exception from `handle`, an internal error -32603 or an invalid JSON-RPC answer; gossip: any
-exception), an input slower than fuzz_targets.SLOW_S (2 s), or bytes that decode but are not
+exception), an input slower than fuzz_run.SLOW_S (2 s), or bytes that decode but are not
 the canonical encoding of what they decode to. An input still running after HANG_S is a hang
 (its worker is killed), one whose worker dies is a crash too; the worker is replaced and the
 rest of that segment skipped. Crashes are told
@@ -40,16 +41,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wekacoin.testing.fuzz_corpus import build_scenario  # noqa: E402
-from wekacoin.testing.fuzz_targets import (  # noqa: E402
+from wekacoin.testing.fuzz_run import (  # noqa: E402
     SEGMENT,
     TARGETS,
     Crash,
-    Finding,
     SegmentResult,
     make_target,
     replay,
     run_range,
 )
+from wekacoin.testing.fuzz_targets import Finding  # noqa: E402
 
 QUICK_COUNT = 20_000
 

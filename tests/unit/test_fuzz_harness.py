@@ -8,16 +8,9 @@ import pytest
 
 from wekacoin.crypto.keys import AddressError, parse_address
 from wekacoin.testing.fuzz_corpus import build_scenario, decode_corpus, record_types
-from wekacoin.testing.fuzz_targets import (
-    SEGMENT,
-    TARGETS,
-    Case,
-    finding_of,
-    make_target,
-    replay,
-    response_problem,
-    run_range,
-)
+from wekacoin.testing.fuzz_rpc import response_problem
+from wekacoin.testing.fuzz_run import SEGMENT, TARGETS, make_target, replay, run_range
+from wekacoin.testing.fuzz_targets import Case, finding_of
 from wekacoin.types import codec
 
 INPUTS = {"decode": 400, "rpc": 250, "gossip": 250}
