@@ -10,7 +10,7 @@ from wekacoin.node.rpc_api import _address
 from wekacoin.rpc.protocol import InvalidParams
 from wekacoin.testing.chain import dev_key
 from wekacoin.types.codec import DecodeError, decode, decode_trusted
-from wekacoin.types.tx import Tx
+from wekacoin.types.tx import Transfer, Tx
 
 
 def _head(major: int, n: int) -> bytes:
@@ -59,10 +59,19 @@ def test_tags_and_integer_keys_are_refused_before_anything_is_built(data):
                 decoder(Tx, data)
 
 
+def test_a_variant_kind_is_an_integer_not_a_boolean():
+    """bench/fuzz.py --targets decode --seed 7 --replay 132609: [true, to, amount] decoded as
+    a Transfer (KIND 1, and True == 1) whose encoding is [1, to, amount]: a second encoding
+    of one record. Through a union (UnsignedTx.body) it was already refused."""
+    data = bytes.fromhex("83f5541446893e9c4c1a4504bf2bf23e7f8608451596501904d2")
+    with pytest.raises(DecodeError, match="kind 1"):
+        decode(Transfer, data)
+    assert decode(Transfer, b"\x83\x01" + data[2:]) == Transfer(data[3:23], 1234)
+
+
 def test_what_the_encoding_holds_still_decodes():
     from wekacoin.chain.transactions import sign_tx
     from wekacoin.types.codec import encode
-    from wekacoin.types.tx import Transfer
 
     key = dev_key(0)
     tx = sign_tx(key, bytes(32), 0, 1, Transfer(dev_key(1).address, 2**64 - 1))

@@ -350,7 +350,8 @@ def _compile_record_decoder(cls: type) -> Callable[[Any], Any]:
             return cls(*[d(x) for d, x in zip(decoders, v, strict=True)])
     else:
         def dec_record(v: Any) -> Any:
-            if type(v) is not list or len(v) != n + 1 or v[0] != kind:
+            # `type(...) is int`: True == 1, but `true` is not the encoding of KIND 1
+            if type(v) is not list or len(v) != n + 1 or type(v[0]) is not int or v[0] != kind:
                 _fail(f"{name} must be an array of kind {kind} and {n} fields")
             return cls(*[d(x) for d, x in zip(decoders, v[1:], strict=True)])
 
