@@ -12,12 +12,12 @@ segments, so the workers fuzz disjoint slices of one seeded stream, and a target
 
 A crash is an exception a target must not raise (decode: anything but DecodeError; rpc: an
 exception from `handle`, an internal error -32603 or an invalid JSON-RPC answer; gossip: any
-exception), an input slower than fuzz_run.SLOW_S (2 s), or bytes that decode but are not
-the canonical encoding of what they decode to. An input still running after HANG_S is a hang
-(its worker is killed), one whose worker dies is a crash too; the worker is replaced and the
-rest of that segment skipped. Crashes are told
-apart by exception type and innermost wekacoin frame; the first input of each is saved under
---out with the command that replays it.
+exception), an input taking more than fuzz_run.SLOW_S (2 s) of CPU, or bytes that decode but
+are not the canonical encoding of what they decode to. An input still running after HANG_S is
+a hang (its worker is killed), one whose worker dies is a crash too; the worker is replaced
+and the rest of that segment skipped. Crashes are told apart by exception type and innermost
+wekacoin frame; the first input of each is saved under --out with the command that replays
+it.
 
 Prints per target its inputs, distinct crashes and inputs/s, then
 `RESULT fuzz_<target>_inputs`, `RESULT fuzz_<target>_crashes`, and `RESULT fuzz_crashes`.
