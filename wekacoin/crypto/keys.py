@@ -21,6 +21,9 @@ from wekacoin.types.primitives import Address, PublicKey, Signature
 SEED_BYTES = 32
 _ADDRESS_DOMAIN = b"wekacoin/address/v1"
 _ADDRESS_VERSION = bytes([73])  # Base58Check strings then start with "W"
+_MAX_ADDRESS_CHARS = 40
+"""Longer than any address (34 characters): base58 decoding takes time quadratic in the
+length, so a longer string is refused before it is decoded."""
 
 
 class AddressError(WekaError):
@@ -78,8 +81,12 @@ def format_address(address: bytes) -> str:
 
 def parse_address(text: str) -> Address:
     """The 20 address bytes of a Base58Check address string, or AddressError."""
+    text = text.strip()
+    if len(text) > _MAX_ADDRESS_CHARS:
+        raise AddressError(f"not an address: {len(text)} characters, at most "
+                           f"{_MAX_ADDRESS_CHARS}")
     try:
-        raw = base58.b58decode_check(text.strip())
+        raw = base58.b58decode_check(text)
     except (ValueError, TypeError) as e:
         raise AddressError(f"not an address: {text!r} ({e})") from None
     if len(raw) != 21 or raw[:1] != _ADDRESS_VERSION:

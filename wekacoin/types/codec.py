@@ -10,10 +10,17 @@ Decoding untrusted bytes raises only `DecodeError`: the bytes are parsed by cbor
 and compared with the input (so an object has exactly one encoding, hence one hash), then
 checked field by field against the record's type hints (types, integer ranges, byte lengths,
 enum members). Per-class encoders and decoders are compiled once from the type hints.
+
+The parser refuses what the encoding never holds before it builds anything from it: tags
+(cbor2 would otherwise make dates, regexes, sets, and values shared by reference, which the
+re-encoding then copies: 200 bytes of shared references re-encode to gigabytes), map keys
+other than strings (a map of ints with one hash is quadratic to build), indefinite lengths.
+So parsing and re-encoding take time linear in the input.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import hashlib
@@ -167,6 +174,37 @@ def _strip_newtype(tp: Any) -> Any:
 # -- decoding -----------------------------------------------------------------------------
 
 
+def _refuse_tag(*_: Any) -> typing.NoReturn:
+    raise cbor2.CBORDecodeError("the canonical encoding has no tags")
+
+
+class _EveryTag(collections.abc.Mapping):
+    """cbor2's `semantic_decoders` for every tag number: each one refuses its tag, before
+    cbor2 decodes what it tags."""
+
+    def __getitem__(self, tag: Any) -> Callable[..., typing.NoReturn]:
+        return _refuse_tag
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __iter__(self) -> typing.Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_PARSE_OPTIONS: dict[str, Any] = {
+    "semantic_decoders": _EveryTag(), "tag_hook": _refuse_tag,
+    "strict_hashable_types": True, "allow_indefinite": False,
+}
+
+
+def _parse(data: bytes) -> Any:
+    return cbor2.loads(data, **_PARSE_OPTIONS)
+
+
 def decode(cls: type[T], data: bytes) -> T:
     """Parse untrusted bytes as a `cls`; raises DecodeError and nothing else."""
     if type(data) is not bytes:
@@ -174,7 +212,7 @@ def decode(cls: type[T], data: bytes) -> T:
             raise DecodeError("expected bytes")
         data = bytes(data)
     try:
-        value = cbor2.loads(data)
+        value = _parse(data)
         canonical = cbor2.dumps(value)
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError,
             MemoryError, UnicodeError, LookupError) as e:
@@ -188,7 +226,7 @@ def decode_trusted(cls: type[T], data: bytes) -> T:
     """Parse bytes this node encoded itself (its own store): the fields are still checked,
     but the canonical-form round trip that untrusted input needs is skipped."""
     try:
-        value = cbor2.loads(data)
+        value = _parse(data)
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as e:
         raise DecodeError(f"malformed CBOR: {e}") from None
     return from_primitive(cls, value)
@@ -312,7 +350,8 @@ def _compile_record_decoder(cls: type) -> Callable[[Any], Any]:
             return cls(*[d(x) for d, x in zip(decoders, v, strict=True)])
     else:
         def dec_record(v: Any) -> Any:
-            if type(v) is not list or len(v) != n + 1 or v[0] != kind:
+            # `type(...) is int`: True == 1, but `true` is not the encoding of KIND 1
+            if type(v) is not list or len(v) != n + 1 or type(v[0]) is not int or v[0] != kind:
                 _fail(f"{name} must be an array of kind {kind} and {n} fields")
             return cls(*[d(x) for d, x in zip(decoders, v[1:], strict=True)])
 
