@@ -571,3 +571,25 @@ def test_a_restarted_player_resends_its_ranking_and_never_evaluates_again():
     evaluated = EvaluationFinished(1, Outcome.SCORED, baseline, _entries(chain, other), 20)
     acts = feed(restarted, [evaluated])
     assert not [a for a in acts if isinstance(a, Broadcast)]
+
+
+def test_refusals_are_cached_small_and_bounded(net, monkeypatch):
+    """A flood of votes with random signatures: each refusal is remembered as its type and
+    message only, and at most FAILURES_PER_TIP of them per tip."""
+    import wekacoin.consensus.verify as verify_module
+
+    monkeypatch.setattr(verify_module, "FAILURES_PER_TIP", 50)
+    verifier = Verifier()
+    good = net.votes([1], REDUCTION_ONE, net.empty.hash)[0]
+    for i in range(120):
+        forged = dataclasses.replace(good, signature=i.to_bytes(64, "big"))
+        with pytest.raises(verify_module.InvalidVote, match="bad signature") as err:
+            verifier.vote(forged, net.ctx)
+        assert err.value.__traceback__ is not None  # a fresh exception each time
+    (cache,) = verifier._caches.values()
+    assert len(cache) == 50
+    assert all(isinstance(v, verify_module._Refusal) for v in cache.values())
+    again = dataclasses.replace(good, signature=(3).to_bytes(64, "big"))  # cached
+    with pytest.raises(verify_module.InvalidVote, match="bad signature"):
+        verifier.vote(again, net.ctx)
+    assert verifier.counts["vote"] == 120

@@ -177,6 +177,26 @@ def is_terminating(step: int, value: bytes, empty_hash: bytes) -> bool:
     )
 
 
+FAILURES_PER_TIP = 10_000
+"""Refusals remembered per tip. Anyone can send messages that fail (a valid vote with a
+random signature): past this many, failures are checked again rather than kept, so memory
+stays bounded whatever a peer sends."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A cached failure: its type and message only (an exception object would keep the
+    frames of its traceback alive, a few KB per refusal)."""
+
+    kind: type[WekaError]
+    message: str
+
+    def error(self) -> WekaError:
+        e = self.kind.__new__(self.kind)
+        e.args = (self.message,)
+        return e
+
+
 class Verifier:
     """Caches in front of the pure checks, for the last few tips. Shareable between the
     nodes of a simulation; counts the verifications it really performed."""
@@ -184,6 +204,7 @@ class Verifier:
     def __init__(self, tips: int = 8) -> None:
         self._tips = tips
         self._caches: OrderedDict[bytes, dict[Any, Any]] = OrderedDict()
+        self._failures: dict[bytes, int] = {}
         self.counts: dict[str, int] = {"vote": 0, "proposal": 0, "ranking": 0, "block": 0}
 
     def _cache(self, tip: bytes) -> dict[Any, Any]:
@@ -191,7 +212,8 @@ class Verifier:
         if cache is None:
             cache = self._caches[tip] = {}
             while len(self._caches) > self._tips:
-                self._caches.popitem(last=False)
+                old, _ = self._caches.popitem(last=False)
+                self._failures.pop(old, None)
         return cache
 
     def _memo(self, kind: str, tip: bytes, key: Any, compute: Callable[[], Any]) -> Any:
@@ -202,10 +224,14 @@ class Verifier:
             try:
                 result = compute()
             except WekaError as e:
-                result = e
+                failures = self._failures.get(tip, 0)
+                if failures >= FAILURES_PER_TIP:
+                    raise
+                self._failures[tip] = failures + 1
+                result = _Refusal(type(e), str(e))
             cache[(kind, key)] = result
-        if isinstance(result, WekaError):
-            raise result
+        if isinstance(result, _Refusal):
+            raise result.error()
         return result
 
     def vote(self, uv: UnverifiedVote, ctx: RoundContext) -> Vote:

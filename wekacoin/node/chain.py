@@ -94,6 +94,15 @@ class ChainService:
     def height(self) -> int:
         return self._tip.height
 
+    def tip_time(self) -> int:
+        """The tip block's timestamp (the genesis time at height 0)."""
+        height = self.height
+        if height == 0:
+            return self.genesis.time_ms
+        header = self.store.get_header(height)
+        assert header is not None, f"the store has no header at its tip {height}"
+        return header.time_ms
+
     def on_tip(self, listener: Callable[[State], None]) -> None:
         """Call `listener(new tip state)` after every commit and rollback."""
         self._listeners.append(listener)

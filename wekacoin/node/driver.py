@@ -72,12 +72,7 @@ class StoreLedger:
         return self.chain.state
 
     def tip_time(self) -> int:
-        height = self.chain.height
-        if height == 0:
-            return self.chain.genesis.time_ms
-        header = self.chain.store.get_header(height)
-        assert header is not None, f"the store has no header at its tip {height}"
-        return header.time_ms
+        return self.chain.tip_time()
 
     def commit(self, action: Commit) -> None:
         block = action.block

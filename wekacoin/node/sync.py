@@ -203,9 +203,4 @@ class Syncer:
         return block_hash
 
     def _tip_time(self) -> int:
-        height = self.chain.height
-        if height == 0:
-            return self.chain.genesis.time_ms
-        header = self.chain.store.get_header(height)
-        assert header is not None, f"the store has no header at its tip {height}"
-        return header.time_ms
+        return self.chain.tip_time()
