@@ -83,7 +83,8 @@ def parse_address(text: str) -> Address:
     """The 20 address bytes of a Base58Check address string, or AddressError."""
     text = text.strip()
     if len(text) > _MAX_ADDRESS_CHARS:
-        raise AddressError(f"not an address: {len(text)} characters, at most "
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        raise AddressError(f"not an address: {shown!r} has {len(text)} characters, at most "
                            f"{_MAX_ADDRESS_CHARS}")
     try:
         raw = base58.b58decode_check(text)
