@@ -130,8 +130,6 @@ class DriverCore:
         """When to call `deadline_reached` (None: no timer)."""
         self._events: deque[Event] = deque()
         self._running = False
-        self.committed = 0
-        """Blocks this core committed (not counting synced ones)."""
 
     # -- inputs --
 
@@ -208,5 +206,4 @@ class DriverCore:
             self.work.sync()
             return
         self.ledger.commit(action)
-        self.committed += 1
         self._events.append(LedgerAdvanced(self.ledger.state, block.header.time_ms, self.clock()))

@@ -137,7 +137,6 @@ class ConsensusDriver:
         self._out_send, self._out_receive = trio.open_memory_channel[Message](_OUTBOX)
         self._nursery: trio.Nursery | None = None
         self.dropped_events = 0
-        self.refusals = 0
         self._evaluating: set[int] = set()
         self.vote_log: deque[tuple[str, str, int]] = deque(maxlen=_VOTE_LOG)
         """(vote hash, "sent" | "received", wall-clock ns): diagnostics of vote propagation."""
@@ -237,7 +236,6 @@ class ConsensusDriver:
         self._start(self._sync)
 
     def refused(self, action: Refuse) -> None:
-        self.refusals += 1
         log.debug("refused from %s: %s", action.origin[:16] or "-", action.reason)
         if action.penalise and action.origin and self._penalize is not None:
             self._penalize(action.origin, action.reason, _REFUSAL_PENALTY)

@@ -53,6 +53,7 @@ from wekacoin.errors import WekaError
 from wekacoin.evaluation.sandbox import ForkServerSandbox
 from wekacoin.keyfile import load_keystore
 from wekacoin.node import testnet as tn
+from wekacoin.node.chain import FINALITY_LOOKAHEAD
 from wekacoin.node.launcher import NodeProcess, start_all, stop_all
 from wekacoin.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 from wekacoin.store import ChainStore
@@ -65,7 +66,6 @@ from wekacoin.waiting import WaitTimeout, wait_until
 log = logging.getLogger("wekacoin.chaos")
 
 PAYERS = 4
-FINALITY_LOOKAHEAD = 64
 CHAOS_PARAMS = dataclasses.replace(
     tn.LOCAL_PARAMS, min_training_period=30, training_reveal_window=20, test_reveal_window=30,
     upload_window=30, evaluation_window=20,

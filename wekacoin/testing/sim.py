@@ -113,7 +113,6 @@ class SimNode:
         self.outbox: list[Message] = []
         self.final_upto = 0
         self.last_commit_at = -1
-        self.refusals = 0
 
     def key(self, public_key: bytes) -> KeyPair:
         return self._by_pk[public_key]
@@ -147,7 +146,7 @@ class SimPorts:
         self.sim.request_sync(self.node)
 
     def refused(self, action: Refuse) -> None:
-        self.node.refusals += 1
+        pass  # the simulated network scores no peers
 
 
 @dataclass
@@ -167,8 +166,6 @@ class SimResult:
     honest_equivocations: int = 0
     """Two different values signed by an honest node for one (voter, round, period, step)."""
     honest_nodes: list[int] = field(default_factory=list)
-    refusals: int = 0
-    """Messages the nodes' players refused (`Refuse` actions)."""
 
     def first_commits_after(self, t: int) -> dict[int, int]:
         """Honest node -> time of its first commit at or after `t` (nodes that never did are
@@ -252,7 +249,6 @@ class Simulation:
             verifications=dict(self.verifier.counts), settled=self.settled,
             honest_equivocations=self.honest_equivocations,
             honest_nodes=[n.index for n in honest if n.up],
-            refusals=sum(n.refusals for n in self.nodes),
         )
 
     def _done(self) -> bool:
