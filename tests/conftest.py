@@ -38,6 +38,19 @@ def network(tmp_path_factory: pytest.TempPathFactory,
         group.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests in tiers (unit, then sim, then functional), and the functional tests
+    that share the `network` testnet last: its four nodes run until the session ends, and
+    every test after its first user would otherwise share the CPU with them."""
+    def tier(item: pytest.Item) -> int:
+        parts = item.path.parts
+        if "functional" in parts:
+            return 3 if "network" in getattr(item, "fixturenames", ()) else 2
+        return 1 if "sim" in parts else 0
+
+    items.sort(key=tier)  # stable: the order within a tier is the collection order
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     """A failed test that ran node processes reports the end of each node's log."""

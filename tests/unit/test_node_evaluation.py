@@ -309,3 +309,15 @@ def test_the_evaluation_budget_ends_a_margin_before_the_task_is_ready():
     assert evaluation_budget_s(chain, 1) == 0.0  # less than the margin left: one try each
     chain.height = ready + 5
     assert evaluation_budget_s(chain, 1) == 0.0
+
+
+def test_the_evaluation_budget_counts_blocks_at_the_rate_the_chain_makes_them():
+    """On a loaded machine rounds take longer than the shortest round: the budget follows,
+    so a slow fetch is not signed UNEVALUATED while the other evaluators score the model."""
+    params = Params(lambda_priority_ms=300, lambda_stepvar_ms=200, evaluation_window=10)
+    chain, _ = make_chain({}, params=params)
+    chain.height = ready_height(chain.task, params) - 10
+    assert evaluation_budget_s(chain, 1, 1_300) == (10 * 1_300 - DEADLINE_MARGIN_MS) / 1000
+    # never faster than the shortest round, whatever the timestamps say
+    assert evaluation_budget_s(chain, 1, 40) == (10 * 500 - DEADLINE_MARGIN_MS) / 1000
+    assert evaluation_budget_s(chain, 1, None) == (10 * 500 - DEADLINE_MARGIN_MS) / 1000

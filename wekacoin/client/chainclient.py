@@ -84,6 +84,8 @@ class ChainClient:
                           what=f"transaction {tx_id} to be in a block")
 
     def wait_for_height(self, height: int, timeout_s: float = 600.0, what: str = "") -> None:
+        if self.height() >= height:
+            return
         self._note(f"waiting for height {height}{' (' + what + ')' if what else ''}")
         wait_until(lambda: self.height() >= height, timeout=timeout_s, interval=POLL_S,
                    what=f"the chain to reach height {height}")

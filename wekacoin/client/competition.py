@@ -197,6 +197,9 @@ def submit_model(client: ChainClient, workspace: Workspace, task_id: int, model:
     task = client.task(task_id)
     if task["phase"] != "training":
         raise ClientError(f"task {task_id} takes no submissions: it is {task['phase']}")
+    if not task["training_reveals"]:
+        raise ClientError(f"task {task_id}'s training groups are not revealed yet (on this "
+                          "node): submit once the supplier has revealed them")
     score = training_score(task, training_data(client, task), model, sandbox)
     cid = workspace.save_model(task_id, model)
     commitment = model_commitment(client.key.address, cid)

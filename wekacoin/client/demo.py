@@ -119,6 +119,7 @@ def run_competition(supplier: ChainClient, trainers: list[ChainClient], work: Pa
     say("training groups revealed with a decision-stump baseline trained on them "
         f"(training accuracy {score / 1e6:.4f})")
 
+    _catch_up(trainers, supplier.height())  # each trainer's node has the training reveal
     for trainer, (name, model) in zip(trainers, trainer_models(), strict=True):
         task = trainer.task(task_id)
         train = parse_split(comp.training_data(trainer, task), prepared.schema)
@@ -131,11 +132,19 @@ def run_competition(supplier: ChainClient, trainers: list[ChainClient], work: Pa
     task = supplier.wait_for_phase(task_id, ("test reveal",))
     comp.reveal_test(supplier, supplier_ws, task_id)
     say("test groups revealed")
+    _catch_up(trainers, supplier.height())  # a model is revealed after the test groups
     for trainer in trainers:
         comp.reveal_model(trainer, comp.Workspace(work / trainer.address), task_id)
     say("models revealed; the validators evaluate them in the sandbox and agree on a "
         "ranking")
     return task_id
+
+
+def _catch_up(clients: list[ChainClient], height: int) -> None:
+    """Until every client's node has reached `height`: the trainers talk to other nodes than
+    the supplier, which may be a block behind the supplier's when its transaction lands."""
+    for client in clients:
+        client.wait_for_height(height, timeout_s=120)
 
 
 def _breast_cancer_csv() -> bytes:

@@ -81,6 +81,7 @@ class ChainService:
         self.mempool = mempool or Mempool(self._tip)
         self._dropped: OrderedDict[bytes, str] = OrderedDict()
         self._listeners: list[Callable[[State], None]] = []
+        self._block_listeners: list[Callable[[Block], None]] = []
         self._local: dict[bytes, tuple[bytes, int]] = {}
         """Transactions submitted here and pending: id -> (raw, when last sent)."""
 
@@ -103,9 +104,26 @@ class ChainService:
         assert header is not None, f"the store has no header at its tip {height}"
         return header.time_ms
 
+    def recent_block_ms(self, blocks: int = 16) -> int | None:
+        """The median interval between the timestamps of the last `blocks` blocks, in ms;
+        None with fewer than 2 blocks. Local policy only (the evaluation's fetch budget):
+        the median keeps one proposer's odd timestamp from moving it."""
+        first = max(1, self.height - blocks + 1)
+        times = []
+        for height in range(first, self.height + 1):
+            header = self.store.get_header(height)
+            if header is not None:
+                times.append(header.time_ms)
+        gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+        return gaps[len(gaps) // 2] if gaps else None
+
     def on_tip(self, listener: Callable[[State], None]) -> None:
         """Call `listener(new tip state)` after every commit and rollback."""
         self._listeners.append(listener)
+
+    def on_block(self, listener: Callable[[Block], None]) -> None:
+        """Call `listener(block)` after every block committed (not on rollbacks)."""
+        self._block_listeners.append(listener)
 
     def commit(self, block: Block, state: State, certificate: bytes) -> None:
         """Append a block whose state `state` was computed on the current tip."""
@@ -120,6 +138,8 @@ class ChainService:
                  len(block.txs), block.header.state_root.hex()[:12])
         for listener in self._listeners:
             listener(self._tip)
+        for block_listener in self._block_listeners:
+            block_listener(block)
 
     def is_final(self, height: int) -> bool:
         """A block is FINAL when its certificate is, or a later block's is (BA*: a FINAL block

@@ -41,6 +41,7 @@ from wekacoin.node.driver import ConsensusDriver
 from wekacoin.node.evaluation import EvaluationService, make_sandbox
 from wekacoin.node.gossip import Validators
 from wekacoin.node.metrics import NodeMetrics
+from wekacoin.node.replication import Replicator
 from wekacoin.node.rpc_api import BlobRpc, ChainRpc, NodeRpc, TaskRpc, TxRpc
 from wekacoin.node.sync import Syncer
 from wekacoin.rpc.protocol import Dispatcher, Limits
@@ -102,6 +103,9 @@ class Node:
             self.admissions = Admissions(self.chain, self.evaluation)
             self.validators = Validators(self.chain, self.admissions, self.player, clock)
             self.chain.on_tip(self._on_tip)
+            self.replicator = Replicator(self.blobs)
+            if config.consensus.validate:  # an evaluator needs every revealed blob
+                self.chain.on_block(self.replicator.on_block)
         except BaseException:
             self.store.close()
             raise
@@ -164,6 +168,7 @@ class Node:
                  ", ".join(self.net.listen_addrs()))
         await nursery.start(self.driver.run)
         nursery.start_soon(self._housekeeping)
+        nursery.start_soon(self.replicator.run)
         nursery.start_soon(self.syncer.sync)
 
     async def _watch_signals(self, signals: AsyncIterator[int], shutdown: trio.Event) -> None:

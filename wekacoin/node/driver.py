@@ -246,7 +246,8 @@ class ConsensusDriver:
 
     async def _evaluation(self, state: State, task_id: int) -> None:
         try:
-            deadline = time.monotonic() + evaluation_budget_s(state, task_id)
+            deadline = time.monotonic() + evaluation_budget_s(
+                state, task_id, self.chain.recent_block_ms())
             scores = await trio.to_thread.run_sync(self._evaluate, state, task_id, deadline)
         finally:
             self._evaluating.discard(task_id)

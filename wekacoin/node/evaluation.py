@@ -126,16 +126,19 @@ def task_limits(spec: PublishTask, params: Params) -> TaskSpec:
     )
 
 
-def evaluation_budget_s(state: State, task_id: int) -> float:
+def evaluation_budget_s(state: State, task_id: int, block_ms: int | None = None) -> float:
     """How long an evaluation of `task_id` started at `state` may keep fetching: until
     DEADLINE_MARGIN_MS before the task's ready height, counting each block remaining at the
-    shortest round (lambda_priority + lambda_stepvar, the proposal wait every round spends).
-    Shortest, so the ranking is out before the earliest the task could settle; the margin
-    leaves time to score the last models and gossip the ranking."""
+    rate the chain has been making them (`block_ms`, the median recent interval), and never
+    faster than the shortest round (lambda_priority + lambda_stepvar, the proposal wait every
+    round spends). On a loaded machine blocks come slower and the models take longer to
+    arrive: a budget counted at the shortest round would then sign UNEVALUATED for models
+    that the other evaluators scored, and no value would reach k. The margin leaves time to
+    score the last models and gossip the ranking before the task can settle."""
     params = state.params
     blocks = max(0, ready_height(state.get_existing_task(task_id), params) - state.height)
-    block_ms = params.lambda_priority_ms + params.lambda_stepvar_ms
-    return max(0, blocks * block_ms - DEADLINE_MARGIN_MS) / 1000
+    per_block = max(params.lambda_priority_ms + params.lambda_stepvar_ms, block_ms or 0)
+    return max(0, blocks * per_block - DEADLINE_MARGIN_MS) / 1000
 
 
 class EvaluationService:

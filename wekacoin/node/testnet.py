@@ -40,10 +40,13 @@ VALIDATOR_STAKE = 10**6
 WALLET_BALANCE = 10**9
 
 # A local network answers in milliseconds: timeouts of a few hundred ms keep rounds short,
-# and task windows of a few blocks let a whole competition run in a couple of minutes.
+# and task windows of a dozen or so blocks (about a second each) let a whole competition run
+# in a couple of minutes. The windows leave room for a loaded machine: a supplier's training
+# reveal (train and score the baseline, upload, then every node re-scores it before relaying)
+# took more than 8 blocks on 2 busy cores.
 LOCAL_PARAMS = Params(
-    min_training_period=12, test_split_delay=2, training_reveal_window=8, test_reveal_window=8,
-    upload_window=8, evaluation_window=10, settlement_window=40, stake_lookback=5, min_groups=5,
+    min_training_period=20, test_split_delay=2, training_reveal_window=16, test_reveal_window=12,
+    upload_window=12, evaluation_window=12, settlement_window=40, stake_lookback=5, min_groups=5,
     settlement_reward=1_000_000, lambda_priority_ms=300, lambda_stepvar_ms=200,
     lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20, min_participation_fee=100,
 )
