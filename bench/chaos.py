@@ -1,11 +1,16 @@
 """The chaos testnet: real validator processes, two of them Byzantine, a transfer load and a
-competition, under a seeded storm of SIGKILL/restart and SIGSTOP/SIGCONT; then a checker
-reads every store (`wekacoin/testing/chaos.py` says what it checks).
+competition, under a seeded storm of SIGKILL/restart, SIGSTOP/SIGCONT and network
+partitions; then a checker reads every store (`wekacoin/testing/chaos.py` says what it checks).
 
     python bench/chaos.py [--quick] [--seed N] [--minutes M] [--keep DIR]
+                          [--partitions auto|on|off]
+
+Partitions put each node in its own network namespace, which needs root; `auto` (the default)
+uses them when this machine allows and says so, `off` runs process faults only (no root).
 
 RESULT chaos_kills = processes SIGKILLed and restarted (goal >= 100 in the full run).
 RESULT chaos_pauses = processes SIGSTOPped and resumed.
+RESULT chaos_partitions = network partitions made and healed.
 RESULT chaos_conflicting_final = FINAL blocks that conflict across the nodes' stores (0).
 RESULT chaos_lost_final_txs = transactions a client saw FINAL missing from an honest
 store (0).
@@ -31,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from wekacoin.testing.chaos import ChaosConfig, ChaosRun  # noqa: E402
+from wekacoin.testing.netns import unavailable  # noqa: E402
 
 
 def main() -> int:
@@ -41,15 +47,24 @@ def main() -> int:
                         help="minutes of faults (default 16, --quick 1)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this directory and keep it (logs, stores)")
+    parser.add_argument("--partitions", choices=("auto", "on", "off"), default="auto",
+                        help="network partitions in network namespaces (need root)")
     args = parser.parse_args()
+    why_not = unavailable() if args.partitions != "off" else "--partitions off"
+    if why_not and args.partitions == "on":
+        parser.error(f"--partitions on: {why_not}")
+    partitions = why_not is None
+    print(f"chaos: network partitions {'on' if partitions else 'off (' + why_not + ')'}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     root = args.keep or Path(tempfile.mkdtemp(prefix="wekacoin-chaos-"))
     if args.quick:
         config = ChaosConfig(root=root, seed=args.seed, nodes=4, byzantine=("flood",),
-                             duration_s=60 * (args.minutes or 1), competition=False)
+                             duration_s=60 * (args.minutes or 1), competition=False,
+                             partitions=partitions, partition_share=0.4)
     else:
-        config = ChaosConfig(root=root, seed=args.seed, duration_s=60 * (args.minutes or 16))
+        config = ChaosConfig(root=root, seed=args.seed, duration_s=60 * (args.minutes or 16),
+                             partitions=partitions)
     start = time.monotonic()
     try:
         report = ChaosRun(config).run()
@@ -65,6 +80,7 @@ def main() -> int:
         print(f"chaos: PROBLEM {problem}")
     print(f"RESULT chaos_kills {report.kills}")
     print(f"RESULT chaos_pauses {report.pauses}")
+    print(f"RESULT chaos_partitions {report.partitions}")
     print(f"RESULT chaos_conflicting_final {report.conflicting_final}")
     print(f"RESULT chaos_lost_final_txs {report.lost_final_txs}")
     print(f"RESULT chaos_heal_to_final_p95_s {report.p95_heal_s():.1f}")

@@ -527,6 +527,34 @@ def test_gossip_screening_verifies_this_round_and_passes_the_next_ones(net):
     assert player.screen_proposal(net.proposal(1)).verdict is Screen.ACCEPT
 
 
+def test_gossip_relays_a_proposal_only_while_no_better_one_is_known():
+    """A worse proposal is ranked by its credential alone, never applied nor relayed; a
+    better one, an equivocating twin (same priority) and the block a player decided and
+    awaits all pass."""
+    fresh = Net()
+    player, _ = fresh.player(0)
+    by_priority = sorted(
+        (fresh.verifier.proposal_priority(fresh.proposal(i), fresh.ctx), i) for i in (1, 2, 3)
+    )
+    best, middle, worst = (i for _, i in by_priority)
+    assert player.screen_proposal(fresh.proposal(middle)).verdict is Screen.ACCEPT
+    feed(player, [ProposalReceived(fresh.proposal(middle), 1)])
+    applied = fresh.verifier.counts["proposal"]
+    ignored = player.screen_proposal(fresh.proposal(worst))
+    assert ignored.verdict is Screen.IGNORE and "outranked" in ignored.reason
+    assert fresh.verifier.counts["proposal"] == applied  # its transactions were never checked
+    twin = fresh.proposal(middle, time_ms=2)  # the same credential on another block
+    assert player.screen_proposal(twin).verdict is Screen.ACCEPT
+    assert player.screen_proposal(fresh.proposal(best)).verdict is Screen.ACCEPT
+
+    awaiting, _ = fresh.player(4)
+    feed(awaiting, [ProposalReceived(fresh.proposal(best), 1)])
+    value = fresh.proposal(worst).block.hash  # the network decided the worse block
+    feed(awaiting, [VoteReceived(v, 5) for v in fresh.votes([1, 2, 3, 4], FINAL_STEP, value)])
+    assert awaiting.phase is Phase.AWAIT_BLOCK
+    assert awaiting.screen_proposal(fresh.proposal(worst)).verdict is Screen.ACCEPT
+
+
 def _evaluated_player():
     """A player of a ranking round that just scored the task: (chain, player, actions)."""
     chain = _ranking_round()

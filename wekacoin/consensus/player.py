@@ -226,9 +226,24 @@ class Player:
                             lambda ctx: check_vote_signature(uv, ctx.genesis_hash))
 
     def screen_proposal(self, up: UnverifiedProposal) -> Screening:
+        """A proposal of this round is ranked by its credential first (cheap); one that a
+        better proposal of its period already outranks is ignored, neither applied nor
+        relayed (Algorand relays only the best proposal it has seen), unless it is the block
+        this player decided and awaits. The same priority passes: a proposer's second block
+        must reach everyone, so that all see the equivocation."""
         header = up.block.header
-        return self._screen(header.height, header.prev_hash,
-                            lambda ctx: self.verifier.proposal(up, ctx))
+
+        def check(ctx: RoundContext) -> str | None:
+            priority = self.verifier.proposal_priority(up, ctx)
+            best = self.proposals.best(up.period)
+            awaited = self.phase is Phase.AWAIT_BLOCK and self.decision is not None \
+                and self.decision.value == up.block.hash
+            if best is not None and best.priority < priority and not awaited:
+                return "outranked by a better proposal of its period"
+            self.verifier.proposal(up, ctx)
+            return None
+
+        return self._screen(header.height, header.prev_hash, check)
 
     def _screen(
         self, round_: int, prev_hash: bytes, check: Callable[[RoundContext], object],
@@ -237,7 +252,8 @@ class Player:
         """Messages of this round on our tip are verified; those of the next rounds (we may
         be behind) or of another tip (we may be on a fork) get only the `ahead` check (a
         vote's signature: a forged one costs its sender), and the state machine decides the
-        rest when it gets there."""
+        rest when it gets there. A check that returns a string ignores the message with
+        that reason (not relayed, no fault of the sender)."""
         ctx = self.ctx
         if ctx is None or round_ < ctx.round:
             return Screening(Screen.IGNORE, "a past round")
@@ -246,9 +262,11 @@ class Player:
         if round_ > ctx.round or prev_hash != ctx.prev_hash:
             check = ahead or (lambda _: None)
         try:
-            check(ctx)
+            ignored = check(ctx)
         except ConsensusError as e:
             return Screening(Screen.REJECT, str(e))
+        if isinstance(ignored, str):
+            return Screening(Screen.IGNORE, ignored)
         return Screening(Screen.ACCEPT)
 
     # -- rounds and periods --

@@ -129,7 +129,10 @@ def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
     return Vote(uv, seat.subusers, seat.output)
 
 
-def verify_proposal(up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
+def verify_proposal_credential(up: UnverifiedProposal, ctx: RoundContext) -> bytes:
+    """The proposal's priority, after the checks that do not touch its transactions: the
+    round, the proposer's signature, its sortition credential and the block's seed. Cheap
+    (one signature, one VRF proof), so a node can rank a proposal before it applies it."""
     block, header = up.block, up.block.header
     if header.height != ctx.round or header.prev_hash != ctx.prev_hash:
         raise InvalidProposal(f"block {header.height} does not extend this round's tip")
@@ -148,11 +151,20 @@ def verify_proposal(up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
         raise InvalidProposal("the credential does not select the proposer")
     if header.seed != compute_block_seed(seat.output):
         raise InvalidProposal("the block's seed is not the one its credential gives")
+    return compute_priority(seat.output, seat.subusers)
+
+
+def verify_proposal(up: UnverifiedProposal, ctx: RoundContext,
+                    priority: bytes | None = None) -> Proposal:
+    """A proposal whose credential (`verify_proposal_credential`, or its result `priority`)
+    and whose block (the chain rules) are valid."""
+    if priority is None:
+        priority = verify_proposal_credential(up, ctx)
     try:
-        state = apply_block(ctx.state, block)
+        state = apply_block(ctx.state, up.block)
     except ChainError as e:
         raise InvalidProposal(f"{type(e).__name__}: {e}") from None
-    return Proposal(up, state, compute_priority(seat.output, seat.subusers))
+    return Proposal(up, state, priority)
 
 
 def build_empty_block(ctx: RoundContext) -> tuple[Block, State]:
@@ -205,7 +217,9 @@ class Verifier:
         self._tips = tips
         self._caches: OrderedDict[bytes, dict[Any, Any]] = OrderedDict()
         self._failures: dict[bytes, int] = {}
-        self.counts: dict[str, int] = {"vote": 0, "proposal": 0, "ranking": 0, "block": 0}
+        self.counts: dict[str, int] = {
+            "vote": 0, "credential": 0, "proposal": 0, "ranking": 0, "block": 0,
+        }
 
     def _cache(self, tip: bytes) -> dict[Any, Any]:
         cache = self._caches.get(tip)
@@ -237,8 +251,13 @@ class Verifier:
     def vote(self, uv: UnverifiedVote, ctx: RoundContext) -> Vote:
         return self._memo("vote", ctx.prev_hash, uv, lambda: verify_vote(uv, ctx))
 
+    def proposal_priority(self, up: UnverifiedProposal, ctx: RoundContext) -> bytes:
+        return self._memo("credential", ctx.prev_hash, up,
+                          lambda: verify_proposal_credential(up, ctx))
+
     def proposal(self, up: UnverifiedProposal, ctx: RoundContext) -> Proposal:
-        return self._memo("proposal", ctx.prev_hash, up, lambda: verify_proposal(up, ctx))
+        return self._memo("proposal", ctx.prev_hash, up,
+                          lambda: verify_proposal(up, ctx, self.proposal_priority(up, ctx)))
 
     def ranking(self, signed: SignedRanking, state: State, genesis_hash: bytes) -> VerifiedRanking:
         return self._memo(

@@ -79,14 +79,17 @@ class NodeProcess:
     node.pid and can stop it; only a node it started itself reports an exit code."""
 
     def __init__(self, home: Path, *, name: str | None = None,
-                 env: Mapping[str, str] | None = None, module: Sequence[str] = ()) -> None:
+                 env: Mapping[str, str] | None = None, module: Sequence[str] = (),
+                 prefix: Sequence[str] = ()) -> None:
         """`module`: run `python -m <module and args> --config node.toml` instead of
         `python -m wekacoin node --config node.toml` (the chaos testnet's Byzantine
-        validators: `wekacoin.testing.byzantine --behaviour ...`)."""
+        validators: `wekacoin.testing.byzantine --behaviour ...`). `prefix`: a command that
+        execs the rest (the chaos testnet's `ip netns exec <namespace>`)."""
         self.home = Path(home).resolve()
         self.name = name or self.home.name
         self.env = node_env() if env is None else dict(env)
         self.module = list(module) or ["wekacoin", "node"]
+        self.prefix = list(prefix)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -111,7 +114,9 @@ class NodeProcess:
 
     @property
     def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.config()['rpc']['port']}/"
+        rpc = self.config()["rpc"]
+        host = rpc.get("bind", "127.0.0.1")
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{rpc['port']}/"
 
     @property
     def token_file(self) -> Path:
@@ -162,7 +167,8 @@ class NodeProcess:
                       .encode())
             log.flush()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", *self.module, "--config", str(self.config_path)],
+                [*self.prefix, sys.executable, "-m", *self.module,
+                 "--config", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env=self.env, cwd=self.home,
             )

@@ -88,6 +88,26 @@ class Layout:
     rpc_bind: str = "127.0.0.1"
     kubo: list[str] | None = None
     """Kubo API multiaddr per node (blob backend "kubo"); None: the embedded blob store."""
+    hosts: list[str] | None = None
+    """An IPv4 address per node that it listens, serves RPC and is dialled on (the chaos
+    testnet's network namespaces); None: `listen_host`, `rpc_bind` and `peer_hosts`."""
+
+    @classmethod
+    def on_hosts(cls, hosts: list[str]) -> Layout:
+        """Node i alone on hosts[i]: the same ports on every host."""
+        p2p, rpc, metrics = free_ports(3)
+        return cls([NodePorts(p2p, rpc, metrics)] * len(hosts), hosts=list(hosts))
+
+    def listen(self, i: int) -> str:
+        return self.hosts[i] if self.hosts else self.listen_host
+
+    def rpc_host(self, i: int) -> str:
+        return self.hosts[i] if self.hosts else self.rpc_bind
+
+    def peer_prefix(self, i: int) -> str:
+        if self.hosts:
+            return f"/ip4/{self.hosts[i]}"
+        return self.peer_hosts[i] if self.peer_hosts else f"/ip4/{self.listen_host}"
 
     @classmethod
     def local(cls, nodes: int) -> Layout:
@@ -134,9 +154,8 @@ def generate(
     (root / "genesis.json").write_text(genesis_to_json(genesis))
     from wekacoin.net import peer_id_from_seed
 
-    hosts = layout.peer_hosts or [f"/ip4/{layout.listen_host}"] * nodes
-    addrs = [f"{h}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}"
-             for h, k, p in zip(hosts, keys, layout.ports, strict=True)]
+    addrs = [f"{layout.peer_prefix(i)}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}"
+             for i, (k, p) in enumerate(zip(keys, layout.ports, strict=True))]
     for i, (key, p) in enumerate(zip(keys, layout.ports, strict=True)):
         home = root / f"node{i}"
         home.mkdir()
@@ -147,16 +166,17 @@ def generate(
         config = {
             "node": {"data_dir": "data", "genesis": "../genesis.json"},
             "keys": {"keystore": "validator.key", "password_file": "../password"},
-            "network": {"listen": f"/ip4/{layout.listen_host}/tcp/{p.p2p}",
+            "network": {"listen": f"/ip4/{layout.listen(i)}/tcp/{p.p2p}",
                         "bootstrap": [a for j, a in enumerate(addrs) if j != i]},
-            "rpc": {"bind": layout.rpc_bind, "port": p.rpc, "token_file": "data/rpc.token"},
-            "metrics": {"bind": layout.rpc_bind, "port": p.metrics},
+            "rpc": {"bind": layout.rpc_host(i), "port": p.rpc, "token_file": "data/rpc.token"},
+            "metrics": {"bind": layout.rpc_host(i), "port": p.metrics},
             "blobs": blobs,
         }
         (home / "node.toml").write_text(tomli_w.dumps(config))
     (root / "testnet.json").write_text(json.dumps({
         "chain_id": chain_id, "nodes": nodes,
-        "rpc": [f"http://127.0.0.1:{p.rpc}/" for p in layout.ports],
+        "rpc": [f"http://{layout.hosts[i] if layout.hosts else '127.0.0.1'}:{p.rpc}/"
+                for i, p in enumerate(layout.ports)],
         "validators": [format_address(k.address) for k in keys],
         "wallets": {name: format_address(k.address) for name, k in wallet_keys.items()},
     }, indent=2) + "\n")

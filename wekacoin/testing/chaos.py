@@ -17,8 +17,14 @@ What runs, all on 127.0.0.1:
   are down at once, so that the honest weight up stays above two thirds and the network
   can decide whenever no fault is pending.
 
-Node 0 is never faulted: the competition's clients talk to it. Network faults (partitions,
-latency) are not part of this runner yet.
+Node 0 is never faulted: the competition's clients talk to it.
+
+With `partitions` (root only: `wekacoin.testing.netns`), every node runs in its own network
+namespace and some faults are network partitions instead: one node isolated, a minority cut
+off from the majority, a split where neither side keeps two thirds of the weight (the whole
+chain must stall, then resume), or a flapping link (cut and restored a few times a second
+apart). Node 0 always stays on the runner's side. Latency and loss are not injected: this
+machine's kernel has no netem.
 
 The checker, after every process stopped and every store was opened again:
 - no height holds two different FINAL blocks across the nodes;
@@ -58,6 +64,7 @@ from wekacoin.node.launcher import NodeProcess, start_all, stop_all
 from wekacoin.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 from wekacoin.store import ChainStore
 from wekacoin.testing.byzantine import BEHAVIOURS
+from wekacoin.testing.netns import NetLab
 from wekacoin.types.codec import DecodeError, decode, encode
 from wekacoin.types.genesis import Genesis
 from wekacoin.types.tx import Transfer
@@ -92,6 +99,11 @@ class ChaosConfig:
     """Honest nodes down (killed or paused) at once, at most. A quorum needs about 69 % of
     the expected committee: with 2 of 7 validators Byzantine, two honest nodes down would
     stall the chain until one comes back; one down leaves it able to decide."""
+    partitions: bool = False
+    """Also partition the network (each node in its own network namespace; needs root)."""
+    partition_share: float = 0.25
+    """Of the faults when `partitions`, the share that are partitions."""
+    partition_s: tuple[float, float] = (3.0, 10.0)
     transfer_interval_s: float = 0.5
     competition: bool = True
     heal_bound_s: float = 60.0
@@ -102,6 +114,7 @@ class ChaosConfig:
 class ChaosReport:
     kills: int = 0
     pauses: int = 0
+    partitions: int = 0
     accepted_txs: int = 0
     final_txs: int = 0
     lost_final_txs: int = 0
@@ -141,6 +154,7 @@ class ChaosRun:
         self._heal_timers: list[threading.Thread] = []
         self.processes: list[NodeProcess] = []
         self.genesis: Genesis | None = None
+        self.lab: NetLab | None = NetLab(config.nodes) if config.partitions else None
 
     # -- the run --
 
@@ -148,7 +162,10 @@ class ChaosRun:
         c = self.config
         wallets = ("supplier", "trainer1", "trainer2", "trainer3",
                    *(f"payer{i}" for i in range(PAYERS)))
-        self.genesis = tn.generate(self.root, c.nodes, wallets=wallets, params=CHAOS_PARAMS)
+        lab = self.lab
+        layout = tn.Layout.on_hosts([lab.host(i) for i in range(c.nodes)]) if lab else None
+        self.genesis = tn.generate(self.root, c.nodes, wallets=wallets, params=CHAOS_PARAMS,
+                                   layout=layout)
         homes = tn.node_homes(self.root)
         order = list(range(1, c.nodes))
         self.rng.shuffle(order)
@@ -156,16 +173,21 @@ class ChaosRun:
         self.processes = [
             NodeProcess(home, module=(
                 ["wekacoin.testing.byzantine", "--behaviour", self.byzantine[i],
-                 "--seed", str(c.seed)] if i in self.byzantine else ()))
+                 "--seed", str(c.seed)] if i in self.byzantine else ()),
+                prefix=lab.command(i) if lab else ())
             for i, home in enumerate(homes)
         ]
         try:
+            if lab is not None:
+                lab.create()
             start_all(self.processes, wait=False)
             tn.wait_until_producing(self.processes, timeout=120)
             self._run_threads()
             self._final_agreement()
         finally:
             stop_all(self.processes)
+            if lab is not None:
+                lab.close()
         self._check_stores()
         return self.report
 
@@ -217,6 +239,13 @@ class ChaosRun:
                 continue
             if now >= next_fault and now < end:
                 next_fault = now + self.rng.uniform(*c.fault_gap_s)
+                if self.lab is not None and not heals \
+                        and self.rng.random() < c.partition_share:
+                    side = self._partition()
+                    heapq.heappush(heals, (time.monotonic() + self.rng.uniform(*c.partition_s),
+                                           -1, "partition"))
+                    log.info("partition: %s cut off", sorted(side))
+                    continue
                 victim = self._pick_victim()
                 if victim is not None:
                     how = "kill" if self.rng.random() < c.kill_share else "pause"
@@ -245,7 +274,54 @@ class ChaosRun:
             self.report.pauses += 1
         log.info("%s %s", how, process.name)
 
+    def _partition(self) -> frozenset[int]:
+        """Cut a seeded choice of nodes off (never node 0); returns them. Runs only while
+        no other fault is pending."""
+        assert self.lab is not None
+        n = self.config.nodes
+        others = list(range(1, n))
+        kind = self.rng.choice(("isolate", "minority", "split", "flap"))
+        if kind == "split":  # neither side keeps two thirds of the weight
+            size = max(1, n - (2 * n) // 3)
+        elif kind == "minority":
+            size = self.rng.randint(1, max(1, (n - 1) // 3))
+        else:
+            size = 1
+        side = frozenset(self.rng.sample(others, size))
+        if kind == "flap":
+            for _ in range(3):
+                self.lab.split(side)
+                time.sleep(self.rng.uniform(0.5, 1.5))
+                self.lab.heal()
+                time.sleep(self.rng.uniform(0.5, 1.5))
+        with self._lock:
+            self._down |= side
+        self.lab.split(side)
+        self.report.partitions += 1
+        return side
+
+    def _heal_partition(self) -> None:
+        assert self.lab is not None
+        side = self.lab.side_b
+        height = self._network_height()
+        self.lab.heal()
+        healed_at = time.monotonic()
+        with self._lock:
+            self._down -= side
+        log.info("partition healed: %s back", sorted(side))
+        for i in sorted({0, *side} - set(self.byzantine)):
+            self._start_timer(self.processes[i], height, healed_at)
+
+    def _start_timer(self, process: NodeProcess, height: int, healed_at: float) -> None:
+        timer = threading.Thread(target=self._time_heal, args=(process, height, healed_at),
+                                 daemon=True)
+        timer.start()
+        self._heal_timers.append(timer)
+
     def _heal(self, i: int, how: str) -> None:
+        if how == "partition":
+            self._heal_partition()
+            return
         process = self.processes[i]
         height = self._network_height()
         if how == "kill":
@@ -256,10 +332,7 @@ class ChaosRun:
         with self._lock:
             self._down.discard(i)
         if i not in self.byzantine:
-            timer = threading.Thread(target=self._time_heal, args=(process, height, healed_at),
-                                     daemon=True)
-            timer.start()
-            self._heal_timers.append(timer)
+            self._start_timer(process, height, healed_at)
 
     def _time_heal(self, process: NodeProcess, height: int, healed_at: float) -> None:
         """Seconds until the healed node holds a FINAL block above `height`."""
