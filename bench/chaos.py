@@ -3,10 +3,13 @@ competition, under a seeded storm of SIGKILL/restart, SIGSTOP/SIGCONT and networ
 partitions; then a checker reads every store (`wekacoin/testing/chaos.py` says what it checks).
 
     python bench/chaos.py [--quick] [--seed N] [--minutes M] [--keep DIR]
-                          [--partitions auto|on|off]
+                          [--partitions auto|on|off] [--latency MIN,MAX] [--loss P]
 
 Partitions put each node in its own network namespace, which needs root; `auto` (the default)
 uses them when this machine allows and says so, `off` runs process faults only (no root).
+`--latency 50,300` (needs partitions) routes every link through a relay in this process that
+delays each chunk by the link's latency (drawn per link from the range, in ms) plus jitter;
+`--loss` is the chance a chunk waits a TCP retransmission timeout more.
 
 RESULT chaos_kills = processes SIGKILLed and restarted (goal >= 100 in the full run).
 RESULT chaos_pauses = processes SIGSTOPped and resumed.
@@ -18,7 +21,7 @@ RESULT chaos_heal_to_final_p95_s = seconds from a node's restart or resume to it
 FINAL block above the height the network had then, 95th percentile (goal <= 10).
 RESULT chaos_tasks_settled = competitions settled with the honest ranking (>= 1).
 
-Only processes this run started are signalled, by pid. The full run takes about 20 minutes
+Only processes this run started are signalled, by pid. The full run takes about 23 minutes
 on 2 cores; `--quick` (4 validators, one of them flooding, one minute of faults, no competition)
 about two.
 """
@@ -44,16 +47,26 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="4 validators, about two minutes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=None,
-                        help="minutes of faults (default 16, --quick 1)")
+                        help="minutes of faults (default 18, --quick 1)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this directory and keep it (logs, stores)")
     parser.add_argument("--partitions", choices=("auto", "on", "off"), default="auto",
                         help="network partitions in network namespaces (need root)")
+    parser.add_argument("--latency", default=None, metavar="MIN,MAX",
+                        help="per-link one-way latency range in ms (needs partitions)")
+    parser.add_argument("--loss", type=float, default=0.0,
+                        help="chance that a chunk is lost once and retransmitted")
     args = parser.parse_args()
+    latency = None
+    if args.latency:
+        low, _, high = args.latency.partition(",")
+        latency = (int(low), int(high or low))
     why_not = unavailable() if args.partitions != "off" else "--partitions off"
     if why_not and args.partitions == "on":
         parser.error(f"--partitions on: {why_not}")
     partitions = why_not is None
+    if latency is not None and not partitions:
+        parser.error(f"--latency needs network namespaces: {why_not}")
     print(f"chaos: network partitions {'on' if partitions else 'off (' + why_not + ')'}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -61,10 +74,14 @@ def main() -> int:
     if args.quick:
         config = ChaosConfig(root=root, seed=args.seed, nodes=4, byzantine=("flood",),
                              duration_s=60 * (args.minutes or 1), competition=False,
-                             partitions=partitions, partition_share=0.4)
+                             partitions=partitions, partition_share=0.4,
+                             latency_ms=latency, loss=args.loss)
     else:
-        config = ChaosConfig(root=root, seed=args.seed, duration_s=60 * (args.minutes or 16),
-                             partitions=partitions)
+        config = ChaosConfig(root=root, seed=args.seed, duration_s=60 * (args.minutes or 18),
+                             partitions=partitions, partition_share=0.2, latency_ms=latency,
+                             loss=args.loss)
+    if latency is not None:
+        print(f"chaos: links delayed {latency[0]}-{latency[1]} ms, loss {args.loss:.1%}")
     start = time.monotonic()
     try:
         report = ChaosRun(config).run()

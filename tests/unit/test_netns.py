@@ -66,3 +66,76 @@ def test_a_split_cuts_exactly_the_links_across_it_and_healing_restores_them():
                 server.wait()
     assert subprocess.run(["ip", "netns", "list"], capture_output=True,
                           text=True).stdout.count("wktn") == 0  # nothing left behind
+
+
+
+ECHO = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 7000)); s.listen(); s.settimeout(30)
+while True:
+    c, _ = s.accept()
+    while data := c.recv(65536):
+        c.sendall(data)
+    c.close()
+"""
+
+ROUND_TRIP = """
+import socket, sys, time
+payload = bytes(range(256)) * 800
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+start = time.monotonic()
+s.sendall(payload)
+got = b""
+while len(got) < len(payload):
+    got += s.recv(65536)
+print(time.monotonic() - start, got == payload)
+"""
+
+
+def listening(host: str) -> bool:
+    try:
+        socket.create_connection((host, 7000), timeout=1.0).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_relays_carry_every_byte_in_order_with_the_link_latency_and_nothing_bypasses_them():
+    from wekacoin.testing.links import LinkSpec, Relays
+
+    with NetLab(2, tag="wkr", isolated=True) as lab:
+        echo = subprocess.Popen([*lab.command(1), sys.executable, "-c", ECHO, lab.host(1)])
+        spec = LinkSpec(latency_ms=(60, 120), jitter_ms=0, loss=0.0)
+        try:
+            with Relays([lab.host(0), lab.host(1)], 7000, lab.runner_host, 27400, spec,
+                        seed=5) as relays:
+                wait_until(lambda: listening(lab.host(1)), timeout=20, interval=0.1,
+                           what="the echo server to listen")
+                assert probe(lab, 0, 1) == "cut"  # isolated: node 1's own address is unreachable
+                done = subprocess.run(
+                    [*lab.command(0), sys.executable, "-c", ROUND_TRIP, lab.runner_host,
+                     str(relays.port(0, 1))], capture_output=True, text=True, timeout=60)
+                seconds, intact = done.stdout.split()
+                assert intact == "True", done.stderr  # every byte, in order
+                round_trip = relays.latency_ms[(0, 1)] + relays.latency_ms[(1, 0)]
+                assert float(seconds) >= round_trip / 1000  # never faster than the links
+                assert relays.bytes_relayed >= 2 * 256 * 800
+
+                # a node killed mid-connection resets it: the relay serves the next one
+                hanging = socket.create_connection((lab.runner_host, relays.port(0, 1)), 5)
+                hanging.sendall(b"x" * 1000)
+                echo.kill()
+                echo.wait()
+                echo = subprocess.Popen([*lab.command(1), sys.executable, "-c", ECHO,
+                                         lab.host(1)])
+                wait_until(lambda: listening(lab.host(1)), timeout=20, interval=0.1,
+                           what="the restarted echo server to listen")
+                hanging.close()
+                again = subprocess.run(
+                    [*lab.command(0), sys.executable, "-c", ROUND_TRIP, lab.runner_host,
+                     str(relays.port(0, 1))], capture_output=True, text=True, timeout=60)
+                assert again.stdout.split()[1:] == ["True"], again.stderr
+        finally:
+            echo.kill()
+            echo.wait()

@@ -91,6 +91,9 @@ class Layout:
     hosts: list[str] | None = None
     """An IPv4 address per node that it listens, serves RPC and is dialled on (the chaos
     testnet's network namespaces); None: `listen_host`, `rpc_bind` and `peer_hosts`."""
+    dial: dict[tuple[int, int], str] | None = None
+    """(j, i) -> the "/ip4/<host>/tcp/<port>" node j dials node i at, when not node i's own
+    address (the chaos testnet's link relays)."""
 
     @classmethod
     def on_hosts(cls, hosts: list[str]) -> Layout:
@@ -154,8 +157,12 @@ def generate(
     (root / "genesis.json").write_text(genesis_to_json(genesis))
     from wekacoin.net import peer_id_from_seed
 
-    addrs = [f"{layout.peer_prefix(i)}/tcp/{p.p2p}/p2p/{peer_id_from_seed(k.seed)}"
-             for i, (k, p) in enumerate(zip(keys, layout.ports, strict=True))]
+    ids = [peer_id_from_seed(k.seed) for k in keys]
+
+    def dial(j: int, i: int) -> str:
+        if layout.dial is not None:
+            return f"{layout.dial[(j, i)]}/p2p/{ids[i]}"
+        return f"{layout.peer_prefix(i)}/tcp/{layout.ports[i].p2p}/p2p/{ids[i]}"
     for i, (key, p) in enumerate(zip(keys, layout.ports, strict=True)):
         home = root / f"node{i}"
         home.mkdir()
@@ -167,7 +174,7 @@ def generate(
             "node": {"data_dir": "data", "genesis": "../genesis.json"},
             "keys": {"keystore": "validator.key", "password_file": "../password"},
             "network": {"listen": f"/ip4/{layout.listen(i)}/tcp/{p.p2p}",
-                        "bootstrap": [a for j, a in enumerate(addrs) if j != i]},
+                        "bootstrap": [dial(i, j) for j in range(nodes) if j != i]},
             "rpc": {"bind": layout.rpc_host(i), "port": p.rpc, "token_file": "data/rpc.token"},
             "metrics": {"bind": layout.rpc_host(i), "port": p.metrics},
             "blobs": blobs,

@@ -23,8 +23,10 @@ With `partitions` (root only: `wekacoin.testing.netns`), every node runs in its 
 namespace and some faults are network partitions instead: one node isolated, a minority cut
 off from the majority, a split where neither side keeps two thirds of the weight (the whole
 chain must stall, then resume), or a flapping link (cut and restored a few times a second
-apart). Node 0 always stays on the runner's side. Latency and loss are not injected: this
-machine's kernel has no netem.
+apart). Node 0 always stays on the runner's side. With `latency_ms` as well, the nodes'
+links reach only the runner, where a relay per ordered pair of nodes delays every chunk by
+that link's latency plus jitter and models loss as TCP retransmissions
+(`wekacoin.testing.links`; this machine's kernel has no netem qdisc to do it instead).
 
 The checker, after every process stopped and every store was opened again:
 - no height holds two different FINAL blocks across the nodes;
@@ -64,6 +66,7 @@ from wekacoin.node.launcher import NodeProcess, start_all, stop_all
 from wekacoin.rpc.client import NodeUnreachable, RpcCallError, RpcClient
 from wekacoin.store import ChainStore
 from wekacoin.testing.byzantine import BEHAVIOURS
+from wekacoin.testing.links import LinkSpec, Relays
 from wekacoin.testing.netns import NetLab
 from wekacoin.types.codec import DecodeError, decode, encode
 from wekacoin.types.genesis import Genesis
@@ -104,6 +107,11 @@ class ChaosConfig:
     partition_share: float = 0.25
     """Of the faults when `partitions`, the share that are partitions."""
     partition_s: tuple[float, float] = (3.0, 10.0)
+    latency_ms: tuple[int, int] | None = None
+    """Per-link one-way latency range (needs `partitions`: the relays live in the runner's
+    namespace); None: the links are as fast as the kernel's."""
+    jitter_ms: int = 20
+    loss: float = 0.0
     transfer_interval_s: float = 0.5
     competition: bool = True
     heal_bound_s: float = 60.0
@@ -154,7 +162,11 @@ class ChaosRun:
         self._heal_timers: list[threading.Thread] = []
         self.processes: list[NodeProcess] = []
         self.genesis: Genesis | None = None
-        self.lab: NetLab | None = NetLab(config.nodes) if config.partitions else None
+        if config.latency_ms is not None and not config.partitions:
+            raise ValueError("latency needs the network namespaces of `partitions`")
+        self.lab: NetLab | None = NetLab(
+            config.nodes, isolated=config.latency_ms is not None) if config.partitions else None
+        self.relays: Relays | None = None
 
     # -- the run --
 
@@ -163,8 +175,13 @@ class ChaosRun:
         wallets = ("supplier", "trainer1", "trainer2", "trainer3",
                    *(f"payer{i}" for i in range(PAYERS)))
         lab = self.lab
-        layout = tn.Layout.on_hosts([lab.host(i) for i in range(c.nodes)]) if lab else None
-        self.genesis = tn.generate(self.root, c.nodes, wallets=wallets, params=CHAOS_PARAMS,
+        layout = self._layout()
+        params = CHAOS_PARAMS
+        if c.latency_ms is not None:  # the proposal wait must cover two slow hops
+            params = dataclasses.replace(
+                params, lambda_priority_ms=2 * c.latency_ms[1] + c.jitter_ms + 300,
+                lambda_stepvar_ms=300)
+        self.genesis = tn.generate(self.root, c.nodes, wallets=wallets, params=params,
                                    layout=layout)
         homes = tn.node_homes(self.root)
         order = list(range(1, c.nodes))
@@ -180,16 +197,37 @@ class ChaosRun:
         try:
             if lab is not None:
                 lab.create()
+            if self.relays is not None:
+                self.relays.start()
             start_all(self.processes, wait=False)
             tn.wait_until_producing(self.processes, timeout=120)
             self._run_threads()
             self._final_agreement()
         finally:
             stop_all(self.processes)
+            if self.relays is not None:
+                self.relays.close()
             if lab is not None:
                 lab.close()
         self._check_stores()
         return self.report
+
+    def _layout(self) -> tn.Layout | None:
+        """Where the nodes listen: 127.0.0.1, a namespace each, or that and relays."""
+        c, lab = self.config, self.lab
+        if lab is None:
+            return None
+        hosts = [lab.host(i) for i in range(c.nodes)]
+        layout = tn.Layout.on_hosts(hosts)
+        if c.latency_ms is None:
+            return layout
+        spec = LinkSpec(c.latency_ms, c.jitter_ms, c.loss)
+        self.relays = Relays(hosts, layout.ports[0].p2p, lab.runner_host,
+                             tn.free_ports(1)[0], spec, seed=c.seed)
+        relays = self.relays
+        dial = {(j, i): f"/ip4/{lab.runner_host}/tcp/{relays.port(j, i)}"
+                for (j, i) in relays.latency_ms}
+        return dataclasses.replace(layout, dial=dial)
 
     def _run_threads(self) -> None:
         threads = [threading.Thread(target=self._guard(self._load), name="load"),
@@ -343,7 +381,7 @@ class ChaosRun:
                     rpc.call("chain.block", height=head, full=False).get("final"))
 
         try:
-            wait_until(final_above, timeout=self.config.heal_bound_s, interval=0.2,
+            wait_until(final_above, timeout=self.config.heal_bound_s, interval=0.5,
                        retry_on=(NodeUnreachable, RpcCallError, OSError),
                        what=f"a FINAL block above {height} on {process.name}")
         except WaitTimeout:
@@ -395,25 +433,28 @@ class ChaosRun:
                 self.report.accepted_txs += 1
 
     def _watch_finality(self) -> None:
-        """Ask an honest node which accepted transactions sit in a FINAL block."""
+        """Walk an honest node's chain block by block while its blocks are FINAL, and record
+        each accepted transaction in them (one call per block, not two per transaction: the
+        runner shares the cores with the nodes)."""
+        next_height = 1
         while not self._stop.is_set():
             time.sleep(1.0)
-            with self._lock:
-                pending = [t for t in self._accepted if t not in self._final]
             nodes = self._honest_up()
-            if not nodes or not pending:
+            if not nodes:
                 continue
             node = self.rng.choice(nodes)
             try:
                 with RpcClient(node.rpc_url, timeout=5) as rpc:
-                    for tx_id in pending[:200]:
-                        found = rpc.call("chain.tx", id=tx_id)
-                        if not found or found.get("height") is None:
-                            continue
-                        block = rpc.call("chain.block", height=found["height"], full=False)
-                        if block.get("final") and block["hash"] == found["block_hash"]:
-                            with self._lock:
-                                self._final[tx_id] = (found["height"], found["block_hash"])
+                    tip = rpc.call("node.status")["height"]
+                    while next_height <= tip and not self._stop.is_set():
+                        block = rpc.call("chain.block", height=next_height, full=True)
+                        if not block.get("final"):
+                            break
+                        with self._lock:
+                            for tx in block["txs"]:
+                                if tx["id"] in self._accepted:
+                                    self._final[tx["id"]] = (next_height, block["hash"])
+                        next_height += 1
             except (NodeUnreachable, RpcCallError, OSError):
                 continue
 

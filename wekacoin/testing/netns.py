@@ -8,9 +8,12 @@ the kernel then drops every packet between the sides, TCP connections included, 
 addresses the nodes learned from each other (a user-space proxy can be bypassed that way).
 Healing moves them back.
 
-It needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2's `ip`; `unavailable()`
-says why not, and the chaos runner then schedules process faults only. This machine's
-kernel has no netem qdisc, so latency and loss are not injected here.
+With `isolated`, the nodes' bridge ports reach only the runner's address, never each other:
+the chaos runner's link relays (`wekacoin.testing.links`) then carry, and delay, all traffic
+between nodes (this machine's kernel has no netem qdisc to delay it instead).
+
+It needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2's `ip` and `bridge`;
+`unavailable()` says why not, and the chaos runner then schedules process faults only.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def _ip(*args: str, netns: str | None = None) -> None:
 
 def unavailable() -> str | None:
     """Why partitions cannot be made here, or None when they can."""
-    if shutil.which("ip") is None:
-        return "iproute2's `ip` is not installed"
+    if shutil.which("ip") is None or shutil.which("bridge") is None:
+        return "iproute2 (`ip`, `bridge`) is not installed"
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         return "network namespaces need root"
     probe = f"wkprobe{os.getpid()}"
@@ -55,7 +58,10 @@ def unavailable() -> str | None:
 class NetLab:
     """`nodes` namespaces on two bridges; see the module docstring."""
 
-    def __init__(self, nodes: int, *, net: int | None = None, tag: str | None = None) -> None:
+    def __init__(self, nodes: int, *, net: int | None = None, tag: str | None = None,
+                 isolated: bool = False) -> None:
+        """`isolated`: the nodes' bridge ports reach only the runner's address, never each
+        other (traffic between nodes then goes through the runner's link relays)."""
         if not 1 <= nodes <= 250:
             raise ValueError("1 to 250 nodes")
         self.nodes = nodes
@@ -66,6 +72,7 @@ class NetLab:
         self.namespaces = [f"{self.tag}n{i}" for i in range(nodes)]
         self._links = [f"{self.tag}v{i}" for i in range(nodes)]
         self.side_b: frozenset[int] = frozenset()
+        self.isolated = isolated
         self._made = False
 
     def host(self, i: int) -> str:
@@ -94,6 +101,7 @@ class NetLab:
                 _ip("netns", "add", ns)
                 _ip("link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
                 _ip("link", "set", link, "master", self.bridges[0], "up")
+                self._isolate(link)
                 _ip("addr", "add", f"{self.host(i)}/24", "dev", "eth0", netns=ns)
                 _ip("link", "set", "eth0", "up", netns=ns)
                 _ip("link", "set", "lo", "up", netns=ns)
@@ -111,7 +119,16 @@ class NetLab:
         for i in range(self.nodes):
             bridge = self.bridges[1] if i in side else self.bridges[0]
             _ip("link", "set", self._links[i], "master", bridge)
+            self._isolate(self._links[i])
         self.side_b = side
+
+    def _isolate(self, link: str) -> None:
+        if not self.isolated:
+            return
+        cmd = ["bridge", "link", "set", "dev", link, "isolated", "on"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise NetLabError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()}")
 
     def heal(self) -> None:
         self.split(())
