@@ -114,6 +114,15 @@ def test_cli_transfer_is_final_on_every_node(network: NodeGroup) -> None:
     # the CLI reads it back from another node
     shown = network.nodes[3].cli("wallet", "balance", to, "--json").check().json()
     assert shown["balance"] == amount
+    # `wekacoin tx` and `wekacoin block` show where it landed, by height and by hash
+    assert f"in block {height} (FINAL)" in network.nodes[2].cli("tx", tx_id).check().stdout
+    found = network.nodes[2].cli("tx", tx_id, "--json").check().json()
+    assert (found["height"], found["final"], found["body"]["kind"]) == (height, True, "transfer")
+    block = network.nodes[3].cli("block", str(height), "--json").check().json()
+    assert tx_id in [t["id"] for t in block["txs"]] and block["final"] is True
+    assert tx_id in network.nodes[3].cli("block", block["hash"]).check().stdout
+    unknown = network.nodes[0].cli("tx", "00" * 32)
+    assert "knows no transaction" in assert_one_line_error(unknown, 1)
     # a transfer the node refuses (more than the balance) is one line and a non-zero exit
     refused = network.nodes[2].cli("wallet", "send", to, str(10**18),
                                    key=network.wallet_key("alice"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from wekacoin.cli import competition_cmds, demo_cmd, node_cmds, testnet, wallet
+import wekacoin
+from wekacoin.cli import chain_cmds, competition_cmds, demo_cmd, node_cmds, testnet, wallet
 from wekacoin.cli.common import DEFAULT_KEY, DEFAULT_RPC, Settings, errors
 from wekacoin.errors import WekaError
 
@@ -24,6 +25,14 @@ app.command()(demo_cmd.demo)
 app.command()(node_cmds.init)
 app.command()(node_cmds.node)
 app.command()(node_cmds.status)
+app.command()(chain_cmds.tx)
+app.command()(chain_cmds.block)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"wekacoin {wekacoin.__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -38,6 +47,8 @@ def root(
     password_file: Path = typer.Option(
         None, envvar="WEKACOIN_PASSWORD_FILE", help="File holding the keystore password.",
     ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     ctx.obj = Settings(
         rpc=rpc, token_file=token_file, key=key.expanduser(), password_file=password_file
