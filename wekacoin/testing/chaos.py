@@ -78,11 +78,15 @@ log = logging.getLogger("wekacoin.chaos")
 PAYERS = 4
 CHAOS_PARAMS = dataclasses.replace(
     tn.LOCAL_PARAMS, min_training_period=30, training_reveal_window=20, test_reveal_window=30,
-    upload_window=30, evaluation_window=20,
+    upload_window=30, evaluation_window=20, lambda_priority_ms=1_500, lambda_stepvar_ms=500,
 )
 """The local testnet's parameters with task windows of tens of blocks: a reveal sent while
 half the proposers are being killed must still land in its window (the chain refuses a late
-one, as it must)."""
+one, as it must). The proposal wait is 2 s: with tau_proposer 26 every one of 7 validators
+proposes every round, and on 2 busy cores a block of ~100 transfers took longer than the local
+testnet's 0.5 s to reach the others, so each voted its own block, Reduction split, and the
+round ended on the empty block; the growing backlog made the next proposals slower still (the
+chaos run that found it stayed on empty TENTATIVE blocks for 20 rounds after the storm)."""
 
 
 @dataclass
@@ -177,10 +181,9 @@ class ChaosRun:
         lab = self.lab
         layout = self._layout()
         params = CHAOS_PARAMS
-        if c.latency_ms is not None:  # the proposal wait must cover two slow hops
-            params = dataclasses.replace(
-                params, lambda_priority_ms=2 * c.latency_ms[1] + c.jitter_ms + 300,
-                lambda_stepvar_ms=300)
+        if c.latency_ms is not None:  # the proposal wait must also cover two slow hops
+            params = dataclasses.replace(params, lambda_priority_ms=max(
+                params.lambda_priority_ms, 2 * c.latency_ms[1] + c.jitter_ms + 300))
         self.genesis = tn.generate(self.root, c.nodes, wallets=wallets, params=params,
                                    layout=layout)
         homes = tn.node_homes(self.root)
