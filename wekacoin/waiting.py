@@ -17,7 +17,7 @@ arguments, so the loop itself is tested without waiting.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TypeVar
 
 from wekacoin.errors import WekaError
@@ -91,21 +91,13 @@ def wait_until(predicate: Callable[[], T | None], *, timeout: float, what: str,
     It is called at once, then every `interval` seconds (the last time at the deadline), so
     at most about `timeout / interval + 1` times. Raises `WaitTimeout` after `timeout`
     seconds; `detail()`, if given, is appended to its message (e.g. the tail of a log)."""
-    tries = _Tries(what, timeout, retry_on, detail)
-    deadline = clock() + timeout
-    while True:
-        try:
-            value = predicate()
-        except retry_on as e:
-            tries.record_error(e)
-        else:
-            if value:
-                return value
-            tries.record(value)
-        left = deadline - clock()
-        if left <= 0:
-            raise tries.timed_out()
-        sleep(min(interval, left))
+    polls = _polls(predicate, _Tries(what, timeout, retry_on, detail), clock, timeout,
+                   interval, retry_on)
+    try:
+        while True:
+            sleep(next(polls))
+    except StopIteration as done:
+        return done.value
 
 
 async def wait_until_async(predicate: Callable[[], T | None], *, timeout: float,
@@ -121,7 +113,20 @@ async def wait_until_async(predicate: Callable[[], T | None], *, timeout: float,
 
         clock = clock or trio.current_time
         sleep = sleep or trio.sleep
-    tries = _Tries(what, timeout, retry_on, detail)
+    polls = _polls(predicate, _Tries(what, timeout, retry_on, detail), clock, timeout,
+                   interval, retry_on)
+    try:
+        while True:
+            await sleep(next(polls))
+    except StopIteration as done:
+        return done.value
+
+
+def _polls(predicate: Callable[[], T | None], tries: _Tries, clock: Callable[[], float],
+           timeout: float, interval: float,
+           retry_on: tuple[type[BaseException], ...]) -> Generator[float, None, T]:
+    """The polling loop of both waits: yields each pause for the caller to sleep (blocking
+    or awaiting), returns the first truthy value, raises WaitTimeout at the deadline."""
     deadline = clock() + timeout
     while True:
         try:
@@ -135,4 +140,4 @@ async def wait_until_async(predicate: Callable[[], T | None], *, timeout: float,
         left = deadline - clock()
         if left <= 0:
             raise tries.timed_out()
-        await sleep(min(interval, left))
+        yield min(interval, left)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from tests.helpers import hostile_models as hostile
+from tests.helpers.clock import FakeClock
 from tests.helpers.evaluation_helpers import model_bytes, shared_sandbox, task_data
 from wekacoin.chain.tasks import ready_height
 from wekacoin.content.cid import compute_cid
@@ -39,22 +40,6 @@ from wekacoin.types.tx import DataSchema, GroupReveal, PublishTask, TaskLimits
 
 DATASET = "diabetes"
 HOG_DOUBLINGS = 13  # widens the 10 features 2**13 times: needs about 440 MiB on this runtime
-
-
-class FakeClock:
-    """Monotonic seconds that move only when the evaluator sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @dataclass

@@ -9,27 +9,9 @@ from collections.abc import Callable
 import pytest
 import trio
 
+from tests.helpers.clock import FakeClock
 from wekacoin.errors import WekaError
 from wekacoin.waiting import WaitTimeout, wait_until, wait_until_async
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the loop sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 def counting(values: list[object]) -> tuple[Callable[[], object], list[int]]:
@@ -44,7 +26,7 @@ def counting(values: list[object]) -> tuple[Callable[[], object], list[int]]:
 
 
 def test_returns_the_first_truthy_value_without_sleeping_after_it() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     predicate, calls = counting([None, 0, [], {"height": 7}])
     value = wait_until(predicate, timeout=10, interval=0.5, what="x", clock=clock,
                        sleep=clock.sleep)
@@ -54,13 +36,13 @@ def test_returns_the_first_truthy_value_without_sleeping_after_it() -> None:
 
 
 def test_a_true_condition_returns_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     assert wait_until(lambda: 5, timeout=0, what="x", clock=clock, sleep=clock.sleep) == 5
     assert clock.sleeps == []
 
 
 def test_timeout_names_what_the_tries_and_the_last_value() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     predicate, calls = counting([None, "", 0])
     with pytest.raises(WaitTimeout) as caught:
         wait_until(predicate, timeout=3, interval=1, what="height 9 on node0", clock=clock,
@@ -75,7 +57,7 @@ def test_timeout_names_what_the_tries_and_the_last_value() -> None:
 
 def test_the_number_of_tries_is_bounded_by_timeout_over_interval() -> None:
     """Tries at 0, 0.3, 0.6, 0.9 and a last one at the deadline (1.0): never past it."""
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     start = clock.now
     predicate, calls = counting([False])
     with pytest.raises(WaitTimeout):
@@ -87,7 +69,7 @@ def test_the_number_of_tries_is_bounded_by_timeout_over_interval() -> None:
 
 
 def test_a_slow_predicate_is_still_bounded_by_the_deadline() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     calls = [0]
 
     def slow() -> bool:
@@ -101,7 +83,7 @@ def test_a_slow_predicate_is_still_bounded_by_the_deadline() -> None:
 
 
 def test_retried_errors_count_as_not_yet_and_are_reported() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     calls = [0]
 
     def flaky() -> int:
@@ -124,7 +106,7 @@ def test_retried_errors_count_as_not_yet_and_are_reported() -> None:
 
 
 def test_last_value_and_last_error_are_both_reported() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     calls = [0]
 
     def alternating() -> list[int]:
@@ -139,7 +121,7 @@ def test_last_value_and_last_error_are_both_reported() -> None:
 
 
 def test_other_errors_propagate_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     predicate_calls = [0]
 
     def exited() -> bool:
@@ -153,7 +135,7 @@ def test_other_errors_propagate_at_once() -> None:
 
 
 def test_detail_is_appended_and_long_values_are_cut() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     with pytest.raises(WaitTimeout) as caught:
         wait_until(lambda: "", timeout=0, what="x", detail=lambda: "---- node0 log ----\nboom",
                    clock=clock, sleep=clock.sleep)
@@ -183,7 +165,7 @@ def test_on_the_real_clock() -> None:
 
 
 def test_async_twin_on_a_fake_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     predicate, calls = counting([None, None, "ok"])
 
     async def main() -> object:
