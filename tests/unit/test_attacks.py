@@ -53,7 +53,7 @@ def open_tasks(chain: LocalChain, tasks: dict[str, tuple[int, ...]], **spec) -> 
     chain.advance_to(published[0][0].tbh - 1)
     chain.commit([chain.tx(supplier, RevealTest(i, data.reveals(task_of(chain, i).test_groups)))
                   for i, (_, data) in zip(ids, published, strict=True)])
-    chain.commit([chain.tx(chain.keys[t], RevealModel(i, cid)) for i, t, cid in models])
+    chain.commit([chain.tx(chain.keys[t], RevealModel(i, cid, 1_000)) for i, t, cid in models])
     return ids
 
 

@@ -78,6 +78,7 @@ class Competition:
         return RevealTraining(
             self.task_id, self.data.reveals(self.training_indices()),
             self.data.baseline_cid if baseline_cid is None else baseline_cid,
+            self.data.baseline_size,
             self.data.baseline_score if baseline_score is None else baseline_score,
         )
 
@@ -205,7 +206,7 @@ def test_reveal_training_waits_for_the_split(comp):
     """The supplier can train and score a baseline only on a split it did not choose: the
     training reveal is refused up to and including the block that draws the split."""
     split = split_height(comp.task, comp.params)
-    all_groups = RevealTraining(1, comp.data.reveals(range(10)), comp.data.baseline_cid, 1)
+    all_groups = RevealTraining(1, comp.data.reveals(range(10)), comp.data.baseline_cid, 1_000, 1)
     for height in range(comp.chain.height + 1, split + 1):
         with pytest.raises(WrongPhase, match=f"drawn at height {split}"):
             comp.attempt(comp.supplier, all_groups, height=height)
@@ -253,7 +254,7 @@ def test_reveal_training_needs_a_baseline_cid(comp):
 
 def test_reveal_for_an_unknown_task(comp):
     with pytest.raises(UnknownTask):
-        comp.attempt(comp.supplier, RevealTraining(9, (), comp.data.baseline_cid, 1))
+        comp.attempt(comp.supplier, RevealTraining(9, (), comp.data.baseline_cid, 1_000, 1))
 
 
 def test_unrevealed_training_cancels_the_task_and_burns_the_hosting_fee(comp):
@@ -424,7 +425,7 @@ def test_reveal_test_that_does_not_match_is_refused(comp):
 
 def test_model_reveal_waits_for_the_test_set(comp):
     _to_tbh(comp)
-    body = RevealModel(1, fake_cid("model-a"))
+    body = RevealModel(1, fake_cid("model-a"), 1_000)
     with pytest.raises(WrongPhase):
         comp.attempt(comp.trainers[0], body, height=comp.spec.tbh)  # test not yet revealed
     comp.reveal_test()
@@ -440,20 +441,20 @@ def test_model_reveal_window_closes(comp):
     comp.reveal_test()
     end = upload_end(comp.task, comp.params)
     with pytest.raises(WrongPhase):
-        comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("model-a")), height=end)
+        comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("model-a"), 1_000), height=end)
 
 
 def test_model_reveal_opens_at_the_deadline_without_a_test_reveal(comp):
     _to_tbh(comp)
     comp.chain.advance_to(reveal_test_end(comp.task, comp.params) - 1)
-    comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("model-a")))
+    comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("model-a"), 1_000))
 
 
 def test_model_reveal_must_match_the_commitment(comp):
     _to_tbh(comp)
     comp.reveal_test()
     with pytest.raises(CommitmentMismatch):
-        comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("a different model")))
+        comp.attempt(comp.trainers[0], RevealModel(1, fake_cid("a different model"), 1_000))
 
 
 def test_copied_commitment_gains_nothing(comp):
@@ -468,8 +469,8 @@ def test_copied_commitment_gains_nothing(comp):
     comp.chain.advance_to(comp.spec.tbh - 1)
     comp.reveal_test()
     with pytest.raises(CommitmentMismatch):  # the copier reveals the honest model's CID
-        comp.attempt(copier, RevealModel(1, cid))
-    comp.commit(honest, RevealModel(1, cid))  # the honest trainer is unaffected
+        comp.attempt(copier, RevealModel(1, cid, 1_000))
+    comp.commit(honest, RevealModel(1, cid, 1_000))  # the honest trainer is unaffected
     copied = comp.chain.state.get_submission(comp.task.submissions[1])
     assert copied.trainer == copier.address and copied.model_cid is None
 

@@ -80,7 +80,7 @@ class Net:
         for i in ids:
             key = self.keys[i]
             weight = self.state.get_weight(key.public_key)
-            seat = select(key, alpha, weight, self.state.tip.total_stake, tau)
+            seat = select(key, alpha, weight, self.state.tip.total_weight, tau)
             assert seat is not None
             prev = prev_hash or self.ctx.prev_hash
             body = VoteBody(1, period, step, prev, value, key.public_key, seat.proof)
@@ -90,8 +90,8 @@ class Net:
     def proposal(self, i, period=0, time_ms=1) -> UnverifiedProposal:
         key = self.keys[i]
         alpha = sortition_alpha(self.state.tip.seed, Role.PROPOSER, 1, period)
-        seat = select(key, alpha, self.state.get_weight(key.public_key), self.state.tip.total_stake,
-                      self.state.params.tau_proposer)
+        seat = select(key, alpha, self.state.get_weight(key.public_key),
+                      self.state.tip.total_weight, self.state.params.tau_proposer)
         assert seat is not None, f"validator {i} is not a proposer"
         seed = compute_block_seed(seat.output)
         request = AssembleBlock(1, period, key.public_key, seed, seat.proof, ())

@@ -3,6 +3,8 @@ rankings (agreeing or not), settlements, expiries and cancellations, the total s
 only by minted rewards and explicit burns; and every task's end leaves a TaskSettlement
 record whose payments are the credits the chain made, with evaluators paid by sub-users."""
 
+import dataclasses
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -205,7 +207,7 @@ class Scenario:
         if phase is Phase.AWAITING_TRAINING:  # refused until the split is drawn
             body = data.reveal_training(task.id, task.test_groups)
             if not honest:
-                body = type(body)(task.id, body.groups[:-1], body.baseline_cid, body.baseline_score)
+                body = dataclasses.replace(body, groups=body.groups[:-1])
             return supplier, body
         if phase is Phase.TRAINING:
             cid = fake_cid(f"m{task.id}-{k}-{chain.height}")
@@ -219,7 +221,7 @@ class Scenario:
         if honest and submitted:
             k = draw(st.sampled_from(submitted))
         cid = self.models.get((task.id, k), fake_cid("unknown")) if honest else fake_cid("x")
-        return chain.keys[k], RevealModel(task.id, cid)
+        return chain.keys[k], RevealModel(task.id, cid, 1_000)
 
     def honest_view(self, draw, task):
         """What honest evaluators report for `task`: drawn once, unrevealed models INVALID."""

@@ -114,11 +114,11 @@ def make_chain(
     training = []
     for i, group in sorted(data.training_groups.items()):
         blobs[compute_cid(group)] = group
-        training.append(GroupReveal(i, compute_cid(group), bytes(32)))
+        training.append(GroupReveal(i, compute_cid(group), len(group), bytes(32)))
     test = []
     for i, group in sorted(data.test_groups.items()):
         blobs[compute_cid(group)] = group
-        test.append(GroupReveal(i, compute_cid(group), bytes(32)))
+        test.append(GroupReveal(i, compute_cid(group), len(group), bytes(32)))
     submissions = {}
     for sid, model in models.items():
         cid = None if model is None else compute_cid(model)
@@ -128,11 +128,12 @@ def make_chain(
         submissions[sid] = Submission(
             id=sid, task_id=1, trainer=bytes(20), trainer_key=bytes(32),
             commitment=hashlib.sha256(b"%d" % sid).digest(), train_score=claim, fee=1,
-            height=1, model_cid=cid,
+            height=1, model_cid=cid, model_size=0 if model is None else len(model),
         )
     task = Task(
         id=1, supplier=bytes(20), spec=_spec(max_model_bytes), baseline_cid=compute_cid(baseline),
-        published_height=1, test_groups=tuple(data.test_groups), status=TaskStatus.ACTIVE,
+        baseline_size=len(baseline), published_height=1, test_groups=tuple(data.test_groups),
+        status=TaskStatus.ACTIVE,
         escrow=3, training_reveals=tuple(training),
         baseline_score=claimed_training_score(baseline), test_reveals=tuple(test),
         submissions=tuple(sorted(models)),

@@ -11,7 +11,7 @@ from wekacoin.content.cid import compute_cid
 from wekacoin.content.embedded import EmbeddedBlobStore
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.node.replication import ATTEMPTS, Replicator, revealed_cids
-from wekacoin.types.primitives import Nonce32, Score, TaskId
+from wekacoin.types.primitives import ByteSize, Nonce32, Score, TaskId
 from wekacoin.types.tx import GroupReveal, RevealModel, RevealTest, RevealTraining, Transfer
 
 KEY = KeyPair.from_seed(bytes(32))
@@ -24,16 +24,18 @@ def block_of(*bodies):
 
 
 def group(i: int, name: str) -> GroupReveal:
-    return GroupReveal(i, BLOBS[name], Nonce32(bytes(32)))
+    return GroupReveal(i, BLOBS[name], ByteSize(100), Nonce32(bytes(32)))
 
 
 def test_every_revealed_cid_once_in_block_order_and_nothing_else():
     block = block_of(
         Transfer(KEY.address, 5),
-        RevealTraining(TaskId(1), (group(0, "g0"), group(1, "g1")), BLOBS["base"], Score(1)),
+        RevealTraining(
+            TaskId(1), (group(0, "g0"), group(1, "g1")), BLOBS["base"], ByteSize(100), Score(1)
+        ),
         RevealTest(TaskId(1), (group(2, "g2"),)),
-        RevealModel(TaskId(1), BLOBS["model"]),
-        RevealModel(TaskId(2), BLOBS["model"]),  # the same bytes twice: fetched once
+        RevealModel(TaskId(1), BLOBS["model"], ByteSize(100)),
+        RevealModel(TaskId(2), BLOBS["model"], ByteSize(100)),  # the same bytes twice: fetched once
     )
     assert revealed_cids(block) == [BLOBS[n] for n in ("g0", "g1", "base", "g2", "model")]
     assert revealed_cids(block_of(Transfer(KEY.address, 5))) == []
@@ -68,8 +70,10 @@ def test_revealed_blobs_land_on_disk_even_when_peers_have_them_only_later(tmp_pa
     store = EmbeddedBlobStore(tmp_path / "blobs", fetcher=fetcher)
     store.put(b"g0")  # already held: not asked for
     block = block_of(
-        RevealTraining(TaskId(1), (group(0, "g0"), group(1, "g1")), BLOBS["base"], Score(1)),
-        RevealModel(TaskId(1), BLOBS["model"]),
+        RevealTraining(
+            TaskId(1), (group(0, "g0"), group(1, "g1")), BLOBS["base"], ByteSize(100), Score(1)
+        ),
+        RevealModel(TaskId(1), BLOBS["model"], ByteSize(100)),
     )
     replicator = run_replicator(store, block)
     assert (replicator.fetched, replicator.held, replicator.failed) == (3, 1, 0)
@@ -86,7 +90,8 @@ def test_a_blob_nobody_serves_is_given_up_after_a_few_attempts(tmp_path):
         return None
 
     store = EmbeddedBlobStore(tmp_path / "blobs", fetcher=fetcher)
-    replicator = run_replicator(store, block_of(RevealModel(TaskId(1), BLOBS["model"])))
+    block = block_of(RevealModel(TaskId(1), BLOBS["model"], ByteSize(100)))
+    replicator = run_replicator(store, block)
     assert (replicator.fetched, replicator.failed) == (0, 1)
     assert asked == [BLOBS["model"]] * ATTEMPTS
     assert not store.has(BLOBS["model"])

@@ -46,7 +46,7 @@ def ready_competition(reveal_test=True, reveal_models=(0, 1, 2), params=PARAMS, 
     else:
         comp.chain.advance_to(comp.spec.tbh + comp.params.test_reveal_window - 1)
     for i in reveal_models:
-        comp.commit(comp.trainers[i], RevealModel(1, cids[i]))
+        comp.commit(comp.trainers[i], RevealModel(1, cids[i], 1_000))
     comp.chain.advance_to(upload_end(comp.task, comp.params))
     return comp
 
@@ -158,7 +158,7 @@ def test_ties_in_one_block_go_to_the_lowest_hash_of_trainer_key_and_model():
     comp.chain.advance_to(comp.spec.tbh - 1)
     comp.reveal_test()
     comp.chain.commit([
-        comp.chain.tx(t, RevealModel(1, c)) for t, c in zip(comp.trainers, cids, strict=True)
+        comp.chain.tx(t, RevealModel(1, c, 1_000)) for t, c in zip(comp.trainers, cids, strict=True)
     ])
     comp.chain.advance_to(upload_end(comp.task, comp.params))
     tie = hashlib.sha256
@@ -404,7 +404,7 @@ def two_ready_tasks(submit_to_second, params=PARAMS):
     chain.advance_to(chain.state.get_task(2).published_height + params.test_split_delay)
     test2 = set(chain.state.get_task(2).test_groups)
     comp.commit(comp.supplier, RevealTraining(
-        2, data2.reveals([i for i in range(10) if i not in test2]), data2.baseline_cid, 1,
+        2, data2.reveals([i for i in range(10) if i not in test2]), data2.baseline_cid, 1_000, 1,
     ))
     if submit_to_second:
         comp.commit(comp.trainers[0], SubmitModel(2, b"m" * 32, 1))

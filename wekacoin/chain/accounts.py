@@ -89,35 +89,46 @@ def weight_horizon(params: Params) -> int:
 
 
 def process_stake_agenda(state: State, height: int) -> None:
-    """At the start of block `height`: bonded stake starts counting, unbonded stake returns.
+    """At the start of block `height`: bonded stake starts counting, unbonded stake returns,
+    and a storage weight computed at an epoch boundary (chain.storage) starts counting.
 
-    The stake a bond had until now joins its history, and history no rule can ask about any
+    The weight a bond had until now joins its history, and history no rule can ask about any
     more is dropped. A validator key stays registered to its account even when its stake
     reaches zero, so a key can never move to another account.
     """
     addresses = state.get_agenda(height)
     if not addresses:
         return
-    delta = 0
+    stake_delta = storage_delta = 0
     for address in sorted(addresses):
         bond = state.get_existing_bond(address)
         joining = sum(p.amount for p in bond.bonding if p.height <= height)
         leaving = sum(p.amount for p in bond.unbonding if p.height <= height)
+        storage = bond.storage
+        record = state.get_storage(address)
+        if record is not None and record.pending is not None and record.pending.height <= height:
+            storage = record.pending.amount
+            state.put_storage(address, replace(record, pending=None))
         oldest = height - weight_horizon(state.params)
         history = tuple(p for p in bond.history if p.height > oldest)
-        if joining != leaving:
-            history += (Pending(Height(height), bond.stake),)
+        if joining - leaving + storage - bond.storage != 0:
+            history += (Pending(Height(height), bond.weight),)
         state.put_bond(address, replace(
             bond, stake=bond.stake + joining - leaving,
             bonding=tuple(p for p in bond.bonding if p.height > height),
             unbonding=tuple(p for p in bond.unbonding if p.height > height),
-            history=history,
+            history=history, storage=storage,
         ))
         if leaving:
             credit(state, address, leaving)
-        delta += joining - leaving
+        stake_delta += joining - leaving
+        storage_delta += storage - bond.storage
     state.put_agenda(height, ())
-    state.put_tip(replace(state.tip, total_stake=state.tip.total_stake + delta))
+    tip = state.tip
+    state.put_tip(replace(
+        tip, total_stake=tip.total_stake + stake_delta,
+        total_storage=tip.total_storage + storage_delta,
+    ))
 
 
 def debit(account: Account, amount: int) -> Account:

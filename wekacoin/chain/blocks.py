@@ -13,6 +13,7 @@ from wekacoin.chain.errors import BlockError, InvalidBlockTx, StateRootMismatch,
 from wekacoin.chain.rankings import process_rankings
 from wekacoin.chain.settlement import process_settlements
 from wekacoin.chain.state import State
+from wekacoin.chain.storage import process_storage_epoch
 from wekacoin.chain.tasks import process_task_deadlines
 from wekacoin.chain.transactions import apply_tx, verify_tx
 from wekacoin.types.block import Block, BlockHeader, BlockMeta, block_hash
@@ -24,10 +25,12 @@ _TX_ROOT_DOMAIN = b"wekacoin/tx-root/v1"
 
 
 def compute_tx_root(txs: tuple[Tx, ...]) -> Hash:
-    """SHA-256 over the SHA-256 of each transaction's payload and signature, in block order."""
+    """SHA-256 over each transaction's id and signature, in block order (the id is the
+    payload's SHA-256, so the root commits to every byte without hashing a payload again)."""
     h = hashlib.sha256(_TX_ROOT_DOMAIN)
     for tx in txs:
-        h.update(hashlib.sha256(tx.payload + tx.signature).digest())
+        h.update(tx.id)
+        h.update(tx.signature)
     return Hash(h.digest())
 
 
@@ -97,12 +100,14 @@ def execute_block(
 def begin_block(state: State, height: Height, seed: Hash) -> BlockContext:
     """The start-of-block events, before any transaction: the tip moves to `height`, matured
     stake changes take effect, ready tasks settle from the rankings earlier blocks recorded,
-    task deadlines pass. Block assembly (the mempool) runs this too, so it checks
-    transactions against exactly the state they will meet in the block."""
+    task deadlines pass, a storage epoch draws its challenges. Block assembly (the mempool)
+    runs this too, so it checks transactions against exactly the state they will meet in the
+    block."""
     state.put_tip(replace(state.tip, height=height, seed=seed))
     process_stake_agenda(state, height)
     process_settlements(state, height)
     process_task_deadlines(state, height, seed)
+    process_storage_epoch(state, height, seed)
     return BlockContext(height, seed)
 
 

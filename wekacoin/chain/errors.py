@@ -95,3 +95,13 @@ class StateRootMismatch(BlockError):
 
 class GenesisError(ChainError):
     """A genesis file that cannot define a chain."""
+
+
+class StorageError(TxError):
+    """A storage claim or proof the chain refuses: no stake, an unknown or unclaimed blob, no
+    open challenge, or storage weight switched off on this chain."""
+
+
+class InvalidStorageProof(StorageError):
+    """A StorageProof that does not answer the open challenge: another (blob, leaf), or a
+    proof that does not check against the blob's CID and size."""

@@ -39,6 +39,13 @@ _PARAM_TYPES = typing.get_type_hints(Params)
 # Sandbox limits become rlimits: bytes must fit in 64 bits (with the runtime's own mapping on
 # top), and RLIMIT_CPU counts whole seconds.
 _MAX_EVAL_MIB = 2**24  # 16 TiB
+# Storage weight is integer arithmetic that must stay inside the encoding's 2^64: one
+# validator's storage weight is capped at 2^47 (chain.storage) and at most 2^16 accounts hold
+# storage records, so the total stays below 2^63 whatever the per-MiB weight.
+MAX_STORAGE_WEIGHT_PER_MIB = 2**24
+MAX_STORAGE_CHALLENGES = 2
+MAX_STORAGE_CLAIMS = 65_536
+MAX_BLOB_BYTES = 2**40
 _MAX_EVAL_CPU_MS = 86_400_000  # a day
 
 
@@ -195,6 +202,16 @@ def validate_params(p: Params) -> None:
         (50 <= p.ranking_quorum_percent < 100,
          "ranking_quorum_percent (50-99: below half, two rankings could both reach k)"),
         (p.max_steps >= 4, "max_steps (at least 4)"),
+        (p.storage_weight_per_mib <= MAX_STORAGE_WEIGHT_PER_MIB,
+         f"storage_weight_per_mib (at most {MAX_STORAGE_WEIGHT_PER_MIB})"),
+        (p.storage_epoch >= 2, "storage_epoch (at least 2)"),
+        (1 <= p.storage_challenges <= MAX_STORAGE_CHALLENGES,
+         f"storage_challenges (1-{MAX_STORAGE_CHALLENGES}: a proof must fit in a proposal)"),
+        (1 <= p.storage_response_window < p.storage_epoch,
+         "storage_response_window (at least 1, less than storage_epoch)"),
+        (1 <= p.max_storage_claims <= MAX_STORAGE_CLAIMS,
+         f"max_storage_claims (1-{MAX_STORAGE_CLAIMS})"),
+        (1 <= p.max_group_bytes <= MAX_BLOB_BYTES, f"max_group_bytes (1-{MAX_BLOB_BYTES})"),
         (p.lambda_priority_ms >= 1, "lambda_priority_ms"),
         (p.lambda_stepvar_ms >= 1, "lambda_stepvar_ms"),
         (p.lambda_block_ms >= 1, "lambda_block_ms"),

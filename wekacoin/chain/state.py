@@ -11,6 +11,8 @@ Keys (one byte of namespace, then a fixed-width id):
     Q + height(8)                 StakeAgenda: accounts with stake changes maturing at height
     R + task id(8) + evaluator(32) RecordedRanking: an evaluator's ranking of an open task
     M + task id(8)                TaskSettlement: how a task ended, where its escrow went
+    O + sha256(cid)(32)           ChainBlob: a blob a reveal named, with its size
+    H + address(20)               StorageRecord: a validator's storage claims and challenge
     G                             ChainTip
 
 A `State` reads through to its parent (another `State` or a `StateSource`, e.g. a dict or the
@@ -35,7 +37,15 @@ import numpy as np
 
 from wekacoin.types.codec import decode_trusted, encode
 from wekacoin.types.genesis import Params
-from wekacoin.types.ledger import Account, Bond, ChainTip, Submission, Task
+from wekacoin.types.ledger import (
+    Account,
+    Bond,
+    ChainBlob,
+    ChainTip,
+    StorageRecord,
+    Submission,
+    Task,
+)
 from wekacoin.types.primitives import Address, Height, PublicKey, SubmissionId
 from wekacoin.types.ranking import RecordedRanking, TaskSettlement
 
@@ -98,6 +108,14 @@ def settlement_key(task_id: int) -> bytes:
     return b"M" + task_id.to_bytes(8, "big")
 
 
+def blob_key(cid: str) -> bytes:
+    return b"O" + hashlib.sha256(cid.encode("ascii")).digest()
+
+
+def storage_key(address: bytes) -> bytes:
+    return b"H" + address
+
+
 TIP_KEY = b"G"
 
 _RECORD_TYPES: dict[int, type] = {
@@ -108,6 +126,8 @@ _RECORD_TYPES: dict[int, type] = {
     ord("Q"): StakeAgenda,
     ord("R"): RecordedRanking,
     ord("M"): TaskSettlement,
+    ord("O"): ChainBlob,
+    ord("H"): StorageRecord,
     ord("G"): ChainTip,
 }
 _RAW_NAMESPACES = frozenset({ord("C"), ord("V")})  # values are plain bytes / ids
@@ -347,6 +367,18 @@ class State:
     def put_settlement(self, record: TaskSettlement) -> None:
         self._put(settlement_key(record.task_id), record)
 
+    def get_blob(self, cid: str) -> ChainBlob | None:
+        return self._get(blob_key(cid))
+
+    def put_blob(self, blob: ChainBlob) -> None:
+        self._put(blob_key(blob.cid), blob)
+
+    def get_storage(self, address: bytes) -> StorageRecord | None:
+        return self._get(storage_key(address))
+
+    def put_storage(self, address: bytes, record: StorageRecord | None) -> None:
+        self._put(storage_key(address), record)
+
     @property
     def tip(self) -> ChainTip:
         return self._get(TIP_KEY)
@@ -359,10 +391,11 @@ class State:
         return self.tip.height
 
     def get_weight(self, key: PublicKey) -> int:
-        """Sortition weight of a validator key: the stake bonded under it (0 if none)."""
+        """Sortition weight of a validator key: the stake bonded under it plus its storage
+        weight (0 if none)."""
         address = self.get_validator(key)
         bond = None if address is None else self.get_bond(address)
-        return 0 if bond is None else bond.stake
+        return 0 if bond is None else bond.weight
 
     def get_weight_at(self, key: PublicKey, height: int) -> int:
         """The weight `key` had in block `height` (at most `weight_horizon` blocks ago)."""
@@ -373,7 +406,7 @@ class State:
         for past in bond.history:
             if height < past.height:
                 return past.amount
-        return bond.stake
+        return bond.weight
 
     # -- state root --
 

@@ -38,6 +38,7 @@ from wekacoin.chain.errors import (
     WrongPhase,
 )
 from wekacoin.chain.state import State
+from wekacoin.chain.storage import check_blob_size, register_blob
 from wekacoin.content.cid import parse_cid
 from wekacoin.content.errors import InvalidCidError
 from wekacoin.types.codec import MAX_INT
@@ -264,7 +265,9 @@ def get_task_or_raise(state: State, task_id: int) -> Task:
     return task
 
 
-def _check_reveal(task: Task, groups: tuple[GroupReveal, ...], expected: list[int]) -> None:
+def _check_reveal(
+    task: Task, groups: tuple[GroupReveal, ...], expected: list[int], max_group_bytes: int
+) -> None:
     indices = [g.index for g in groups]
     if indices != expected:
         raise CommitmentMismatch(
@@ -273,6 +276,7 @@ def _check_reveal(task: Task, groups: tuple[GroupReveal, ...], expected: list[in
     for g in groups:
         if not is_cid_text(g.cid):
             raise InvalidField(f"group {g.index}: {g.cid!r} is not a CID")
+        check_blob_size(g.size, max_group_bytes, f"group {g.index}")
         if group_commitment(g.nonce, g.cid) != task.spec.group_commitments[g.index]:
             raise CommitmentMismatch(f"group {g.index} does not match its commitment")
 
@@ -292,13 +296,17 @@ def process_reveal_training(
         raise WrongPhase(f"the training reveal window of task {task.id} has closed")
     test = set(task.test_groups)
     training = [i for i in range(len(task.spec.group_commitments)) if i not in test]
-    _check_reveal(task, body.groups, training)
+    _check_reveal(task, body.groups, training, state.params.max_group_bytes)
     if not is_cid_text(body.baseline_cid):
         raise InvalidField(f"the baseline CID {body.baseline_cid!r} is not a CID")
+    check_blob_size(body.baseline_size, task.spec.limits.max_model_bytes, "the baseline")
     state.put_account(vtx.sender, payer)
+    _register_groups(state, task, body.groups)
+    register_blob(state, body.baseline_cid, body.baseline_size, task.id)
     state.put_task(replace(
         task, status=TaskStatus.ACTIVE, training_reveals=body.groups,
-        baseline_cid=body.baseline_cid, baseline_score=body.baseline_score,
+        baseline_cid=body.baseline_cid, baseline_size=body.baseline_size,
+        baseline_score=body.baseline_score,
     ))
 
 
@@ -343,8 +351,9 @@ def process_reveal_test(
             f"the test set of task {task.id} is revealed in heights "
             f"[{task.spec.tbh}, {reveal_test_end(task, params)})"
         )
-    _check_reveal(task, body.groups, list(task.test_groups))
+    _check_reveal(task, body.groups, list(task.test_groups), params.max_group_bytes)
     state.put_account(vtx.sender, payer)
+    _register_groups(state, task, body.groups)
     state.put_task(replace(task, test_reveals=body.groups))
 
 
@@ -360,6 +369,7 @@ def process_reveal_model(
         )
     if not is_cid_text(body.model_cid):
         raise InvalidField(f"{body.model_cid!r} is not a CID")
+    check_blob_size(body.model_size, task.spec.limits.max_model_bytes, "the model")
     commitment = model_commitment(vtx.sender, body.model_cid)
     sid = state.get_commitment(vtx.sender, task.id, commitment)
     if sid is None:
@@ -370,7 +380,15 @@ def process_reveal_model(
     if submission.model_cid is not None:
         raise DuplicateSubmission(f"submission {sid} is already revealed")
     state.put_account(vtx.sender, payer)
-    state.put_submission(replace(submission, model_cid=body.model_cid))
+    state.put_submission(replace(
+        submission, model_cid=body.model_cid, model_size=body.model_size
+    ))
+    register_blob(state, body.model_cid, body.model_size, task.id)
+
+
+def _register_groups(state: State, task: Task, groups: tuple[GroupReveal, ...]) -> None:
+    for g in groups:
+        register_blob(state, g.cid, g.size, task.id)
 
 
 # -- block-level task events --
@@ -400,7 +418,7 @@ def process_task_deadlines(state: State, height: int, seed: bytes) -> None:
             ))
             state.put_task(task)
         if task.status is TaskStatus.ACTIVE and height == upload_end(task, params):
-            task = replace(task, evaluation_seed=seed, evaluation_weight=state.tip.total_stake)
+            task = replace(task, evaluation_seed=seed, evaluation_weight=state.tip.total_weight)
             state.put_task(task)
         if task.status is TaskStatus.PUBLISHED and height > training_reveal_deadline(task, params):
             payments = {task.supplier: task.spec.reward}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import assert_never
 
-from wekacoin.chain import accounts, tasks
+from wekacoin.chain import accounts, storage, tasks
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import BadNonce, BadSignature, FeeTooLow, InsufficientFunds, TxTooLarge
 from wekacoin.chain.state import State
@@ -14,11 +14,13 @@ from wekacoin.types.codec import encode
 from wekacoin.types.ledger import Account
 from wekacoin.types.primitives import Amount, Hash, Nonce, PublicKey
 from wekacoin.types.tx import (
+    ClaimStorage,
     PublishTask,
     RevealModel,
     RevealTest,
     RevealTraining,
     Stake,
+    StorageProof,
     SubmitModel,
     Transfer,
     Tx,
@@ -26,6 +28,7 @@ from wekacoin.types.tx import (
     UnsignedTx,
     Unstake,
     VerifiedTx,
+    id_signing_message,
     signing_message,
     validator_key_message,
 )
@@ -41,19 +44,20 @@ def compute_tx_id(payload: bytes) -> Hash:
 def verify_tx(tx: Tx, genesis_hash: bytes) -> VerifiedTx:
     """Check the signature of `tx`; the only way to obtain a `VerifiedTx`."""
     sender_key = tx.unsigned.sender
-    message = signing_message(genesis_hash, tx.payload)
-    if not verify_signature(sender_key, message, tx.signature):
+    tx_id = Hash(tx.id)
+    if not verify_signature(sender_key, id_signing_message(genesis_hash, tx_id), tx.signature):
         raise BadSignature("the signature does not match the sender's key")
-    return VerifiedTx(
-        tx, compute_tx_id(tx.payload), address_of(sender_key), len(tx.payload) + _FRAMING_BYTES
-    )
+    return VerifiedTx(tx, tx_id, address_of(sender_key), len(tx.payload) + _FRAMING_BYTES)
 
 
 def apply_tx(state: State, vtx: VerifiedTx, ctx: BlockContext) -> None:
     """Apply one verified transaction to `state`, or raise a TxError and change nothing."""
     params = state.params
-    if vtx.size > params.max_tx_bytes:
-        raise TxTooLarge(f"transaction is {vtx.size} bytes, the limit is {params.max_tx_bytes}")
+    limit = params.max_tx_bytes
+    if isinstance(vtx.body, StorageProof):
+        limit = storage.storage_proof_tx_bytes(params)
+    if vtx.size > limit:
+        raise TxTooLarge(f"transaction is {vtx.size} bytes, the limit is {limit}")
     if vtx.fee < params.min_tx_fee:
         raise FeeTooLow(f"fee {vtx.fee} is below the minimum {params.min_tx_fee}")
     account = state.get_account(vtx.sender)
@@ -79,6 +83,10 @@ def apply_tx(state: State, vtx: VerifiedTx, ctx: BlockContext) -> None:
             tasks.process_reveal_test(state, vtx, body, payer, ctx)
         case RevealModel() as body:
             tasks.process_reveal_model(state, vtx, body, payer, ctx)
+        case ClaimStorage() as body:
+            storage.process_claim_storage(state, vtx, body, payer, ctx)
+        case StorageProof() as body:
+            storage.process_storage_proof(state, vtx, body, payer, ctx)
         case unknown:  # a new TxBody variant without a rule fails type checking here
             assert_never(unknown)
     ctx.fees += vtx.fee

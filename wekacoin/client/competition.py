@@ -170,8 +170,10 @@ def reveal_training(client: ChainClient, workspace: Workspace, task_id: int,
         baseline = train_baseline(schema.kind, split.features, split.labels)
     baseline_cid = upload(client, baseline)
     score = training_score(task, training, baseline, sandbox)
-    reveals = tuple(GroupReveal(i, cids[i], nonces[i]) for i in sorted(training))
-    client.send(RevealTraining(task_id, reveals, baseline_cid, score))
+    reveals = tuple(
+        GroupReveal(i, cids[i], len(groups[i]), nonces[i]) for i in sorted(training)
+    )
+    client.send(RevealTraining(task_id, reveals, baseline_cid, len(baseline), score))
     return score
 
 
@@ -181,7 +183,9 @@ def reveal_test(client: ChainClient, workspace: Workspace, task_id: int) -> None
     indices = sorted(task["test_groups"])
     for i in indices:
         upload(client, groups[i])
-    client.send(RevealTest(task_id, tuple(GroupReveal(i, cids[i], nonces[i]) for i in indices)))
+    client.send(RevealTest(
+        task_id, tuple(GroupReveal(i, cids[i], len(groups[i]), nonces[i]) for i in indices)
+    ))
 
 
 # -- trainer --
@@ -214,7 +218,7 @@ def reveal_model(client: ChainClient, workspace: Workspace, task_id: int) -> lis
         raise ClientError(f"no submitted models for task {task_id} in {workspace.root}")
     for cid, model in models.items():
         upload(client, model)
-        client.send(RevealModel(task_id, cid))
+        client.send(RevealModel(task_id, cid, len(model)))
     return list(models)
 
 

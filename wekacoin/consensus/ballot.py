@@ -33,7 +33,7 @@ class Ballot:
         alpha = sortition_alpha(state.tip.seed, role, ctx.round, period, step)
         votes = []
         for key in keys:
-            seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake, tau)
+            seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_weight, tau)
             if seat is not None:
                 body = VoteBody(
                     ctx.round, period, step, ctx.prev_hash, value, key.public_key, seat.proof
@@ -58,7 +58,7 @@ def select_proposer(
     alpha = sortition_alpha(state.tip.seed, Role.PROPOSER, ctx.round, period)
     best = None
     for key in keys:
-        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake,
+        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_weight,
                       ctx.params.tau_proposer)
         if seat is not None:
             priority = compute_priority(seat.output, seat.subusers)

@@ -123,7 +123,7 @@ def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
         raise InvalidVote("bad signature")
     role, tau, _ = step_committee(params, b.step)
     alpha = sortition_alpha(ctx.state.tip.seed, role, b.round, b.period, b.step)
-    seat = verify(b.voter, b.credential, alpha, weight, ctx.state.tip.total_stake, tau)
+    seat = verify(b.voter, b.credential, alpha, weight, ctx.state.tip.total_weight, tau)
     if seat is None:
         raise InvalidVote("the credential does not select the voter")
     return Vote(uv, seat.subusers, seat.output)
@@ -145,7 +145,7 @@ def verify_proposal_credential(up: UnverifiedProposal, ctx: RoundContext) -> byt
     alpha = sortition_alpha(ctx.state.tip.seed, Role.PROPOSER, ctx.round, up.period)
     seat = verify(
         header.proposer, block.meta.seed_proof, alpha, ctx.state.get_weight(header.proposer),
-        ctx.state.tip.total_stake, ctx.params.tau_proposer,
+        ctx.state.tip.total_weight, ctx.params.tau_proposer,
     )
     if seat is None:
         raise InvalidProposal("the credential does not select the proposer")

@@ -10,8 +10,13 @@
 - More: leaves are grouped 174 at a time under UnixFS File nodes, level after level, until
   one root remains (`bafybei...` / `Qm...`). Grouping bottom-up gives the same tree as Kubo's
   top-down balanced builder: every level full except its last node.
+
+`compute_leaf_path` runs the same build and keeps the blocks above one leaf, for the storage
+proofs of `wekacoin.content.proof`.
 """
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,10 +45,16 @@ class Cid:
 
     def __str__(self) -> str:
         """Canonical text: base58btc for version 0, lowercase base32 for version 1."""
+        if self.version == 0:
+            return str(CID("base58btc", 0, "dag-pb", _SHA2_256 + self.digest))
+        return "b" + base64.b32encode(self.to_bytes()).decode("ascii").lower().rstrip("=")
+
+    def to_bytes(self) -> bytes:
+        """The binary CID, as a dag-pb link and a block store's `block/get` spell it."""
         mh = _SHA2_256 + self.digest
         if self.version == 0:
-            return str(CID("base58btc", 0, "dag-pb", mh))
-        return CID("base32", 1, self.codec, mh).encode("base32")
+            return mh
+        return (_RAW_V1 if self.codec == "raw" else _DAG_PB_V1) + mh
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,25 @@ def compute_cid(data: bytes, version: int = 1) -> str:
     """The CID `ipfs add` gives `data`: version 1 with raw leaves, or version 0."""
     if version not in (0, 1):
         raise ValueError(f"CID version must be 0 or 1, not {version!r}")
-    level = list(_leaves(memoryview(data), version))
-    while len(level) > 1:  # a single leaf is its own root (no wrapping node)
-        level = [
-            _parent(level[i : i + MAX_LINKS], version) for i in range(0, len(level), MAX_LINKS)
-        ]
-    return str(_parse_binary(level[0].cid))
+    root, _ = _build(memoryview(data), version, None)
+    return str(_parse_binary(root.cid))
+
+
+def leaf_count(size: int) -> int:
+    """How many chunks (leaves) a file of `size` bytes has: an empty file still has one."""
+    if size < 0:
+        raise ValueError(f"a file size cannot be negative: {size}")
+    return max(1, -(-size // CHUNK_SIZE))
+
+
+def compute_leaf_path(data: bytes, version: int, leaf_index: int) -> tuple[bytes, ...]:
+    """The dag-pb blocks of `compute_cid(data, version)` from the root down to the parent of
+    leaf `leaf_index` (none when the file is one chunk): the path a storage proof sends."""
+    if version not in (0, 1):
+        raise ValueError(f"CID version must be 0 or 1, not {version!r}")
+    if not 0 <= leaf_index < leaf_count(len(data)):
+        raise ValueError(f"leaf {leaf_index} is not in a file of {len(data)} bytes")
+    return _build(memoryview(data), version, leaf_index)[1]
 
 
 def parse_cid(text: str) -> Cid:
@@ -74,6 +98,9 @@ def parse_cid(text: str) -> Cid:
     """
     if not isinstance(text, str) or not text or len(text) > _MAX_CID_TEXT:
         raise InvalidCidError(f"not a CID string: {text!r:.80}")
+    common = _parse_base32_v1(text)
+    if common is not None:
+        return common
     try:
         cid = CID.decode(text)
     except Exception as exc:  # multiformats raises ValueError, KeyError and friends
@@ -83,6 +110,27 @@ def parse_cid(text: str) -> Cid:
     if cid.hashfun.name != "sha2-256" or len(cid.raw_digest) != 32:
         raise InvalidCidError(f"unsupported multihash {cid.hashfun.name} in CID {text!r}")
     return Cid(cid.version, cid.codec.name, bytes(cid.raw_digest))
+
+
+_BASE32_V1_LENGTH = 59  # "b" + 36 bytes in unpadded base32
+
+
+def _parse_base32_v1(text: str) -> Cid | None:
+    """The canonical spelling of our CIDv1s (lowercase base32, sha2-256, raw or dag-pb),
+    parsed with the standard library: the multiformats decoder validates types on every call
+    and takes a millisecond, and every storage proof and reveal parses CIDs. None for any
+    other text, which the general decoder then takes."""
+    if len(text) != _BASE32_V1_LENGTH or text[0] != "b" or not text.islower():
+        return None
+    try:
+        raw = base64.b32decode(text[1:].upper() + "======")
+    except (binascii.Error, ValueError):
+        return None
+    if raw[:4] == _RAW_V1 + _SHA2_256:
+        return Cid(1, "raw", raw[4:])
+    if raw[:4] == _DAG_PB_V1 + _SHA2_256:
+        return Cid(1, "dag-pb", raw[4:])
+    return None
 
 
 def verify_cid(cid: str | Cid, data: bytes) -> bool:
@@ -116,10 +164,37 @@ def _leaves(data: memoryview, version: int) -> Iterator[_Node]:
         yield _Node(_SHA2_256 + hasher.digest(), len(chunk), block_size)
 
 
-def _parent(children: list[_Node], version: int) -> _Node:
-    block = encode_file_node(
+def _build(
+    data: memoryview, version: int, leaf_index: int | None
+) -> tuple[_Node, tuple[bytes, ...]]:
+    """The root, and the blocks of the nodes above leaf `leaf_index`, root first.
+
+    Only those blocks are kept: the others are hashed and dropped, so memory stays a few
+    blocks whatever the file size.
+    """
+    level = list(_leaves(data, version))
+    path: list[bytes] = []
+    while len(level) > 1:  # a single leaf is its own root (no wrapping node)
+        parents = []
+        for start in range(0, len(level), MAX_LINKS):
+            children = level[start : start + MAX_LINKS]
+            block = _parent_block(children)
+            parents.append(_parent(children, block, version))
+            if leaf_index is not None and start <= leaf_index < start + MAX_LINKS:
+                path.append(block)
+        level = parents
+        if leaf_index is not None:
+            leaf_index //= MAX_LINKS  # the index of its ancestor on the next level
+    return level[0], tuple(reversed(path))
+
+
+def _parent_block(children: list[_Node]) -> bytes:
+    return encode_file_node(
         [(child.cid, child.tsize) for child in children], [child.filesize for child in children]
     )
+
+
+def _parent(children: list[_Node], block: bytes, version: int) -> _Node:
     mh = _SHA2_256 + hashlib.sha256(block).digest()
     return _Node(
         mh if version == 0 else _DAG_PB_V1 + mh,

@@ -15,6 +15,12 @@ class InvalidCidError(ContentError):
     """A string is not a CID this node can verify (garbage, unknown codec or hash, a path)."""
 
 
+class StorageProofError(ContentError):
+    """A storage proof does not show that its sender holds the challenged leaf of a blob, or a
+    proof could not be built from the blocks a store returned; the message says which check
+    failed and at which level of the DAG."""
+
+
 class BlobStoreError(ContentError):
     """The embedded store's directory cannot be used: unreadable, or holding something the
     store did not write where it keeps its own files."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from wekacoin.chain.blocks import begin_block
 from wekacoin.chain.errors import BadNonce, TxError
 from wekacoin.chain.state import State
-from wekacoin.chain.transactions import apply_tx, compute_tx_id, verify_tx
+from wekacoin.chain.transactions import apply_tx, verify_tx
 from wekacoin.mempool.assembly import select_txs
 from wekacoin.mempool.errors import (
     AlreadyKnown,
@@ -120,7 +120,7 @@ class Mempool:
         """Admit `tx` or raise a MempoolError saying why, leaving the pool unchanged; except
         that a PoolFull for a large transaction may come after cheaper ones were evicted to
         make room under the byte cap (it was then the cheapest left)."""
-        tx_id = compute_tx_id(tx.payload)
+        tx_id = tx.id
         if tx_id in self._entries:
             raise AlreadyKnown(f"transaction {tx_id.hex()} is already pending")
         try:
@@ -198,7 +198,7 @@ class Mempool:
         """Move to the new tip: drop what `block` included, what used a nonce another
         transaction took, and what the rules now refuse; revalidate the rest."""
         self._next = next_block_of(tip)
-        included = set() if block is None else {compute_tx_id(t.payload) for t in block.txs}
+        included = set() if block is None else {t.id for t in block.txs}
         dropped = []
         for sender, queue in list(self._senders.items()):
             stale, invalid = queue.reset(self._next, self._account_nonce(sender))

@@ -10,7 +10,6 @@ from collections import OrderedDict
 
 import trio
 
-from wekacoin.chain.transactions import compute_tx_id
 from wekacoin.errors import WekaError
 from wekacoin.mempool.pool import Admission
 from wekacoin.node.chain import ChainService, Rejected
@@ -39,7 +38,7 @@ class Admissions:
         return self.chain.admit(tx, now_ms)
 
     async def _check_baseline(self, tx: Tx) -> None:
-        tx_id = compute_tx_id(tx.payload)
+        tx_id = tx.id
         if tx_id not in self._checked:
             state = self.chain.state
             try:

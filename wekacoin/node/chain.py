@@ -21,7 +21,6 @@ from wekacoin.chain.blocks import apply_block
 from wekacoin.chain.settlement import compute_ranking_order
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import compute_phase
-from wekacoin.chain.transactions import compute_tx_id
 from wekacoin.consensus.checkpoint import decode_checkpoint
 from wekacoin.consensus.messages import Certificate
 from wekacoin.errors import WekaError
@@ -132,7 +131,7 @@ class ChainService:
         for dropped in self.mempool.on_commit(self._tip, block):
             self._remember(dropped)
         if self._local:
-            ids = (compute_tx_id(t.payload) for t in block.txs)
+            ids = (t.id for t in block.txs)
             self._forget_local([tx_id for tx_id in ids if tx_id in self._local])
         log.info("block %d %s txs=%d root=%s", block.height, block.hash.hex()[:12],
                  len(block.txs), block.header.state_root.hex()[:12])

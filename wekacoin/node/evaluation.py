@@ -158,6 +158,9 @@ class EvaluationService:
             return  # the chain rules refuse it with a better message
         training = {g.index: self.blobs.get(g.cid) for g in reveal.groups}
         baseline = self.blobs.get(reveal.baseline_cid)
+        for g in reveal.groups:
+            check_stated_size(f"training group {g.index}", training[g.index], g.size)
+        check_stated_size("the baseline", baseline, reveal.baseline_size)
         with self.sandboxes.sandbox() as sandbox:
             check_baseline(task_limits(task.spec, state.params), training, baseline,
                            reveal.baseline_score, sandbox)
@@ -191,6 +194,14 @@ class EvaluationService:
         if missing:
             return unevaluated(f"{len(missing)} task blobs not fetched by the deadline "
                                f"(first {missing[0]})")
+        stated = [(f"group {g.index}", g.cid, g.size)
+                  for g in (*task.training_reveals, *task.test_reveals)]
+        try:
+            for what, cid, size in (*stated, ("the baseline", task.baseline_cid,
+                                              task.baseline_size)):
+                check_stated_size(what, data[cid], size)
+        except BlobSizeMismatch as e:  # the supplier's reveal is wrong, the same for every node
+            return unevaluated(str(e))
         training = {i: data[cid] for i, cid in training_cids.items()}
         test = {i: data[cid] for i, cid in test_cids.items()} or None
         results: dict[int, SubmissionResult] = {}
@@ -207,6 +218,11 @@ class EvaluationService:
                         results[s.id] = session.evaluate_submission(_submission(s))
                 for cid, model in self._fetch_until(list(by_cid), deadline):
                     for s in by_cid.pop(cid):
+                        if len(model) != s.model_size:  # deterministic: the trainer's fault
+                            results[s.id] = SubmissionResult(str(s.id), EvalOutcome.invalid(
+                                f"model {cid} is {len(model)} bytes; its reveal states"
+                                f" {s.model_size}"), 0)
+                            continue
                         results[s.id] = session.evaluate_submission(_submission(s, model))
         except WekaError as e:  # malformed task data, or our sandbox failed
             return unevaluated(str(e))
@@ -256,6 +272,16 @@ class EvaluationService:
             log.info("%d blobs missing; asking again in %.1f s", len(pending), min(wait, left))
             self.sleep(min(wait, left))
             wait = min(2 * wait, RETRY_MAX_S)
+
+
+class BlobSizeMismatch(WekaError):
+    """A blob matches its CID but not the size its reveal states: like a CID mismatch, the
+    reveal does not name these bytes."""
+
+
+def check_stated_size(what: str, data: bytes, size: int) -> None:
+    if len(data) != size:
+        raise BlobSizeMismatch(f"{what} is {len(data)} bytes; its reveal states {size}")
 
 
 def _submission(s: ChainSubmission, model: bytes | None = None) -> Submission:

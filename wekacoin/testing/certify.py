@@ -26,7 +26,7 @@ def certify_block(state: State, block: Block, keys: Sequence[KeyPair], *,
     alpha = sortition_alpha(state.tip.seed, role, round_, 0, step)
     votes, weight = [], 0
     for key in sorted(keys, key=lambda k: k.public_key):
-        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake, tau)
+        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_weight, tau)
         if seat is None:
             continue
         body = VoteBody(

@@ -17,6 +17,7 @@ from wekacoin.chain.rankings import select_evaluator, sign_ranking
 from wekacoin.chain.state import State
 from wekacoin.chain.tasks import group_commitment, model_commitment, ready_height, upload_end
 from wekacoin.chain.transactions import sign_stake, sign_tx, verify_tx
+from wekacoin.content.cid import compute_cid
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.types.block import Block, BlockMeta
 from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
@@ -52,6 +53,10 @@ def dev_key(i: int) -> KeyPair:
     return KeyPair.from_seed(hashlib.sha256(b"wekacoin-test-key" + i.to_bytes(4, "big")).digest())
 
 
+FAKE_BLOB_SIZE = 1_000
+"""The size reveals state for a `fake_cid`."""
+
+
 def fake_cid(label: str) -> str:
     """A syntactically valid CIDv1 (raw, sha2-256) string for content named `label`."""
     import base64
@@ -69,14 +74,23 @@ class TaskData:
     nonces: list[bytes]
     baseline_score: int = 500_000
     baseline_cid: str = ""
+    sizes: list[int] | None = None
+    """Byte size of each group (None: FAKE_BLOB_SIZE each, for made-up CIDs)."""
+    baseline_size: int = FAKE_BLOB_SIZE
 
     def reveals(self, indices: Iterable[int]) -> tuple[GroupReveal, ...]:
-        return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
+        return tuple(
+            GroupReveal(i, self.cids[i], self.size_of(i), self.nonces[i]) for i in sorted(indices)
+        )
+
+    def size_of(self, index: int) -> int:
+        return FAKE_BLOB_SIZE if self.sizes is None else self.sizes[index]
 
     def reveal_training(self, task_id: int, test_groups: Collection[int]) -> RevealTraining:
         training = [i for i in range(len(self.cids)) if i not in set(test_groups)]
         return RevealTraining(
-            task_id, self.reveals(training), self.baseline_cid, self.baseline_score
+            task_id, self.reveals(training), self.baseline_cid, self.baseline_size,
+            self.baseline_score,
         )
 
 
@@ -155,12 +169,19 @@ class LocalChain:
     def task_spec(
         self, *, groups: int = 10, tbh: int | None = None, reward: int = 50_000,
         hosting_fee: int = 10_000, participation_fee: int = 100, metric: Metric = Metric.ACCURACY,
-        baseline_score: int = 500_000, label: str = "task",
+        baseline_score: int = 500_000, label: str = "task", blobs: Sequence[bytes] = (),
     ) -> tuple[PublishTask, TaskData]:
+        """A task and its secret data; `blobs` gives the groups real bytes (their CIDs and
+        sizes), otherwise the CIDs are made up."""
+        if blobs:
+            groups = len(blobs)
         data = TaskData(
-            cids=[fake_cid(f"{label}/group/{i}") for i in range(groups)],
+            cids=[compute_cid(b) for b in blobs] or [
+                fake_cid(f"{label}/group/{i}") for i in range(groups)
+            ],
             nonces=[hashlib.sha256(f"{label}/nonce/{i}".encode()).digest() for i in range(groups)],
             baseline_score=baseline_score, baseline_cid=fake_cid(f"{label}/baseline"),
+            sizes=[len(b) for b in blobs] or None,
         )
         kind = TaskKind.REGRESSION if Metric(metric) in (Metric.RMSE, Metric.MAE, Metric.R2) \
             else TaskKind.CLASSIFICATION

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from wekacoin.crypto.keys import KeyPair
 from wekacoin.net.messages import BlobRequest, BlockRange, BlockRangeRequest, Hello, SyncedBlock
 from wekacoin.sortition import Role, compute_block_seed, select, sortition_alpha
 from wekacoin.testing.certify import certify_block
-from wekacoin.testing.chain import FAST_PARAMS, LocalChain, TaskData, fake_cid
+from wekacoin.testing.chain import FAKE_BLOB_SIZE, FAST_PARAMS, LocalChain, TaskData, fake_cid
 from wekacoin.testing.vectors import vector_objects
 from wekacoin.types import codec
 from wekacoin.types.block import Block
@@ -144,7 +145,7 @@ def build_scenario() -> Scenario:
         _advance_to(chain, certs, task.spec.tbh - 1)
         test_reveal = RevealTest(task_id, data.reveals(task.test_groups))
         _commit(chain, certs, [chain.tx(supplier, test_reveal)])
-        _commit(chain, certs, [chain.tx(t, RevealModel(task_id, models[t.address]))
+        _commit(chain, certs, [chain.tx(t, RevealModel(task_id, models[t.address], FAKE_BLOB_SIZE))
                                for t in trainers])
         task = chain.state.get_existing_task(task_id)
         _advance_to(chain, certs, upload_end(task, chain.params))
@@ -173,7 +174,9 @@ def build_scenario() -> Scenario:
     t2 = chain.state.get_existing_task(2)
     _advance_to(chain, certs, t2.spec.tbh - 1)
     _commit(chain, certs, [chain.tx(supplier, RevealTest(2, data2.reveals(t2.test_groups)))])
-    _commit(chain, certs, [chain.tx(t, RevealModel(2, models[t.address])) for t in trainers[:2]])
+    _commit(chain, certs, [
+        chain.tx(t, RevealModel(2, models[t.address], FAKE_BLOB_SIZE)) for t in trainers[:2]
+    ])
     end = upload_end(chain.state.get_existing_task(2), chain.params)
     _advance_to(chain, certs, end - 2)
     spec4, data4 = chain.task_spec(label="fuzz-published")
@@ -231,7 +234,7 @@ def _proposal(chain: LocalChain, ctx: RoundContext, txs: list[Tx],
     state = ctx.state
     alpha = sortition_alpha(state.tip.seed, Role.PROPOSER, ctx.round, 0)
     for key in chain.keys[: chain.validators]:
-        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake,
+        seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_weight,
                       state.params.tau_proposer)
         if seat is None:
             continue
@@ -251,7 +254,7 @@ def _votes(chain: LocalChain, ctx: RoundContext, value: bytes) -> list[Unverifie
         role, tau, _ = step_committee(state.params, step)
         alpha = sortition_alpha(state.tip.seed, role, ctx.round, 0, step)
         for i, key in enumerate(chain.keys[: chain.validators]):
-            seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_stake, tau)
+            seat = select(key, alpha, state.get_weight(key.public_key), state.tip.total_weight, tau)
             if seat is None:
                 continue
             body = VoteBody(ctx.round, 0, step, ctx.prev_hash, empty if i % 2 else value,
@@ -321,9 +324,7 @@ def decode_corpus(s: Scenario) -> dict[str, list[bytes]]:
             name = by_class.get(type(record))
             if name is not None:
                 corpus[name].add(codec.encode(record))
-            if type(record).__name__ in {"Transfer", "PublishTask", "RevealTraining",
-                                         "SubmitModel", "RevealTest", "RevealModel", "Stake",
-                                         "Unstake"}:
+            if type(record) in typing.get_args(TxBody):
                 corpus["TxBody"].add(codec.encode(record))
     for vector in json.loads(VECTORS_FILE.read_text())["vectors"]:
         corpus[vector["type"]].add(bytes.fromhex(vector["cbor"]))

@@ -17,7 +17,7 @@ from wekacoin.chain.state import State
 from wekacoin.chain.tasks import group_commitment, model_commitment
 from wekacoin.chain.transactions import sign_tx
 from wekacoin.crypto.keys import KeyPair
-from wekacoin.testing.chain import fake_cid
+from wekacoin.testing.chain import FAKE_BLOB_SIZE, fake_cid
 from wekacoin.types.ledger import TaskStatus
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import Outcome, RankEntry
@@ -69,7 +69,9 @@ class Competition:
         return True
 
     def _reveals(self, indices: Iterable[int]) -> tuple[GroupReveal, ...]:
-        return tuple(GroupReveal(i, self.cids[i], self.nonces[i]) for i in sorted(indices))
+        return tuple(
+            GroupReveal(i, self.cids[i], FAKE_BLOB_SIZE, self.nonces[i]) for i in sorted(indices)
+        )
 
     def _each(
         self, sim: Simulation, node: SimNode, sends: list[tuple[str, KeyPair, TxBody]]
@@ -108,9 +110,10 @@ class Competition:
             return  # sent, but not on the chain this node has
         elif self.stage == 1 and task.test_groups:
             training = [i for i in range(GROUPS) if i not in task.test_groups]
-            if self._each(sim, node, [("training", self.supplier, RevealTraining(
-                TASK_ID, self._reveals(training), fake_cid("sim-baseline"), 500_000,
-            ))]):
+            reveal = RevealTraining(
+                TASK_ID, self._reveals(training), fake_cid("sim-baseline"), FAKE_BLOB_SIZE, 500_000
+            )
+            if self._each(sim, node, [("training", self.supplier, reveal)]):
                 self.stage = 2
         elif self.stage == 2 and task.status is TaskStatus.ACTIVE:
             if self._each(sim, node, [
@@ -125,7 +128,7 @@ class Competition:
                 self.stage = 4
         elif self.stage == 4 and task.test_revealed:
             if self._each(sim, node, [
-                (f"reveal-{i}", key, RevealModel(TASK_ID, cid))
+                (f"reveal-{i}", key, RevealModel(TASK_ID, cid, FAKE_BLOB_SIZE))
                 for i, (key, cid) in enumerate(zip(self.trainers, self.models, strict=True))
             ]):
                 self.stage = 5

@@ -16,10 +16,22 @@ from typing import Any
 
 from wekacoin.chain.tasks import group_commitment, model_commitment
 from wekacoin.chain.transactions import sign_stake, sign_tx
+from wekacoin.content.cid import compute_cid
+from wekacoin.content.proof import build_leaf_proof
 from wekacoin.testing.chain import LocalChain, dev_key, fake_cid
 from wekacoin.types.block import BlockHeader, BlockMeta
 from wekacoin.types.codec import encode, hash_of
-from wekacoin.types.ledger import Account, Bond, Pending
+from wekacoin.types.ledger import (
+    Account,
+    Bond,
+    ChainBlob,
+    Challenge,
+    ChallengeItem,
+    ChallengeResult,
+    Claim,
+    Pending,
+    StorageRecord,
+)
 from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.ranking import (
     EvaluatorShare,
@@ -31,12 +43,15 @@ from wekacoin.types.ranking import (
     TaskSettlement,
 )
 from wekacoin.types.tx import (
+    ClaimStorage,
     DataSchema,
     GroupReveal,
+    LeafProof,
     PublishTask,
     RevealModel,
     RevealTest,
     RevealTraining,
+    StorageProof,
     SubmitModel,
     TaskLimits,
     Transfer,
@@ -68,6 +83,9 @@ def json_view(value: Any) -> Any:
 def vector_objects() -> list[tuple[str, Any]]:
     alice, bob = dev_key(0), dev_key(1)
     cid = fake_cid("vector-model")
+    small = b"a blob held for storage weight\n"
+    small_cid = compute_cid(small, version=0)  # a one-leaf dag-pb proof: no path, the leaf
+    proof = build_leaf_proof(small, 0, 0)
     nonce = bytes(range(32, 64))
     bodies: list[TxBody] = [
         Transfer(bob.address, 1_000),
@@ -78,19 +96,32 @@ def vector_objects() -> list[tuple[str, Any]]:
             participation_fee=10,
             group_commitments=tuple(group_commitment(nonce, fake_cid(f"g{i}")) for i in range(5)),
         ),
-        RevealTraining(1, (GroupReveal(0, fake_cid("g0"), nonce),), fake_cid("baseline"), 333_333),
+        RevealTraining(
+            1, (GroupReveal(0, fake_cid("g0"), 4_096, nonce),), fake_cid("baseline"), 2_048,
+            333_333,
+        ),
         SubmitModel(1, model_commitment(bob.address, cid), 960_000),
-        RevealTest(1, (GroupReveal(3, fake_cid("g3"), nonce),)),
-        RevealModel(1, cid),
+        RevealTest(1, (GroupReveal(3, fake_cid("g3"), 4_096, nonce),)),
+        RevealModel(1, cid, 300_000),
         sign_stake(alice, GENESIS_HASH, alice.address, 500),
         Unstake(200),
+        ClaimStorage((small_cid, fake_cid("g0")), (fake_cid("g3"),)),
+        StorageProof(7, (LeafProof(small_cid, 0, proof.nodes, proof.leaf),)),
     ]
     out: list[tuple[str, Any]] = []
     for i, body in enumerate(bodies):
         out.append((f"unsigned-{type(body).__name__}", UnsignedTx(alice.public_key, i, 1, body)))
     out.append(("signed-Transfer", sign_tx(alice, GENESIS_HASH, 0, 1, bodies[0])))
     out.append(("account", Account(10, 3)))
-    out.append(("bond", Bond(alice.public_key, 500, (Pending(40, 100),), (), (Pending(30, 400),))))
+    out.append(("bond", Bond(
+        alice.public_key, 500, (Pending(40, 100),), (), (Pending(30, 400),), 2_048,
+    )))
+    out.append(("chain-blob", ChainBlob(small_cid, len(small), 1)))
+    out.append(("storage-record", StorageRecord(
+        (Claim(small_cid, len(small), 12, True), Claim(fake_cid("g0"), 4_096, 31)),
+        Challenge(4, 40, 46, (ChallengeItem(small_cid, 0), ChallengeItem(fake_cid("g0"), 0))),
+        3, ChallengeResult.PASSED, len(small), Pending(45, 31),
+    )))
     entries = (RankEntry(1, Outcome.SCORED, 960_000, 2_048), RankEntry(2, Outcome.INVALID, 0, 0))
     out.append(("recorded-ranking", RecordedRanking(3, Outcome.SCORED, 333_333, entries)))
     out.append(("task-settlement", TaskSettlement(

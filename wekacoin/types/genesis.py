@@ -71,6 +71,23 @@ class Params:
     """k = max(floor(tau_evaluators * percent / 100), floor(present * percent / 100)) + 1
     sub-users must agree on a value, `present` being the weight of the recorded rankings."""
     max_steps: int = 150
+    # -- proof-of-storage weight (chain.storage) --
+    storage_weight_per_mib: Amount = 0
+    """Sortition weight per MiB of credited storage, added to stake (0: weight is stake
+    only, and storage claims are refused). A high value runs the paper's mode, where the
+    data a validator keeps decides how often it is selected."""
+    storage_epoch: Height = 100
+    """Every this many blocks the epoch's first block draws new challenges and the storage
+    weights are recomputed (they count after stake_lookback, like stake)."""
+    storage_challenges: int = 2
+    """(blob, leaf) pairs each claiming validator must prove per epoch; at most 2, so that
+    a proof transaction (a 256 KiB leaf each) fits in a proposal."""
+    storage_response_window: Height = 20
+    """Blocks after the draw in which the proof must be included (less than storage_epoch)."""
+    max_storage_claims: int = 4_096
+    """Claims one validator may hold."""
+    max_group_bytes: int = 1 << 30
+    """Largest data group a reveal may state."""
     # -- timeouts (milliseconds) --
     lambda_priority_ms: Millis = 5_000
     lambda_stepvar_ms: Millis = 5_000

@@ -12,6 +12,7 @@ from enum import IntEnum
 from wekacoin.types.primitives import (
     Address,
     Amount,
+    ByteSize,
     Hash,
     Height,
     Nonce,
@@ -51,14 +52,85 @@ class Bond:
     unbonding: tuple[Pending, ...] = ()
     """Stake still counting (and locked) until its height, then returned to the balance."""
     history: tuple[Pending, ...] = ()
-    """Earlier values of `stake`, oldest first: `amount` counted at heights below `height`
-    (and from the previous entry's height on). Kept as long as a rule may ask for the weight
-    at an earlier height (chain.accounts.weight_horizon)."""
+    """Earlier sortition weights (`stake + storage`), oldest first: `amount` counted at
+    heights below `height` (and from the previous entry's height on). Kept as long as a rule
+    may ask for the weight at an earlier height (chain.accounts.weight_horizon)."""
+    storage: Amount = 0
+    """Storage weight that counts now (chain.storage); not money: it is never paid out."""
+
+    @property
+    def weight(self) -> int:
+        """Sortition weight now: bonded stake plus storage weight."""
+        return self.stake + self.storage
 
     @property
     def total(self) -> int:
         """Coins held by the bond: counting now, or on their way in."""
         return self.stake + sum(p.amount for p in self.bonding)
+
+
+class ChallengeResult(IntEnum):
+    NONE = 0
+    """Never challenged yet."""
+    PASSED = 1
+    MISSED = 2
+    """No valid proof within the response window: every claim was dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBlob:
+    """A blob the chain knows with its size: a revealed data group, baseline or model."""
+
+    cid: str
+    size: ByteSize
+    task_id: TaskId
+    """The task whose reveal first named it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    cid: str
+    size: ByteSize
+    added: Height
+    """Height of the block that added the claim: a challenge drawn at a later height covers it."""
+    proven: bool = False
+    """True once a challenge drawn over it was answered; only proven claims earn weight."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeItem:
+    cid: str
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """The (blob, leaf) pairs a validator must prove by height `deadline`."""
+
+    epoch: int
+    drawn: Height
+    """Height whose seed drew it; claims added before it are proven by answering it."""
+    deadline: Height
+    items: tuple[ChallengeItem, ...]
+    """In draw order."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRecord:
+    """A validator's storage claims and challenge state (chain.storage)."""
+
+    claims: tuple[Claim, ...] = ()
+    """Ascending by CID."""
+    challenge: Challenge | None = None
+    """The open challenge, None once answered (or before the first)."""
+    last_epoch: int = 0
+    last_result: ChallengeResult = ChallengeResult.NONE
+    credited: ByteSize = 0
+    """Bytes credited at the last epoch boundary (each proven blob's size split among its
+    holders)."""
+    pending: Pending | None = None
+    """The storage weight computed at the last epoch boundary, counting from its height
+    (the same look-back as stake)."""
 
 
 class TaskStatus(IntEnum):
@@ -87,6 +159,7 @@ class Task:
     training_reveals: tuple[GroupReveal, ...] = ()
     baseline_cid: str = ""
     """The supplier's baseline model, revealed with the training groups."""
+    baseline_size: ByteSize = 0
     baseline_score: Score = 0
     """The baseline's score on the training set, as the supplier stated it with the reveal:
     informational (relay policy checks it); the bar a model must beat is the committee's."""
@@ -120,6 +193,7 @@ class Submission:
     """Participation fee held in the task's escrow."""
     height: Height
     model_cid: str | None = None
+    model_size: ByteSize = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +205,19 @@ class ChainTip:
     next_task_id: TaskId
     next_submission_id: SubmissionId
     total_stake: Amount
+    """Bonded stake counting now (money: conservation counts it)."""
     minted: Amount
     """Coins created since genesis (settlement rewards)."""
     burned: Amount
     """Coins destroyed since genesis (forfeited hosting fees)."""
     open_tasks: tuple[TaskId, ...]
     """Tasks not yet cancelled or settled, ascending."""
+    total_storage: Amount = 0
+    """Storage weight counting now, summed over validators (not money)."""
+    storage_validators: tuple[Address, ...] = ()
+    """Accounts holding a storage record, ascending: the epoch boundary visits them."""
+
+    @property
+    def total_weight(self) -> int:
+        """The sortition weight W every committee is drawn against."""
+        return self.total_stake + self.total_storage

@@ -6,7 +6,8 @@ have exactly their length. The type checker sees each as its underlying `int` or
 because the names are made by a function call it cannot follow.
 
 Score is a metric value in fixed point: round(score * SCORE_SCALE); it may be negative (R2,
-kappa). Nonce32 is a random salt, e.g. the nonce of a data-group commitment.
+kappa). ByteSize is the length of a blob in bytes. Nonce32 is a random salt, e.g. the nonce
+of a data-group commitment.
 """
 
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     Step = int
     Millis = int
     Score = int
+    ByteSize = int
     Hash = bytes
     Address = bytes
     PublicKey = bytes
@@ -39,6 +41,7 @@ else:
     Step = unsigned("Step")
     Millis = unsigned("Millis")
     Score = signed("Score")
+    ByteSize = unsigned("ByteSize")
     Hash = fixed_bytes("Hash", 32)
     Address = fixed_bytes("Address", 20)
     PublicKey = fixed_bytes("PublicKey", 32)

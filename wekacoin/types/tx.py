@@ -2,13 +2,15 @@
 
 A `Tx` is a signed envelope: `payload` is the canonical encoding of an `UnsignedTx` and the
 signature covers a domain tag, the genesis hash (so a transaction cannot be replayed on another
-chain) and exactly those bytes, so verifying never re-encodes anything. The sender's nonce
-prevents replay on this chain. A `Tx` proves nothing until
+chain) and the SHA-256 of exactly those bytes (the transaction id), so verifying never
+re-encodes anything and costs the same for a 256 KiB storage proof as for a transfer. The
+sender's nonce prevents replay on this chain. A `Tx` proves nothing until
 `wekacoin.chain.transactions.verify_tx` turns it into a `VerifiedTx`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -17,6 +19,7 @@ from wekacoin.types.metric import Metric, TaskKind
 from wekacoin.types.primitives import (
     Address,
     Amount,
+    ByteSize,
     Hash,
     Height,
     Millis,
@@ -76,6 +79,9 @@ class PublishTask:
 class GroupReveal:
     index: int
     cid: str
+    size: ByteSize
+    """The group's byte size; a fetcher that finds another size treats it like a CID
+    mismatch, and storage proofs are checked against it."""
     nonce: Nonce32
 
 
@@ -88,6 +94,7 @@ class RevealTraining:
     task_id: TaskId
     groups: tuple[GroupReveal, ...]
     baseline_cid: str
+    baseline_size: ByteSize
     baseline_score: Score
 
 
@@ -112,6 +119,7 @@ class RevealModel:
     KIND: ClassVar[int] = 6
     task_id: TaskId
     model_cid: str
+    model_size: ByteSize
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +143,41 @@ class Unstake:
     amount: Amount
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimStorage:
+    """A validator declares which chain blobs it holds (`add`) or no longer holds (`drop`),
+    each list in ascending CID order. A claim earns storage weight only once a challenge over
+    it has been answered (see chain.storage)."""
+
+    KIND: ClassVar[int] = 9
+    add: tuple[str, ...]
+    drop: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LeafProof:
+    """Leaf `leaf_index` of the blob `cid`: the DAG nodes from the root down to the leaf's
+    parent (none for a one-leaf blob) and the leaf's file bytes (content.proof)."""
+
+    cid: str
+    leaf_index: int
+    nodes: tuple[bytes, ...]
+    leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StorageProof:
+    """A validator's answer to the storage challenge of `epoch`: one proof per challenged
+    (blob, leaf), in the order the chain drew them."""
+
+    KIND: ClassVar[int] = 10
+    epoch: int
+    proofs: tuple[LeafProof, ...]
+
+
 TxBody = (
     Transfer | PublishTask | RevealTraining | SubmitModel | RevealTest | RevealModel | Stake
-    | Unstake
+    | Unstake | ClaimStorage | StorageProof
 )
 
 
@@ -156,13 +196,23 @@ class Tx:
     signature: Signature
     unsigned: UnsignedTx = field(init=False, compare=False, repr=False)
     """Decoded from `payload` on construction (DecodeError if it is not canonical)."""
+    id: bytes = field(init=False, compare=False, repr=False)
+    """The transaction id, SHA-256 of `payload`: hashed once here, however many places ask
+    (a storage proof is 256 KiB)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unsigned", decode(UnsignedTx, self.payload))
+        object.__setattr__(self, "id", hashlib.sha256(self.payload).digest())
 
 
 def signing_message(genesis_hash: bytes, payload: bytes) -> bytes:
-    return TX_SIGNING_DOMAIN + genesis_hash + payload
+    """What a transaction's signature signs: the domain, the chain, and the transaction id
+    (SHA-256 of the payload)."""
+    return id_signing_message(genesis_hash, hashlib.sha256(payload).digest())
+
+
+def id_signing_message(genesis_hash: bytes, tx_id: bytes) -> bytes:
+    return TX_SIGNING_DOMAIN + genesis_hash + tx_id
 
 
 def validator_key_message(genesis_hash: bytes, staker: bytes) -> bytes:
