@@ -91,6 +91,14 @@ def test_status_json(network: NodeGroup) -> None:
         assert status["chain_id"] == network.chain_id
         rpc = node.status()
         assert rpc["height"] >= status["height"]
+        storage = status["storage"]  # the local testnet gives weight for storage
+        assert storage["keeping"] is True and storage["held"] is not None
+        assert storage["last_challenge"]["result"] in ("none", "passed", "missed")
+        text = node.cli("status").check().stdout
+        assert "storage" in text and "weight" in text, text
+    validators = network.nodes[0].cli("validators", "--json").check().json()
+    assert len(validators) == len(network.nodes)
+    assert all(v["weight"] == v["stake"] + v["storage_weight"] for v in validators)
 
 
 @pytest.mark.slow

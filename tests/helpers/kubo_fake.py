@@ -22,6 +22,10 @@ from Kubo v0.26-v0.35), served on 127.0.0.1 on a free port by a stdlib HTTP serv
 - /api/v0/pin/ls?type=recursive -> `{"Keys": {cid: {"Type": "recursive"}}}`.
 - /api/v0/refs?arg=<cid>&recursive=true -> an empty NDJSON stream for held content (the fake
   keeps whole files, not blocks, so it lists no child refs), Kubo's offline error otherwise.
+- /api/v0/block/get?arg=<cid> -> the block's bytes (`text/plain`), from the blocks `/add`
+  wrote: `dag_blocks` rebuilds every block `ipfs add` makes from the file's real bytes (what a
+  test deletes from `blocks` is lost, as a damaged repo would lose it). Kubo's offline error
+  for a block it lacks (real Kubo, online, would ask the network first).
 
 `fault` makes it misbehave on purpose: "garbage" (200 with HTML on every call),
 "wrong-shape" (valid JSON of the wrong shape for every command but /cat),
@@ -29,6 +33,7 @@ from Kubo v0.26-v0.35), served on 127.0.0.1 on a free port by a stdlib HTTP serv
 early), "huge" (/cat sends more than asked), "hang" (never answers, until `stop()`).
 """
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterable
@@ -36,8 +41,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from wekacoin.content.cid import compute_cid, parse_cid
+from wekacoin.content.cid import CHUNK_SIZE, compute_cid, compute_leaf_path, leaf_count, parse_cid
 from wekacoin.content.errors import InvalidCidError
+from wekacoin.content.unixfs import encode_leaf_envelope
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -69,6 +75,8 @@ class FakeKubo:
     fault: str | None = None
     blobs: dict[str, bytes] = field(default_factory=dict)
     pins: set[str] = field(default_factory=set)
+    blocks: dict[bytes, bytes] = field(default_factory=dict)
+    """Binary CID -> block, for every file added."""
     requests: list[Request] = field(default_factory=list)
 
     def start(self) -> "FakeKubo":
@@ -130,6 +138,13 @@ class FakeKubo:
         if command == "/refs":
             self._held(_arg(query))
             return "application/json", {"X-Chunked-Output": "1"}, []
+        if command == "/block/get":
+            key = _cid(_arg(query))
+            block = self.blocks.get(parse_cid(key).to_bytes())
+            if block is None:
+                raise _Failure(f"block was not found locally (offline): ipld: could not find "
+                               f"{key}")
+            return "text/plain", {}, [block]
         raise LookupError(command)
 
     def _add(self, query, body: bytes, content_type: str):
@@ -140,6 +155,7 @@ class FakeKubo:
         name, data = _single_file(body, content_type)
         cid = compute_cid(data, version)
         self.blobs[str(parse_cid(cid))] = data
+        self.blocks.update(dag_blocks(data, version))
         if _bool(_flag(query, "pin", "true")):
             self.pins.add(str(parse_cid(cid)))
         if self.fault == "wrong-cid":
@@ -163,6 +179,24 @@ class FakeKubo:
         if key not in self.blobs:
             raise _Failure(f"block was not found locally (offline): ipld: could not find {key}")
         return key
+
+
+def dag_blocks(data: bytes, version: int) -> dict[bytes, bytes]:
+    """Every block `ipfs add` writes for `data` (CID version 0, or 1 with raw leaves): binary
+    CID -> block, the leaves cut from the bytes and the nodes above them rebuilt."""
+    blocks = {}
+    for index in range(leaf_count(len(data))):
+        for node in compute_leaf_path(data, version, index):
+            digest = hashlib.sha256(node).digest()
+            blocks[(b"\x01\x70" if version else b"") + b"\x12\x20" + digest] = node
+        chunk = data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]
+        if version == 0:  # a dag-pb UnixFS leaf around the chunk
+            prefix, suffix = encode_leaf_envelope(len(chunk))
+            chunk = prefix + chunk + suffix
+        digest = hashlib.sha256(chunk).digest()
+        blocks[(b"\x01\x55" if version else b"") + b"\x12\x20" + digest] = chunk
+    assert parse_cid(compute_cid(data, version)).to_bytes() in blocks  # the root is one of them
+    return blocks
 
 
 def _handler_for(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:

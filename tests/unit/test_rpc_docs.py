@@ -7,7 +7,8 @@ from wekacoin.node import rpc_api
 from wekacoin.rpc.protocol import get_rpc_mutating
 
 NAMESPACES = {"chain": rpc_api.ChainRpc, "tasks": rpc_api.TaskRpc, "tx": rpc_api.TxRpc,
-              "blobs": rpc_api.BlobRpc, "node": rpc_api.NodeRpc}
+              "blobs": rpc_api.BlobRpc, "node": rpc_api.NodeRpc,
+              "validators": rpc_api.ValidatorRpc}
 
 
 def test_every_method_is_documented_with_its_token_requirement():

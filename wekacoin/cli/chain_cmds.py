@@ -1,11 +1,12 @@
-"""`wekacoin tx ID` and `wekacoin block N|HASH`: what the chain holds, as bitcoin-cli's
-gettransaction / getblock show it."""
+"""`wekacoin tx ID`, `wekacoin block N|HASH` and `wekacoin validators`: what the chain
+holds, as bitcoin-cli's gettransaction / getblock show it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from wekacoin.cli.common import CliError, console, print_json, settings
 
@@ -61,6 +62,33 @@ def block(
                   f"{len(found.get('meta', {}).get('rankings', []))} rankings")
     for t in found["txs"]:
         console.print(f"  {t['id']}  {t['body'].get('kind', '?'):<16} from {t['sender']}")
+
+
+def validators(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Validators: stake, storage they proved, and the sortition weight of both."""
+    with settings(ctx).client() as client:
+        rows = client.call("validators.list")
+    if json_out:
+        print_json(rows)
+        return
+    print_validators(rows)
+
+
+def print_validators(rows: list[dict[str, Any]]) -> None:
+    """A table of `validators.list` rows: stake, credited storage, storage and total weight."""
+    table = Table("validator", "stake", "credited storage", "storage weight", "total weight",
+                  "last challenge (epoch)")
+    for v in rows:
+        last = v.get("last_challenge") or {}
+        table.add_row(
+            v["address"], f"{v['stake']:,}", f"{v['credited_bytes']:,} B",
+            f"{v['storage_weight']:,}", f"{v['weight']:,}",
+            f"{last['result']} ({last['epoch']})" if last.get("epoch") else "-",
+        )
+    console.print(table)
 
 
 def _height(text: str) -> int:

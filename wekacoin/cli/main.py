@@ -27,6 +27,7 @@ app.command()(node_cmds.node)
 app.command()(node_cmds.status)
 app.command()(chain_cmds.tx)
 app.command()(chain_cmds.block)
+app.command()(chain_cmds.validators)
 
 
 def _version(value: bool) -> None:

@@ -28,6 +28,9 @@ def init(
     bootstrap: list[str] = typer.Option([], help="Bootstrap peer multiaddr (repeatable)."),
     password_file: Path = typer.Option(None, help="File holding the new keystore's password."),
     cost: str = typer.Option("moderate", help="Argon2id cost: moderate, or interactive."),
+    storage_bytes: int = typer.Option(
+        2**30, min=0,  # node.config.StorageSection's default (not imported: CLI start-up)
+        help="Bytes of the chain's blobs to claim for storage weight (0: none)."),
 ) -> None:
     """Create a node: its key (encrypted keystore) and a node.toml."""
     from wekacoin.net import peer_id_from_seed
@@ -52,6 +55,7 @@ def init(
         "network": {"listen": listen, "bootstrap": list(bootstrap)},
         "rpc": {"port": rpc_port, "token_file": "data/rpc.token"},
         "metrics": {"port": metrics_port},
+        "storage": {"max_bytes": storage_bytes},
     }
     config_path.write_text(tomli_w.dumps(doc))
     console.print(f"node created in {home}")
@@ -155,5 +159,29 @@ def status(
     console.print(f"  state root  {st['state_root']}")
     console.print(f"  consensus   round {st['consensus']['round']} period "
                   f"{st['consensus']['period']} step {st['consensus']['step']}")
-    console.print(f"  validator   {st['validator']['address']} stake {st['validator']['stake']}")
+    v = st["validator"]
+    console.print(f"  validator   {v['address']} stake {v['stake']:,}  weight {v['weight']:,}")
     console.print(f"  sandbox     {st['sandbox']}   blobs {st['blobs']}")
+    for line in storage_lines(st["storage"]):
+        console.print(line)
+
+
+def storage_lines(s: dict) -> list[str]:
+    """`wekacoin status` lines for the `storage` part of node.status."""
+    def blobs(part: dict) -> str:
+        return f"{part['blobs']} blobs ({part['bytes']:,} B)"
+
+    held = "not kept here" if s["held"] is None else f"held {blobs(s['held'])}"
+    lines = [f"  storage     {held}, claimed {blobs(s['claimed'])}, proven "
+             f"{blobs(s['proven'])}",
+             f"              credited {s['credited_bytes']:,} B, weight {s['weight']:,}"
+             + (f" (then {s['pending_weight']['amount']:,} from height "
+                f"{s['pending_weight']['height']})" if s["pending_weight"] else "")]
+    last = s["last_challenge"]
+    challenge = ("no challenge yet" if last["result"] == "none"
+                 else f"last challenge epoch {last['epoch']} {last['result']}")
+    if s["challenge"] is not None:
+        c = s["challenge"]
+        challenge += f"; open challenge epoch {c['epoch']}, answer by height {c['deadline']}"
+    lines.append(f"              {challenge}")
+    return lines

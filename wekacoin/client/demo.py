@@ -4,8 +4,9 @@ Four validator processes; a supplier publishes scikit-learn's breast-cancer data
 (with a decision-stump baseline); three trainers, each talking to a different node, submit a
 logistic regression, a random forest and gradient boosting (exported to ONNX); the supplier
 reveals the test set, the trainers reveal their models, the validators evaluate them in the
-sandbox, agree on the ranking and settle the task; the demo prints the leaderboard and the
-balances that changed, and stops the network.
+sandbox, agree on the ranking and settle the task; the demo prints the leaderboard, the
+balances that changed and the validators' weights (stake, plus the storage weight each earned
+by keeping and proving the task's data and models), and stops the network.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def to_onnx_bytes(model: Any, features: np.ndarray) -> bytes:
 
 
 def run_demo(root: Path | None, nodes: int, keep: bool, say: Callable[[str], None],
-             show_task: Callable[[dict], None]) -> dict:
+             show_task: Callable[[dict], None],
+             show_validators: Callable[[list[dict]], None] | None = None) -> dict:
     """Run the competition; returns the final task as the RPC reports it."""
     temporary = root is None
     root = Path(tempfile.mkdtemp(prefix="wekacoin-demo-")) if root is None else root
@@ -88,6 +90,9 @@ def run_demo(root: Path | None, nodes: int, keep: bool, say: Callable[[str], Non
             show_task(task)
             _report_balances(supplier, root, before, say)
             _check_agreement(processes, say)
+            if show_validators is not None:
+                say("validators: stake, the storage they proved, and their sortition weight")
+                show_validators(supplier.rpc.call("validators.list"))
             return task
     finally:
         if not keep:

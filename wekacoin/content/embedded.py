@@ -135,6 +135,14 @@ class EmbeddedBlobStore:
     def has(self, cid: str) -> bool:
         return self._blob_path(_key(cid)).is_file()
 
+    def stored_size(self, cid: str) -> int | None:
+        """The size of the blob's file here, None if there is none: one stat, no read (the
+        storage keeper's cheap check of what it claims; `get` verifies)."""
+        try:
+            return self._blob_path(_key(cid)).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def pin(self, cid: str) -> None:
         key = _key(cid)
         was_pinned = self.is_pinned(key)

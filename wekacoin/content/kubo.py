@@ -6,10 +6,12 @@ default `requests` transport is used: its optional httpx transport fails with ht
 (it calls `httpcore.SyncConnectionPool`, which httpcore no longer has).
 Calls used: /version, /add (`cid-version=1`, `raw-leaves=true`: the same CIDs as
 `compute_cid`), /cat (streamed, so a size limit can stop it), /pin/add, /pin/rm, /pin/ls,
-/refs (with `offline=true`). Nothing the daemon says is trusted: the CID /add returns must
-equal `compute_cid`, and /cat's bytes must match the CID asked for.
+/refs (with `offline=true`), /block/get (one DAG block, for storage proofs). Nothing the
+daemon says is trusted: the CID /add returns must equal `compute_cid`, /cat's bytes must match
+the CID asked for, and a block must hash to its CID.
 """
 
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,12 +19,14 @@ from typing import Any
 
 import ipfshttpclient
 from ipfshttpclient import exceptions as rpc_errors
+from multiformats import CID
 
-from wekacoin.content.cid import compute_cid, parse_cid, verify_cid
+from wekacoin.content.cid import Cid, compute_cid, parse_cid, verify_cid
 from wekacoin.content.embedded import DEFAULT_MAX_BLOB_SIZE
 from wekacoin.content.errors import (
     BlobNotFoundError,
     BlobTooLargeError,
+    InvalidCidError,
     KuboError,
     KuboProtocolError,
     KuboUnavailableError,
@@ -38,6 +42,9 @@ warnings.filterwarnings(
 DEFAULT_ADDR = "/ip4/127.0.0.1/tcp/5001/http"
 # go-ipfs 0.5.0 made the RPC API POST-only, which is all ipfshttpclient sends.
 MIN_KUBO_VERSION = (0, 5, 0)
+MAX_BLOCK_SIZE = 2 * 2**20
+"""Largest block /block/get may return (Kubo's importer writes blocks of at most 256 KiB plus
+framing; it refuses blocks over 2 MiB from its peers)."""
 
 
 class KuboBlobStore:
@@ -154,6 +161,20 @@ class KuboBlobStore:
         keys = _field(answer, "Keys", dict, self._where("/pin/ls"))
         return key in {_canonical(pinned) for pinned in keys}
 
+    def get_block(self, cid: bytes | str, *, offline: bool = False) -> bytes:
+        """One block of a DAG by its CID: binary, as a dag-pb link spells it, or text. Online,
+        the daemon fetches a block it lacks from the IPFS network. The block must hash to the
+        CID's digest (sha2-256 is the only hash `parse_cid` accepts)."""
+        key = _cid_of(cid)
+        block = self._call("/block/get", self._client.block.get, str(key), offline=offline)
+        where = self._where("/block/get")
+        if not isinstance(block, bytes) or len(block) > MAX_BLOCK_SIZE:
+            raise KuboProtocolError(f"{where} answered no block of at most {MAX_BLOCK_SIZE} "
+                                    f"bytes for {key}")
+        if hashlib.sha256(block).digest() != key.digest:
+            raise KuboProtocolError(f"{where} returned a block that does not match {key}")
+        return block
+
     # --- internals ---------------------------------------------------------------------------
 
     def _where(self, endpoint: str) -> str:
@@ -181,6 +202,17 @@ class KuboBlobStore:
             # ipfshttpclient checks response shapes with `assert` and indexes fields
             # directly: all of these mean the daemon answered something else than Kubo would.
             raise KuboProtocolError(f"{where} answered garbage: {exc!r:.300}") from exc
+
+
+def _cid_of(cid: bytes | str) -> Cid:
+    """A text or binary CID, parsed (InvalidCidError for anything `parse_cid` refuses)."""
+    if isinstance(cid, str):
+        return parse_cid(cid)
+    try:
+        text = str(CID.decode(cid))
+    except Exception:  # multiformats raises ValueError, KeyError and friends
+        raise InvalidCidError(f"not a binary CID: {cid.hex():.80}") from None
+    return parse_cid(text)
 
 
 def _plain(value: Any) -> Any:

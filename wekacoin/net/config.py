@@ -18,7 +18,7 @@ KiB = 1024
 MiB = 1024 * KiB
 
 _CHAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_GOSSIP_CEILING = 1 * MiB - 4 * KiB  # pubsub frames cap at 1 MiB; leave room for the envelope
+GOSSIP_CEILING = 1 * MiB - 4 * KiB  # pubsub frames cap at 1 MiB; leave room for the envelope
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class TopicLimits:
     (and refused at publish). Blocks and blobs too big for gossip go over streams."""
 
     tx: int = 64 * KiB
-    proposal: int = _GOSSIP_CEILING
+    proposal: int = GOSSIP_CEILING
     vote: int = 4 * KiB
     ranking: int = 256 * KiB
 
@@ -106,8 +106,8 @@ class NetConfig:
             raise NetConfigError("bootstrap must be a list of multiaddr strings")
         object.__setattr__(self, "bootstrap", tuple(self.bootstrap))  # a TOML list is fine
         for topic in Topic:
-            if not 0 < self.topic_limits.of(topic) <= _GOSSIP_CEILING:
-                raise NetConfigError(f"{topic.value} size cap must be in (0, {_GOSSIP_CEILING}]")
+            if not 0 < self.topic_limits.of(topic) <= GOSSIP_CEILING:
+                raise NetConfigError(f"{topic.value} size cap must be in (0, {GOSSIP_CEILING}]")
         g = self.gossip
         if not 0 < g.degree_low <= g.degree <= g.degree_high:
             raise NetConfigError("gossip degrees must satisfy 0 < low <= degree <= high")

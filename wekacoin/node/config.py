@@ -93,6 +93,16 @@ class SandboxSection:
     """Model sandboxes (fork servers): how many tasks' models can be scored at once."""
 
 
+@dataclass(frozen=True)
+class StorageSection:
+    """Proof-of-storage weight (on chains whose genesis gives weight for it): the chain's
+    blobs this node keeps, claims and proves (`wekacoin.node.storage`)."""
+
+    max_bytes: int = 2**30
+    """Claim held chain blobs up to this many bytes, rarest first; 0: claim nothing (and drop
+    what was claimed)."""
+
+
 # Settings that used to be node.toml's and now are the same for every node.
 _MOVED_TO_GENESIS = {
     "sandbox.memory_mb": "eval_memory_mib",
@@ -117,6 +127,7 @@ class NodeConfig:
     blobs: BlobsSection = field(default_factory=BlobsSection)
     sandbox: SandboxSection = field(default_factory=SandboxSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    storage: StorageSection = field(default_factory=StorageSection)
 
 
 _CHOICES = {
@@ -233,6 +244,8 @@ def _validate(config: NodeConfig) -> None:
             raise ConfigError(f"{where} must be positive")
     if config.blobs.quota_bytes < 0:
         raise ConfigError("blobs.quota_bytes must be 0 (no quota) or positive")
+    if config.storage.max_bytes < 0:
+        raise ConfigError("storage.max_bytes must be 0 (claim nothing) or positive")
     for where in ("rpc.bind", "metrics.bind"):
         try:
             ipaddress.ip_address(_lookup(config, where))

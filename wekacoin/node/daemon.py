@@ -3,6 +3,7 @@
     store + mempool -> ChainService          (the ledger, `chain.py`)
     libp2p Network  -> gossip validators      (`gossip.py`), block/blob serving, sync (`sync.py`)
     BA* Player      -> ConsensusDriver        (`driver.py`), evaluation on worker threads
+    blob store      -> Replicator, StorageKeeper (`replication.py`, `storage.py`)
     JSON-RPC + Prometheus over HTTP
 
 SIGINT/SIGTERM stop it cleanly: the network leaves its peers, the servers stop, the sandbox
@@ -25,6 +26,8 @@ from starlette.applications import Starlette
 
 import wekacoin
 from wekacoin.chain.state import State
+from wekacoin.chain.storage import storage_proof_tx_bytes
+from wekacoin.chain.transactions import sign_tx
 from wekacoin.consensus.player import Player
 from wekacoin.consensus.verify import Verifier
 from wekacoin.content.embedded import EmbeddedBlobStore
@@ -33,22 +36,26 @@ from wekacoin.crypto.keys import KeyPair, format_address
 from wekacoin.net import Network
 from wekacoin.net.api import Topic
 from wekacoin.net.blobstore import store_fetcher, store_provider
-from wekacoin.net.config import NetConfig
+from wekacoin.net.config import GOSSIP_CEILING, NetConfig, TopicLimits
 from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService
 from wekacoin.node.config import NodeConfig
 from wekacoin.node.driver import ConsensusDriver
 from wekacoin.node.evaluation import EvaluationService, make_sandbox
 from wekacoin.node.gossip import Validators
+from wekacoin.node.holdings import holdings_of
 from wekacoin.node.metrics import NodeMetrics
 from wekacoin.node.replication import Replicator
-from wekacoin.node.rpc_api import BlobRpc, ChainRpc, NodeRpc, TaskRpc, TxRpc
+from wekacoin.node.rpc_api import BlobRpc, ChainRpc, NodeRpc, TaskRpc, TxRpc, ValidatorRpc
+from wekacoin.node.storage import StorageKeeper, storage_status
 from wekacoin.node.sync import Syncer
 from wekacoin.rpc.protocol import Dispatcher, Limits
 from wekacoin.rpc.server import load_or_create_token, make_app, serve_http
 from wekacoin.store import ChainStore
 from wekacoin.types.block import Block
-from wekacoin.types.genesis import Genesis
+from wekacoin.types.codec import encode
+from wekacoin.types.genesis import Genesis, Params
+from wekacoin.types.tx import TxBody
 
 log = logging.getLogger("wekacoin.node")
 
@@ -89,6 +96,7 @@ class Node:
                 seed=keypair.seed, chain_id=genesis.chain_id,
                 genesis_hash=self.chain.config.genesis_hash,
                 listen_host=host, listen_port=port, bootstrap=config.network.bootstrap,
+                topic_limits=TopicLimits(tx=gossip_tx_limit(genesis.params)),
             )
             self.net = Network(
                 net_config, block_provider=self._provide_blocks,
@@ -106,6 +114,14 @@ class Node:
             self.replicator = Replicator(self.blobs)
             if config.consensus.validate:  # an evaluator needs every revealed blob
                 self.chain.on_block(self.replicator.on_block)
+            self.storage: StorageKeeper | None = None
+            if config.consensus.validate and genesis.params.storage_weight_per_mib > 0:
+                self.storage = StorageKeeper(
+                    self.chain, holdings_of(self.blobs), keypair, config.storage.max_bytes,
+                    self.send_own_tx, self.replicator.enqueue, self.metrics,
+                )
+                self.chain.on_block(self.storage.on_block)
+                self.replicator.on_held(self.storage.on_held)
         except BaseException:
             self.store.close()
             raise
@@ -169,6 +185,8 @@ class Node:
         await nursery.start(self.driver.run)
         nursery.start_soon(self._housekeeping)
         nursery.start_soon(self.replicator.run)
+        if self.storage is not None:
+            nursery.start_soon(self.storage.run)
         nursery.start_soon(self.syncer.sync)
 
     async def _watch_signals(self, signals: AsyncIterator[int], shutdown: trio.Event) -> None:
@@ -225,6 +243,7 @@ class Node:
         dispatcher.register("tasks", TaskRpc(self.chain))
         dispatcher.register("tx", TxRpc(self.chain, self.admissions, self.clock, self._relay_tx))
         dispatcher.register("blobs", BlobRpc(self.blobs, rpc.max_response_bytes * 3 // 4))
+        dispatcher.register("validators", ValidatorRpc(self.chain))
         dispatcher.register(
             "node", NodeRpc(self.status, self.peers, lambda: list(self.driver.vote_log))
         )
@@ -233,6 +252,23 @@ class Node:
 
     def _relay_tx(self, raw: bytes) -> None:
         self._start_soon(self.net.publish, Topic.TX, raw)
+
+    async def send_own_tx(self, body: TxBody) -> bytes:
+        """Sign `body` with the node key and submit it the way `tx.submit` takes a client's
+        transaction: admitted, journaled (pending across restarts, re-sent while pending) and
+        gossiped. Returns its id; raises `Rejected` or a `MempoolError` when refused.
+
+        The nonce is the mempool's next one for the key, and nothing awaits between reading it
+        and admitting (only training reveals make `admit` wait), so two calls never take the
+        same nonce."""
+        address = self.keypair.address
+        tx = sign_tx(self.keypair, self.chain.config.genesis_hash,
+                     self.chain.mempool.next_nonce(address), self.chain.config.params.min_tx_fee,
+                     body)
+        raw = encode(tx)
+        admission = await self.admissions.admit(tx, self.clock(), submitted=raw)
+        self._relay_tx(raw)
+        return admission.vtx.id
 
     def status(self) -> dict[str, Any]:
         state = self.chain.state
@@ -249,17 +285,33 @@ class Node:
             "validator": {
                 "address": format_address(address), "key": self.keypair.public_key.hex(),
                 "stake": 0 if bond is None else bond.stake,
+                "weight": 0 if bond is None else bond.weight,
                 "participating": self.config.consensus.validate,
             },
+            "storage": self._storage_status(state),
             "consensus": {"round": consensus.round, "period": consensus.period,
                           "step": consensus.step},
             "sandbox": self.sandbox.isolation.describe(),
             "blobs": self.config.blobs.backend,
         }
 
+    def _storage_status(self, state: State) -> dict[str, Any]:
+        if self.storage is not None:
+            return self.storage.status(state)
+        return storage_status(state, self.keypair.public_key)
+
     def peers(self) -> list[dict[str, Any]]:
         return [{"peer_id": p.peer_id, "height": p.tip_height, "tip": p.tip_hash.hex(),
                  "version": p.node_version} for p in self.net.peers()]
+
+
+def gossip_tx_limit(params: Params) -> int:
+    """The largest transaction gossip carries: the chain's largest (a storage proof holds up
+    to two 256 KiB leaves), within what one pubsub frame can hold."""
+    largest = params.max_tx_bytes
+    if params.storage_weight_per_mib > 0:
+        largest = max(largest, storage_proof_tx_bytes(params))
+    return min(GOSSIP_CEILING, max(TopicLimits().tx, largest))
 
 
 def _host_port(listen: str) -> tuple[str, int]:

@@ -29,6 +29,18 @@ class NodeMetrics:
         )
         self.models_scored = Counter("wekacoin_models_scored_total", "Models evaluated",
                                      ["outcome"], registry=r)
+        self.storage_held_bytes = Gauge(
+            "wekacoin_storage_held_bytes", "Bytes of chain blobs held here", registry=r)
+        self.storage_claimed_blobs = Gauge(
+            "wekacoin_storage_claimed_blobs", "Blobs the validator claims on chain", registry=r)
+        self.storage_credited_bytes = Gauge(
+            "wekacoin_storage_credited_bytes", "Storage bytes credited at the last epoch",
+            registry=r)
+        self.storage_weight = Gauge(
+            "wekacoin_storage_weight", "Storage weight counting now", registry=r)
+        self.storage_last_result = Gauge(
+            "wekacoin_storage_last_challenge", "Last storage challenge: 0 none, 1 passed, "
+            "2 missed", registry=r)
 
     def asgi_app(self) -> Starlette:
         """/metrics in a Starlette app (which, unlike the bare exporter, speaks ASGI lifespan)."""

@@ -66,6 +66,12 @@ class Replicator:
         self.failed = 0
         self.skipped = 0
         """Revealed blobs not queued: the queue was full."""
+        self._held_listeners: list[Callable[[str], None]] = []
+
+    def on_held(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(cid)` (on the trio thread) for each queued blob found here or
+        fetched: the storage keeper learns what it could claim."""
+        self._held_listeners.append(listener)
 
     def on_block(self, block: Block) -> None:
         self.enqueue(revealed_cids(block))
@@ -87,10 +93,12 @@ class Replicator:
             try:
                 if await trio.to_thread.run_sync(self._blobs.has, cid):
                     self.held += 1
-                    return
-                await trio.to_thread.run_sync(self._blobs.get, cid)
-                self.fetched += 1
-                log.debug("fetched revealed blob %s", cid)
+                else:
+                    await trio.to_thread.run_sync(self._blobs.get, cid)
+                    self.fetched += 1
+                    log.debug("fetched revealed blob %s", cid)
+                for listener in self._held_listeners:
+                    listener(cid)
                 return
             except (WekaError, OSError) as e:
                 if attempt == ATTEMPTS:

@@ -132,6 +132,35 @@ class ChainRpc:
         return out
 
 
+class ValidatorRpc:
+    def __init__(self, chain: ChainService) -> None:
+        self._chain = chain
+
+    @rpc_method
+    def list(self) -> list[dict[str, Any]]:
+        """Every bonded account with its stake, storage weight, credited storage and total
+        sortition weight, heaviest first."""
+        reader = self._chain.store.snapshot()  # the bonds and the state of one tip
+        state = reader.state()
+        out: list[dict[str, Any]] = []
+        for address, bond in sorted(reader.bonds(), key=lambda ab: (-ab[1].weight, ab[0])):
+            if not bond.total and not bond.storage and not bond.unbonding:
+                continue
+            record = state.get_storage(address)
+            claims = () if record is None else record.claims
+            out.append({
+                "address": format_address(address), "validator_key": bond.validator_key.hex(),
+                "stake": bond.stake, "storage_weight": bond.storage, "weight": bond.weight,
+                "credited_bytes": 0 if record is None else record.credited,
+                "claimed_blobs": len(claims),
+                "proven_blobs": sum(1 for c in claims if c.proven),
+                "last_challenge": None if record is None else {
+                    "epoch": record.last_epoch, "result": record.last_result.name.lower(),
+                },
+            })
+        return out
+
+
 class TaskRpc:
     def __init__(self, chain: ChainService) -> None:
         self._chain = chain

@@ -18,7 +18,8 @@ from wekacoin.types.primitives import Address
 TX_KINDS = {
     "Transfer": "transfer", "PublishTask": "publish_task", "RevealTraining": "reveal_training",
     "SubmitModel": "submit_model", "RevealTest": "reveal_test", "RevealModel": "reveal_model",
-    "Stake": "stake", "Unstake": "unstake",
+    "Stake": "stake", "Unstake": "unstake", "ClaimStorage": "claim_storage",
+    "StorageProof": "storage_proof",
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
-from wekacoin.chain.state import ChainConfig, State
+from wekacoin.chain.state import ChainConfig, State, blob_key, bond_key
 from wekacoin.store.errors import CorruptStoreError
 from wekacoin.store.layout import (
     HEIGHT_PREFIX,
@@ -34,8 +34,8 @@ from wekacoin.store.layout import (
 )
 from wekacoin.types.block import Block, BlockHeader
 from wekacoin.types.codec import DecodeError, decode_trusted, encode
-from wekacoin.types.ledger import Account, Submission, Task
-from wekacoin.types.primitives import Hash, Height
+from wekacoin.types.ledger import Account, Bond, ChainBlob, Submission, Task
+from wekacoin.types.primitives import Address, Hash, Height
 from wekacoin.types.ranking import TaskSettlement
 from wekacoin.types.tx import Tx
 
@@ -160,6 +160,26 @@ class ChainReader:
 
     def get_account(self, address: bytes) -> Account:
         return self.state().get_account(address)
+
+    def bonds(self) -> Iterator[tuple[Address, Bond]]:
+        """Every bond (an account that staked, or still has stake unbonding), by address."""
+        prefix = STATE_PREFIX + bond_key(b"")
+        with self._db.iterator(prefix=prefix) as it:
+            for key, value in it:
+                yield Address(key[len(prefix):]), self._decode_state(Bond, key, value)
+
+    def chain_blobs(self) -> Iterator[ChainBlob]:
+        """Every blob a reveal named (data groups, baselines, models), in no useful order."""
+        prefix = STATE_PREFIX + blob_key("")[:1]  # keyed by the CID's hash: the namespace
+        with self._db.iterator(prefix=prefix) as it:
+            for key, value in it:
+                yield self._decode_state(ChainBlob, key, value)
+
+    def _decode_state(self, kind: type[Any], key: bytes, value: bytes) -> Any:
+        try:
+            return decode_trusted(kind, value)
+        except DecodeError as e:
+            raise CorruptStoreError(f"ledger entry {key.hex()} is unreadable: {e}") from None
 
     def get_task(self, task_id: int) -> TaskView | None:
         state = self.state()
