@@ -169,10 +169,13 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
     forfeited = (3 - refunded) * PARTICIPATION_FEE
     shares = split_by_weight(HOSTING_FEE + forfeited + params["settlement_reward"], evaluators)
     proposer_fees = {a: 0 for a in accounts.values()}
+    storage_fees = {a: 0 for a in accounts.values()}  # validators claim and prove storage
     for h in range(first + 1, last + 1):
         block = nodes[0].block(h, full=True)
-        if block["txs"]:
-            proposer_fees[owner[block["proposer"]]] += sum(tx["fee"] for tx in block["txs"])
+        for tx in block["txs"]:
+            proposer_fees[owner[block["proposer"]]] += tx["fee"]
+            if tx["body"]["kind"] in ("claim_storage", "storage_proof"):
+                storage_fees[tx["sender"]] += tx["fee"]
 
     expected_delta = {
         "supplier": -REWARD - HOSTING_FEE - 3 * fee,  # publish, reveal training, reveal test
@@ -183,7 +186,7 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
     }
     for i in range(len(nodes)):
         a = network.address(f"validator{i}")
-        expected_delta[f"validator{i}"] = shares.get(a, 0) + proposer_fees[a]
+        expected_delta[f"validator{i}"] = shares.get(a, 0) + proposer_fees[a] - storage_fees[a]
     delta = {name: after[name] - before[name] for name in accounts}
     assert delta == expected_delta
     assert sum(delta.values()) == params["settlement_reward"]  # only the minted coins are new

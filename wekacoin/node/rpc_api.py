@@ -47,12 +47,11 @@ def block_json(block: Block, full: bool = True, final: bool | None = None) -> di
 
 
 def tx_json(tx: Tx) -> dict[str, Any]:
-    from wekacoin.chain.transactions import compute_tx_id
     from wekacoin.crypto.keys import address_of
 
     u = tx.unsigned
     return {
-        "id": compute_tx_id(tx.payload).hex(), "sender": format_address(address_of(u.sender)),
+        "id": tx.id.hex(), "sender": format_address(address_of(u.sender)),
         "nonce": u.nonce, "fee": u.fee, "body": to_json(u.body),
     }
 

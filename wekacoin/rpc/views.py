@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import typing
 from functools import cache
 from typing import Any
 
 from wekacoin.crypto.keys import format_address
 from wekacoin.types.primitives import Address
+from wekacoin.types.tx import LeafProof
 
 TX_KINDS = {
     "Transfer": "transfer", "PublishTask": "publish_task", "RevealTraining": "reveal_training",
@@ -24,6 +26,9 @@ TX_KINDS = {
 
 
 def to_json(value: Any) -> Any:
+    if isinstance(value, LeafProof):  # a 256 KiB leaf is no use as hex: its size and hash
+        return {"cid": value.cid, "leaf_index": value.leaf_index,
+                "nodes": [_digest(n) for n in value.nodes], "leaf": _digest(value.leaf)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
         name = type(value).__name__
@@ -50,6 +55,10 @@ def _field(value: Any, hint: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return to_json(value)
     return value
+
+
+def _digest(data: bytes) -> dict[str, Any]:
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _is_address(hint: Any) -> bool:
