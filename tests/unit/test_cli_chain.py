@@ -29,3 +29,9 @@ def test_a_block_argument_that_is_neither_height_nor_hash_is_one_line():
     with pytest.raises(CliError, match="heights start at 1"):
         _height("0")
     assert _height("17") == 17
+
+
+def test_a_read_command_without_a_node_is_one_line_naming_the_url():
+    done = run("status", "--json")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "error: no node answers at http://127.0.0.1:9/ (ConnectionRefusedError)\n"

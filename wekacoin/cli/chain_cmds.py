@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from wekacoin.cli.common import CliError, console, print_json, settings
 
@@ -17,7 +16,7 @@ def tx(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """A transaction: the block that holds it, pending, or dropped with the reason."""
-    with settings(ctx).client() as client:
+    with settings(ctx).reader() as client:
         found = client.call("chain.tx", id=tx_id)
         block = None
         if found is not None and found.get("height") is not None:
@@ -48,7 +47,7 @@ def block(
 ) -> None:
     """A block: header, finality, and its transactions."""
     params: dict[str, Any] = {"hash": which} if len(which) == 64 else {"height": _height(which)}
-    with settings(ctx).client() as client:
+    with settings(ctx).reader() as client:
         found = client.call("chain.block", **params, full=True)
     if json_out:
         print_json(found)
@@ -69,7 +68,7 @@ def validators(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Validators: stake, storage they proved, and the sortition weight of both."""
-    with settings(ctx).client() as client:
+    with settings(ctx).reader() as client:
         rows = client.call("validators.list")
     if json_out:
         print_json(rows)
@@ -79,6 +78,8 @@ def validators(
 
 def print_validators(rows: list[dict[str, Any]]) -> None:
     """A table of `validators.list` rows: stake, credited storage, storage and total weight."""
+    from rich.table import Table
+
     table = Table("validator", "stake", "credited storage", "storage weight", "total weight",
                   "last challenge (epoch)")
     for v in rows:

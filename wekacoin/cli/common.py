@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import getpass
+import itertools
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from wekacoin.crypto.keys import KeyPair
 from wekacoin.errors import WekaError
-from wekacoin.keyfile import load_keystore
-from wekacoin.rpc.client import RpcClient
+
+if TYPE_CHECKING:  # imported where used: `wekacoin --help` imports no command's dependencies
+    from wekacoin.crypto.keys import KeyPair
+    from wekacoin.rpc.client import RpcClient
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -37,7 +39,13 @@ class Settings:
     password_file: Path | None
 
     def client(self) -> RpcClient:
+        from wekacoin.rpc.client import RpcClient
+
         return RpcClient(self.rpc, token=self.token())
+
+    def reader(self) -> ReadClient:
+        """A client for commands that only read (see ReadClient)."""
+        return ReadClient(self.rpc, token=self.token())
 
     def token(self) -> str | None:
         if os.environ.get("WEKACOIN_RPC_TOKEN"):
@@ -52,7 +60,66 @@ class Settings:
             ) from None
 
     def keypair(self) -> KeyPair:
+        from wekacoin.keyfile import load_keystore
+
         return load_keystore(self.key, read_password(self.password_file, confirm=False))
+
+
+class ReadClient:
+    """JSON-RPC calls over the standard library's http.client, with RpcClient's errors, for
+    the commands that only read (`status`, `block`...): httpx, with httpcore, trio, anyio and
+    h2 behind it, takes longer to import than the rest of `wekacoin status` together."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        import http.client
+        import urllib.parse
+
+        self.url = url
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CliError(f"the RPC URL {url!r} is not an http:// or https:// URL")
+        connection = (http.client.HTTPSConnection if parts.scheme == "https"
+                      else http.client.HTTPConnection)
+        self._http = connection(parts.hostname, parts.port, timeout=timeout)
+        self._path = parts.path or "/"
+        self._headers = {"Content-Type": "application/json",
+                         **({"Authorization": f"Bearer {token}"} if token else {})}
+        self._ids = itertools.count(1)
+
+    def call(self, method: str, **params: Any) -> Any:
+        import http.client
+
+        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        try:
+            self._http.request("POST", self._path, json.dumps(request).encode(), self._headers)
+            response = self._http.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as e:
+            from wekacoin.rpc.client import NodeUnreachable  # the errors import httpx: only here
+
+            self._http.close()
+            raise NodeUnreachable(
+                f"no node answers at {self.url} ({type(e).__name__})") from None
+        try:
+            body = json.loads(raw)
+            error = body.get("error")
+        except (ValueError, AttributeError):
+            raise WekaError(f"{self.url} answered HTTP {response.status} without JSON") from None
+        if error is not None:
+            from wekacoin.rpc.client import RpcCallError
+
+            raise RpcCallError(method, error.get("code", 0), error.get("message", ""),
+                               error.get("data"))
+        return body["result"]
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ReadClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -1,21 +1,18 @@
-"""`wekacoin init`, `wekacoin node` and `wekacoin status`."""
+"""`wekacoin init`, `wekacoin node`, `wekacoin status` and `wekacoin peers`."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import tomli_w
 import typer
 
 from wekacoin.cli.common import CliError, console, print_json, read_password, settings
-from wekacoin.crypto.keys import KeyPair, format_address
-from wekacoin.crypto.keystore import WrongPasswordError
 from wekacoin.errors import WekaError
-from wekacoin.keyfile import load_keystore, save_keystore
 
 if TYPE_CHECKING:
+    from wekacoin.crypto.keys import KeyPair
     from wekacoin.node.config import NodeConfig
 
 
@@ -32,7 +29,11 @@ def init(
         2**30, min=0,  # node.config.StorageSection's default (not imported: CLI start-up)
         help="Bytes of the chain's blobs to claim for storage weight (0: none)."),
 ) -> None:
-    """Create a node: its key (encrypted keystore) and a node.toml."""
+    """Create a node: its key (encrypted keystore) and a node.toml that documents every
+    setting."""
+    from wekacoin.cli.node_toml import render_node_toml
+    from wekacoin.crypto.keys import KeyPair, format_address
+    from wekacoin.keyfile import save_keystore
     from wekacoin.net import peer_id_from_seed
 
     key_path = home / "validator.key"
@@ -48,22 +49,30 @@ def init(
         if not genesis.is_file():
             raise CliError(f"no genesis file at {genesis}")
         shutil.copyfile(genesis, home / "genesis.json")
-    doc = {
-        "node": {"data_dir": "data", "genesis": "genesis.json"},
-        "keys": {"keystore": "validator.key",
-                 **({"password_file": str(password_file.resolve())} if password_file else {})},
-        "network": {"listen": listen, "bootstrap": list(bootstrap)},
-        "rpc": {"port": rpc_port, "token_file": "data/rpc.token"},
-        "metrics": {"port": metrics_port},
-        "storage": {"max_bytes": storage_bytes},
-    }
-    config_path.write_text(tomli_w.dumps(doc))
+    config_path.write_text(render_node_toml(init_values(
+        listen=listen, bootstrap=bootstrap, rpc_port=rpc_port, metrics_port=metrics_port,
+        password_file=password_file, storage_bytes=storage_bytes,
+    )))
     console.print(f"node created in {home}")
     console.print(f"  address        {format_address(keypair.address)}")
     console.print(f"  validator key  {keypair.public_key.hex()}")
     console.print(f"  peer id        {peer_id_from_seed(keypair.seed)}")
     if genesis is None:
         console.print(f"  put the chain's genesis file at {home / 'genesis.json'}")
+
+
+def init_values(*, listen: str, bootstrap: list[str], rpc_port: int, metrics_port: int,
+                password_file: Path | None, storage_bytes: int) -> dict[str, dict[str, Any]]:
+    """The settings `wekacoin init` writes into node.toml; every other one is the default."""
+    return {
+        "node": {"data_dir": "data", "genesis": "genesis.json"},
+        "keys": {"keystore": "validator.key",
+                 "password_file": str(password_file.resolve()) if password_file else ""},
+        "network": {"listen": listen, "bootstrap": list(bootstrap)},
+        "rpc": {"port": rpc_port, "token_file": "data/rpc.token"},
+        "metrics": {"port": metrics_port},
+        "storage": {"max_bytes": storage_bytes},
+    }
 
 
 def node(
@@ -96,6 +105,9 @@ def node(
 
 
 def _node_key(cfg: NodeConfig) -> KeyPair:
+    from wekacoin.crypto.keystore import WrongPasswordError
+    from wekacoin.keyfile import load_keystore
+
     password_file = cfg.keys.password_file
     try:
         return load_keystore(cfg.keys.keystore, read_password(password_file, confirm=False))
@@ -149,7 +161,7 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Height, state root, peers and consensus progress of the node at --rpc."""
-    with settings(ctx).client() as client:
+    with settings(ctx).reader() as client:
         st = client.call("node.status")
     if json_out:
         print_json(st)
@@ -164,6 +176,25 @@ def status(
     console.print(f"  sandbox     {st['sandbox']}   blobs {st['blobs']}")
     for line in storage_lines(st["storage"]):
         console.print(line)
+
+
+def peers(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The peers of the node at --rpc that passed the chain handshake, and their tips."""
+    from rich.table import Table
+
+    with settings(ctx).reader() as client:
+        rows = client.call("node.peers")
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("peer id", "height", "tip", "version")
+    for p in rows:
+        table.add_row(p["peer_id"], str(p["height"]), str(p["tip"])[:16], str(p["version"]))
+    console.print(table)
+    console.print(f"{len(rows)} peer(s)")
 
 
 def storage_lines(s: dict) -> list[str]:

@@ -15,8 +15,6 @@ from wekacoin.cli.common import (
     read_password,
     settings,
 )
-from wekacoin.crypto.keys import KeyPair, format_address, parse_address
-from wekacoin.keyfile import save_keystore
 
 app = typer.Typer(help="Keys, balances and transfers.", no_args_is_help=True)
 
@@ -27,6 +25,9 @@ def new(
     cost: str = typer.Option("moderate", help="Argon2id cost: moderate, or interactive for tests."),
 ) -> None:
     """Create a new key in the wallet keystore file (--key)."""
+    from wekacoin.crypto.keys import KeyPair, format_address
+    from wekacoin.keyfile import save_keystore
+
     s = settings(ctx)
     if s.key.exists():
         raise CliError(f"{s.key} already exists; use --key to choose another file")
@@ -40,13 +41,20 @@ def new(
 
 
 @app.command()
-def address(ctx: typer.Context) -> None:
+def address(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Print the wallet's address (no password needed)."""
     s = settings(ctx)
     try:
-        console.print(json.loads(Path(s.key).read_text())["address"])
-    except (OSError, ValueError, KeyError):
+        found = json.loads(Path(s.key).read_text())["address"]
+    except (OSError, ValueError, KeyError, TypeError):
         raise CliError(f"no readable keystore at {s.key}") from None
+    if json_out:
+        print_json({"address": found, "keystore": str(s.key)})
+        return
+    console.print(found)
 
 
 @app.command()
@@ -56,6 +64,8 @@ def balance(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show an account's balance, nonce and stake."""
+    from wekacoin.crypto.keys import parse_address
+
     s = settings(ctx)
     if who is None:
         try:
@@ -65,7 +75,7 @@ def balance(
                 f"give an address, or a readable keystore with --key ({s.key})"
             ) from None
     parse_address(who)
-    with s.client() as client:
+    with s.reader() as client:
         account = client.call("chain.account", address=who)
     if json_out:
         print_json(account)
@@ -87,6 +97,7 @@ def send(
 ) -> None:
     """Sign a transfer locally and submit it."""
     from wekacoin.cli.transactions import submit
+    from wekacoin.crypto.keys import parse_address
     from wekacoin.types.tx import Transfer
 
     result = submit(ctx, Transfer(parse_address(to), amount), fee=fee, wait=wait)

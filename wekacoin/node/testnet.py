@@ -10,6 +10,7 @@ Layout of a testnet directory:
     node<i>/validator.key    the node's key
     node<i>/data/            its chain store, blobs, RPC token
     node<i>/node.pid, node.log   while it runs, for `down` and debugging
+    docker-compose.yml       with --docker: a service per node and its Kubo sidecar
 
 The processes themselves are started and stopped by `wekacoin.node.launcher`.
 """
@@ -17,6 +18,7 @@ The processes themselves are started and stopped by `wekacoin.node.launcher`.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +37,8 @@ from wekacoin.types.genesis import Genesis, GenesisAccount, GenesisStake, Params
 from wekacoin.waiting import wait_until
 
 PASSWORD = "wekacoin-testnet"
+KUBO_IMAGE = "ipfs/kubo:v0.32.1"
+RPC_PORT, METRICS_PORT = 8645, 9645
 VALIDATOR_BALANCE = 10**9
 VALIDATOR_STAKE = 10**6
 WALLET_BALANCE = 10**9
@@ -127,7 +131,7 @@ class Layout:
     def docker(cls, nodes: int) -> Layout:
         """docker-compose: services node<i> and kubo<i>, the same ports in every container."""
         return cls(
-            [NodePorts(30333, 8645, 9645)] * nodes, listen_host="0.0.0.0",
+            [NodePorts(30333, RPC_PORT, METRICS_PORT)] * nodes, listen_host="0.0.0.0",
             peer_hosts=[f"/dns4/node{i}" for i in range(nodes)], rpc_bind="0.0.0.0",
             kubo=[f"/dns4/kubo{i}/tcp/5001/http" for i in range(nodes)],
         )
@@ -194,6 +198,63 @@ def generate(
         "wallets": {name: format_address(k.address) for name, k in wallet_keys.items()},
     }, indent=2) + "\n")
     return genesis
+
+
+def compose_file(nodes: int, *, testnet_dir: str = ".", build: str | None = None) -> str:
+    """A docker-compose file for a testnet generated with `Layout.docker(nodes)`: service
+    node<i> with its Kubo sidecar kubo<i>, the testnet directory `testnet_dir` (relative to
+    the compose file) mounted at /testnet, node i's RPC and metrics ports published on
+    127.0.0.1 at 8645 + i and 9645 + i. `build`: the directory holding the Dockerfile, built
+    into the image wekacoin:latest (None: the image must exist already)."""
+    here = testnet_dir in (".", "./")
+    shown = "" if here else testnet_dir.removeprefix("./") + "/"
+    up = "docker compose up --build" if build is not None else "docker compose up"
+    lines = [f"# A {nodes}-validator WekaCoin testnet across containers, each node with its "
+             "own Kubo (IPFS)", "# sidecar as its blob store."]
+    if here:
+        lines += [f"# `wekacoin testnet init --docker --nodes {nodes}` wrote this file with "
+                  "the testnet (keys,", "# genesis, node configs) in this directory.", "#",
+                  f"#   {up}    # in this directory"]
+    else:
+        lines += ["#", f"#   wekacoin testnet init --docker --dir {shown.rstrip('/')}   "
+                  "# keys, genesis, node configs", f"#   {up}"]
+    if build is None:
+        lines.append("# (first build the image from the wekacoin sources: "
+                     "docker build -t wekacoin:latest .)")
+    lines += [
+        "#", f"# Node i answers JSON-RPC on 127.0.0.1:{RPC_PORT}+i (token: "
+        f"{shown}node<i>/data/rpc.token)", f"# and Prometheus metrics on 127.0.0.1:"
+        f"{METRICS_PORT}+i. Nodes find each other by service name",
+        "# (/dns4/node<i>/tcp/30333/p2p/<id>, written by `testnet init --docker`); each talks "
+        "to", "# kubo<i> on port 5001 inside the compose network only.", "",
+        "x-node: &node", "  image: wekacoin:latest", "  restart: unless-stopped",
+        "  stop_grace_period: 30s", "  volumes:", f"    - {testnet_dir}:/testnet", "",
+        "x-kubo: &kubo", f"  image: {KUBO_IMAGE}", "  restart: unless-stopped",
+        "  environment:", "    - IPFS_PROFILE=server", "", "services:",
+    ]
+    for i in range(nodes):
+        lines += [f"  kubo{i}:", "    <<: *kubo", "    volumes:", f"      - kubo{i}:/data/ipfs",
+                  "", f"  node{i}:", "    <<: *node"]
+        if i == 0 and build is not None:  # the other nodes run the image node0 builds
+            lines.append(f"    build: {build}")
+        lines += [f'    command: ["node", "--config", "/testnet/node{i}/node.toml"]',
+                  "    depends_on:", f"      - kubo{i}", *(["      - node0"] if i else []),
+                  "    ports:", f'      - "127.0.0.1:{RPC_PORT + i}:{RPC_PORT}"',
+                  f'      - "127.0.0.1:{METRICS_PORT + i}:{METRICS_PORT}"', ""]
+    lines += ["volumes:", *(f"  kubo{i}:" for i in range(nodes))]
+    return "\n".join(lines) + "\n"
+
+
+def write_compose_file(root: Path, nodes: int) -> Path:
+    """`root`/docker-compose.yml for the docker testnet generated in `root`; it builds the
+    image from this checkout's Dockerfile when there is one (a source install)."""
+    checkout = Path(__file__).resolve().parents[2]
+    build = None
+    if (checkout / "Dockerfile").is_file():
+        build = os.path.relpath(checkout, root.resolve())
+    path = root / "docker-compose.yml"
+    path.write_text(compose_file(nodes, build=build))
+    return path
 
 
 def node_homes(root: Path) -> list[Path]:
