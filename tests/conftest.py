@@ -45,7 +45,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def tier(item: pytest.Item) -> int:
         parts = item.path.parts
         if "functional" in parts:
-            return 3 if "network" in getattr(item, "fixturenames", ()) else 2
+            if "network" not in getattr(item, "fixturenames", ()):
+                return 2
+            return 4 if item.get_closest_marker("after_competition") else 3
         return 1 if "sim" in parts else 0
 
     items.sort(key=tier)  # stable: the order within a tier is the collection order

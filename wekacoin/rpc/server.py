@@ -1,7 +1,8 @@
 """The HTTP side of JSON-RPC: a Starlette app served by Hypercorn under trio.
 
 POST / takes JSON-RPC requests, the token read from `Authorization: Bearer <token>`; GET
-/health answers "ok" for load balancers and scripts.
+/health answers "ok" for load balancers and scripts; GET /explorer/ serves the explorer, pages
+that read the chain through POST / without the token (`wekacoin.explorer`).
 
 Bodies are bounded before anything is parsed, because parsing runs on the event loop the node
 shares with consensus (a thread would not help: `json.loads` holds the GIL throughout). A
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from wekacoin.explorer.routes import explorer_routes
 from wekacoin.rpc.protocol import INVALID_REQUEST, Dispatcher, Limits, _dump, _error
 
 log = logging.getLogger("wekacoin.rpc")
@@ -80,6 +82,7 @@ def make_app(dispatcher: Dispatcher, limits: Limits) -> Starlette:
     return Starlette(routes=[
         Route("/", rpc, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        *explorer_routes(dispatcher),
     ])
 
 
