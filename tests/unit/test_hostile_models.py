@@ -35,6 +35,7 @@ NAMES = [
     "wrong output shape",
     "NaN output",
     "memory hog",
+    "work hog",
     "time hog",
     "truncated onnx",
     "truncated skops",
@@ -70,8 +71,12 @@ def corpus() -> dict[str, tuple[bytes, Status, str]]:
         "external data": (hostile.external_data(D), Status.INVALID, "external"),
         "wrong output shape": (hostile.wrong_output_shape(D), Status.INVALID, "shape"),
         "NaN output": (hostile.nan_output(D), Status.INVALID, "NaN"),
-        "memory hog": (hostile.memory_hog(D), Status.INVALID, "memory"),
-        "time hog": (hostile.time_hog(D), Status.UNEVALUATED, "limit"),
+        # 2**14 times the input's width: under the work bound, over the memory limit
+        "memory hog": (hostile.memory_hog(D, doublings=14), Status.INVALID, "memory"),
+        # Graphs that ask for more work than any task allows are refused before they run,
+        # on every node alike, instead of reaching the memory or the wall-clock limit.
+        "work hog": (hostile.memory_hog(D), Status.INVALID, "work bound"),
+        "time hog": (hostile.time_hog(D), Status.INVALID, "work bound"),
         "truncated onnx": (onnx_model[: len(onnx_model) // 2], Status.INVALID, "ONNX"),
         "truncated skops": (linear[: len(linear) // 2], Status.INVALID, "zip"),
         "empty": (b"", Status.INVALID, "empty"),

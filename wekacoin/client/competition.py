@@ -235,3 +235,131 @@ def predict_csv(
 ) -> Predictions:
     return predict(model, features_csv, task_spec_of(task).schema, sandbox)
 
+
+
+# -- reading a task: its data, its limits as validators apply them, its timeline --
+
+
+def validator_limits(task: dict[str, Any], params: dict[str, Any]) -> Limits:
+    """The sandbox limits every validator applies to the task's models (node.evaluation's
+    `task_limits`): the task's evaluation time, genesis' CPU, memory and file limits."""
+    return Limits(
+        wall_seconds=task["spec"]["limits"]["eval_time_ms"] / 1000,
+        cpu_seconds=params["eval_cpu_ms"] // 1000,
+        memory_bytes=params["eval_memory_mib"] * 2**20,
+        file_bytes=params["eval_file_mib"] * 2**20,
+    )
+
+
+def revealed_groups(client: ChainClient, reveals: list[dict[str, Any]]) -> dict[int, bytes]:
+    """The groups of a reveal, each checked against its CID and its stated size."""
+    groups = {}
+    for g in reveals:
+        blob = download(client, g["cid"])
+        if len(blob) != g["size"]:
+            raise ClientError(f"group {g['index']} has {len(blob)} bytes, its reveal states "
+                              f"{g['size']}")
+        groups[g["index"]] = blob
+    return groups
+
+
+def join_groups(groups: dict[int, bytes]) -> bytes:
+    """One CSV of the groups in ascending index (a split as validators read it): the first
+    group's header, then every group's rows."""
+    out = b""
+    for i, index in enumerate(sorted(groups)):
+        text = groups[index] if groups[index].endswith(b"\n") else groups[index] + b"\n"
+        out += text if i == 0 else text.split(b"\n", 1)[1]
+    return out
+
+
+def save_task_data(client: ChainClient, task: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Write the task's revealed splits as `training.csv` (and `test.csv` once revealed) in
+    `out`; every group checked against its CID and size first."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, key in (("training", "training_reveals"), ("test", "test_reveals")):
+        if task[key]:
+            path = out / f"{name}.csv"
+            path.write_bytes(join_groups(revealed_groups(client, task[key])))
+            written[name] = path
+    return written
+
+
+def get_block_interval_ms(client: ChainClient, blocks: int = 16) -> int | None:
+    """The median interval of the last `blocks` blocks (their proposers' timestamps), ms."""
+    head = client.rpc.call("chain.head")
+    times = []
+    for height in range(max(1, head["height"] - blocks + 1), head["height"] + 1):
+        block = head if height == head["height"] else client.rpc.call(
+            "chain.block", height=height, full=False)
+        times.append(block["time_ms"])
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    return gaps[len(gaps) // 2] if gaps else None
+
+
+# -- the supplier's pre-flight: before any money moves --
+
+
+def preflight_publish(
+    client: ChainClient, data: PreparedData, baseline: bytes | None, sandbox: ForkServerSandbox,
+    *, metric: Metric, reward: int, hosting_fee: int, participation_fee: int | None,
+    training_blocks: int, eval_seconds: int, max_model_bytes: int,
+) -> list[str]:
+    """Every reason the publication would fail or the task could not run, each with its fix:
+    the chain's limits, the balance, the metric and the data, and the baseline trained (or
+    given) and scored on the data in the sandbox. Empty when the task can go."""
+    from wekacoin.errors import WekaError
+    from wekacoin.evaluation.data import DataError
+
+    params = client.info()["params"]
+    kind = data.schema.kind
+    problems = []
+    if kind not in metric.kinds:
+        fits = ", ".join(m.value for m in Metric if kind in m.kinds)
+        problems.append(f"metric {metric.value} does not apply to {kind.value} tasks: use one "
+                        f"of {fits}")
+    if not params["min_groups"] <= len(data.groups) <= params["max_groups"]:
+        problems.append(f"{len(data.groups)} groups: the chain takes {params['min_groups']} to "
+                        f"{params['max_groups']} (--groups)")
+    largest = max(len(g) for g in data.groups)
+    if largest > params["max_group_bytes"]:
+        problems.append(f"a group has {largest:,} bytes, the chain takes at most "
+                        f"{params['max_group_bytes']:,}: use more groups")
+    if training_blocks < params["min_training_period"]:
+        problems.append(f"--training-blocks {training_blocks} is below the chain's minimum "
+                        f"{params['min_training_period']}")
+    if not 0 < max_model_bytes <= params["max_model_bytes"]:
+        problems.append(f"--max-model-bytes must be at most {params['max_model_bytes']:,}")
+    if not 0 < eval_seconds * 1000 <= params["max_eval_time_ms"]:
+        problems.append(f"--eval-seconds must be at most {params['max_eval_time_ms'] // 1000}")
+    fee = params["min_participation_fee"] if participation_fee is None else participation_fee
+    if fee < params["min_participation_fee"]:
+        problems.append(f"--participation-fee {fee} is below the chain's minimum "
+                        f"{params['min_participation_fee']}")
+    needed = reward + hosting_fee + 3 * params["min_tx_fee"]  # publish and two reveals
+    balance = client.rpc.call("chain.account", address=client.address)["balance"]
+    if balance < needed:
+        problems.append(f"the balance {balance:,} does not cover reward {reward:,} + hosting "
+                        f"fee {hosting_fee:,} + 3 transaction fees ({needed:,} in all)")
+    if problems:  # the baseline is worth trying only for a task that can be published
+        return problems
+    whole = dict(enumerate(data.groups))
+    spec = TaskSpec(metric, data.schema, max_model_bytes,
+                    validator_limits({"spec": {"limits": {"eval_time_ms": eval_seconds * 1000}}},
+                                     params))
+    try:
+        split = parse_split(whole, data.schema)
+        model = baseline if baseline is not None else train_baseline(
+            kind, split.features, split.labels)
+        with EvaluationSession(spec, whole, None, sandbox) as session:
+            outcome = session.evaluate(model, 0, check_claim=False)
+    except DataError as e:
+        return [f"the data cannot be scored with {metric.value}: {e}"]
+    except (WekaError, ValueError) as e:  # the stump cannot train on these labels
+        return [f"the baseline cannot be trained on the data: {e}"]
+    if outcome.score is None:
+        which = "your baseline" if baseline is not None else "the default baseline"
+        problems.append(f"{which} cannot be scored on the data ({outcome.status.value}: "
+                        f"{outcome.reason}): fix it, see docs/models.md")
+    return problems

@@ -17,8 +17,20 @@ class ModelFormat(str, Enum):
     SKOPS = "skops"
 
 
+MAX_REASON_CHARS = 300
+"""A refusal travels as one line of at most this many characters (the sandbox's frame)."""
+
+
 class ModelRejected(WekaError):
-    """The model breaks the format contract or its limits; it ranks INVALID."""
+    """The model breaks the format contract or its limits; it ranks INVALID.
+
+    It carries every problem found, each saying what to change ("operator X is not allowed:
+    ..."); `str()` is them all on one line of at most MAX_REASON_CHARS characters, cut only
+    between words, with a count of those that did not fit."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = tuple(problems) or ("model refused",)
+        super().__init__(compose_reason(self.problems))
 
 
 class UnsupportedModelFormat(ModelRejected):
@@ -38,6 +50,29 @@ _COMPRESSED = {
 }
 # Protocol 0/1 pickles start with one of these opcodes and end with STOP ('.').
 _OLD_PICKLE_FIRST = frozenset(b"(}]cKNI")
+
+
+def compose_reason(problems: tuple[str, ...] | list[str], limit: int = MAX_REASON_CHARS) -> str:
+    """The problems on one line of at most `limit` characters, none cut mid-word: as many
+    whole problems as fit, then how many more there are."""
+    tail = ""
+    for shown in range(len(problems), 0, -1):
+        rest = len(problems) - shown
+        tail = f"; and {rest} more (wekacoin model check lists them all)" if rest else ""
+        line = "; ".join(problems[:shown]) + tail
+        if len(line) <= limit:
+            return line
+    return shorten(problems[0], limit - len(tail)) + tail
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` characters, else cut at a space with "…" appended."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(1, limit - 1)]
+    if " " in cut and not text[len(cut)].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
 
 
 def detect_format(model: bytes) -> ModelFormat:
