@@ -29,10 +29,11 @@ async def send_garbage(sender: Network, peer_id: str, protocol: str, data: bytes
 
 def test_burst_of_200_reaches_every_node_through_a_bootstrap_peer() -> None:
     async def scenario() -> None:
-        hub = Network(net_config(0))
+        hub = Network(net_config(0, target_peers=0))
         async with running(hub):
             boot = (hub.listen_addrs()[0],)
-            leaves = [Network(net_config(i, bootstrap=boot)) for i in (1, 2, 3)]
+            # no peer exchange: the leaves stay leaves, and every message crosses the hub
+            leaves = [Network(net_config(i, bootstrap=boot, target_peers=0)) for i in (1, 2, 3)]
             nets = [hub, *leaves]
             async with running(*leaves):
                 await wait_until(lambda: len(hub.peers()) == 3, what="3 peers at the hub")
@@ -73,11 +74,11 @@ def test_a_rejected_message_is_not_relayed_two_hops_away() -> None:
                 return Reject if data.startswith(b"bad") else Accept
             return check
 
-        a = Network(net_config(10))
+        a = Network(net_config(10, target_peers=0))  # no peer exchange: a line stays a line
         async with running(a):
-            b = Network(net_config(11, bootstrap=(a.listen_addrs()[0],)))
+            b = Network(net_config(11, bootstrap=(a.listen_addrs()[0],), target_peers=0))
             async with running(b):
-                c = Network(net_config(12, bootstrap=(b.listen_addrs()[0],)))
+                c = Network(net_config(12, bootstrap=(b.listen_addrs()[0],), target_peers=0))
                 async with running(c):
                     for name, net in zip("abc", (a, b, c), strict=True):
                         net.set_validator(Topic.TX, validator(name))

@@ -36,8 +36,12 @@ SECTIONS: dict[str, tuple[str, dict[str, str]]] = {
         "listen": "The libp2p listen address (TCP; Noise encryption, yamux multiplexing).",
         "bootstrap": "Peers to dial at start-up and whenever they drop: multiaddrs ending in "
                      "/p2p/<peer id>.",
-        "max_peers": "Most peers to keep connected. Reserved: this version does not enforce it "
-                     "yet.",
+        "max_peers": "Most peers to keep connected: past it, a newcomer is told other peers' "
+                     "addresses and\nturned away (bootstrap peers always have room).",
+        "target_peers": "Peers share where their other peers listen; the node dials those "
+                        "addresses until this\nmany peers are connected (0: only bootstrap "
+                        "peers and those that dial in). It dials\nloopback and private "
+                        "addresses only if it listens on one itself (or on 0.0.0.0).",
     }),
     "rpc": ("JSON-RPC 2.0 over HTTP (POST /).", {
         "enabled": "false: no RPC server (the CLI and the wallet then cannot reach this node).",

@@ -92,6 +92,15 @@ class NetConfig:
     max_block_response_bytes: int = 16 * MiB
     max_served_blob_bytes: int = 256 * MiB
     events_buffer: int = 1024
+    # Peer discovery (`discovery.py`): peers tell each other where their other peers listen
+    max_peers: int = 50  # handshaken peers at most; a newcomer past it is turned away
+    target_peers: int = 8  # dial the addresses peers shared until this many are connected
+    discovery_interval: float = 10.0  # how often the peer count is checked (and on changes)
+    peer_exchange_interval: float = 60.0  # while below target, ask each peer this often
+    max_shared_addrs: int = 16  # addresses in one peer exchange answer
+    max_known_addrs: int = 256  # learned addresses kept for dialling
+    redial_min_delay: float = 5.0  # after each dial to a learned address, doubling up to
+    redial_max_delay: float = 600.0  # the max (a peer announcing itself starts again)
 
     def __post_init__(self) -> None:
         if type(self.seed) is not bytes or len(self.seed) != 32:
@@ -115,3 +124,12 @@ class NetConfig:
             raise NetConfigError("gossip heartbeat and buffers must be positive")
         if self.reconnect_min_delay <= 0 or self.reconnect_max_delay < self.reconnect_min_delay:
             raise NetConfigError("reconnect delays must satisfy 0 < min <= max")
+        if self.max_peers < 1 or not 0 <= self.target_peers <= self.max_peers:
+            raise NetConfigError("peer counts must satisfy 0 <= target_peers <= max_peers, "
+                                 "1 <= max_peers")
+        if self.redial_min_delay <= 0 or self.redial_max_delay < self.redial_min_delay:
+            raise NetConfigError("redial delays must satisfy 0 < min <= max")
+        if (self.discovery_interval <= 0 or self.peer_exchange_interval <= 0
+                or not 0 < self.max_shared_addrs <= 64 or self.max_known_addrs < 1):
+            raise NetConfigError("discovery intervals and address counts must be positive "
+                                 "(at most 64 shared addresses)")

@@ -59,3 +59,20 @@ class BlobRequest:
     """Ask for the bytes of one blob by CID."""
 
     cid: str
+
+
+@dataclass(frozen=True)
+class PeersRequest:
+    """Ask a peer where its other peers listen (`wekacoin.net.discovery`), telling it the TCP
+    port we listen on (0: none); the peer pairs it with the IP it sees us connect from."""
+
+    listen_port: Count
+    max_addrs: Count
+
+
+@dataclass(frozen=True)
+class PeerAddrs:
+    """Listen addresses (`/ip4/<ip>/tcp/<port>/p2p/<peer id>`) of the answering peer's other
+    peers, each as that peer announced it."""
+
+    addrs: tuple[str, ...]

@@ -10,6 +10,8 @@ Contract (trio only; every method must be called from the trio thread that runs 
   genesis; until then its gossip is ignored and it is not in `peers()`. A peer on another
   chain is disconnected and never re-dialled; a peer whose messages or responses are rejected
   often enough is banned for `ban_seconds`. Bootstrap peers are re-dialled with backoff.
+  Peers share where their other peers listen, and the node dials them up to `target_peers`;
+  past `max_peers` newcomers are turned away (`discovery.py`, `peering.py`).
 - Gossip: `publish` relays to peers (own messages are not validated nor echoed back);
   received messages reach `messages(topic)` only after the topic's validator accepted them,
   and only accepted messages are relayed.
@@ -37,6 +39,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from wekacoin.net import blobs, blocks
 from wekacoin.net.api import GossipMessage, PeerEvent, PeerStatus, Topic, Validator
 from wekacoin.net.config import NetConfig
+from wekacoin.net.discovery import MAX_PEERS_REQUEST_BYTES, PEERS_PROTOCOL, Discovery
 from wekacoin.net.errors import DialError, NetError, NotAPeerError, NotRunningError
 from wekacoin.net.gossip import Gossip
 from wekacoin.net.handshake import HELLO_PROTOCOL, MAX_HELLO_BYTES, hello_handler
@@ -84,6 +87,8 @@ class Network:
         self.blob_provider = blob_provider
         self._peering = Peering(self._host, config, self._hello)
         self._book = self._peering.book
+        self._discovery = Discovery(self._host, config, self._peering,
+                                    lambda peer, why, weight: self.penalize(peer, why, weight))
         self._gossip = Gossip(self._host, chain_id=config.chain_id, limits=config.topic_limits,
                               tuning=config.gossip,
                               accepts_from=self._peering.accepts_gossip_from,
@@ -100,6 +105,7 @@ class Network:
         self._serve(blobs.BLOB_PROTOCOL, blobs.blob_handler(
             lambda: self.blob_provider, max_bytes=config.max_served_blob_bytes),
             blobs.MAX_BLOB_REQUEST_BYTES)
+        self._serve(PEERS_PROTOCOL, self._discovery.handler(), MAX_PEERS_REQUEST_BYTES)
         guard_stream_handlers(self._host, lambda peer, protocol, error: self.penalize(
             peer, f"malformed {protocol} stream: {error!r}"))
 
@@ -177,13 +183,16 @@ class Network:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._peering.start(nursery, self._bootstrap)
+                self._discovery.start(nursery)
                 await self._gossip.subscribe_all()
-                logger.info("network up as %s on %s", self.peer_id, ", ".join(self.listen_addrs()))
+                logger.debug("network up as %s on %s", self.peer_id,
+                             ", ".join(self.listen_addrs()))
                 task_status.started()
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
+            self._discovery.stop()
             self._peering.stop()
 
     def stop(self) -> None:
@@ -237,6 +246,10 @@ class Network:
     def is_connected(self, peer_id: str) -> bool:
         """Whether a transport connection to the peer is open (handshaken or not)."""
         return self._peering.is_connected(ID.from_base58(peer_id))
+
+    def known_addrs(self) -> int:
+        """Peer addresses learned from peers (and their own announcements), kept to dial."""
+        return len(self._discovery.addresses)
 
     def refusal(self, peer_id: str) -> str | None:
         """Why the peer is refused (another chain, a ban), or None if it is not."""

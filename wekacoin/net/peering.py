@@ -1,8 +1,10 @@
 """From connections to peers: the hello on every new connection, refusals and bans, bootstrap
 re-dialling, and the peer events the node sees.
 
-A connection becomes a peer when either hello exchange shows our chain id and genesis. A peer
-on another chain is refused for the life of the process (never re-dialled); one whose
+A connection becomes a peer when either hello exchange shows our chain id and genesis, unless
+`max_peers` are connected already (bootstrap peers aside): then it is turned away, closed
+after a grace in which it can still ask us for other peers' addresses (`discovery.py`). A
+peer on another chain is refused for the life of the process (never re-dialled); one whose
 penalties reach the threshold is banned for `ban_seconds`. A refused peer's new connections
 are closed as they open.
 """
@@ -32,6 +34,7 @@ logger = logging.getLogger("wekacoin.net.peering")
 
 _REFUSAL_GRACE = 0.5  # let our hello answer reach a refused peer before hanging up
 _RECHECK = 5.0  # a bootstrap watcher re-checks its peer at least this often
+_TURN_AWAY_GRACE = 5.0  # a peer turned away (we are full) can ask for addresses meanwhile
 
 
 class Peering:
@@ -49,11 +52,15 @@ class Peering:
         self.dropped_events = 0
         self._changed = trio.Event()
         self._greeting: set[str] = set()
+        self._turned_away: set[str] = set()
+        self._bootstrap_ids: set[str] = set()
         self._nursery: trio.Nursery | None = None
+        self.on_change: Callable[[], None] | None = None  # after peers join, leave, are refused
         host.get_network().register_notifee(_Notifee(self))
 
     def start(self, nursery: trio.Nursery, bootstrap: list[PeerInfo]) -> None:
         self._nursery = nursery
+        self._bootstrap_ids = {info.peer_id.to_base58() for info in bootstrap}
         for info in bootstrap:
             nursery.start_soon(self._keep_connected, info)
         nursery.start_soon(self._refresh_status)
@@ -74,6 +81,20 @@ class Peering:
     def accepts_gossip_from(self, peer_id: str) -> bool:
         return self.book.is_verified(peer_id) and not self.is_refused(peer_id)
 
+    def is_on_our_chain(self, peer_id: str) -> bool:
+        """A peer, or a connection turned away only because we are full."""
+        return ((self.book.is_verified(peer_id) or peer_id in self._turned_away)
+                and not self.is_refused(peer_id))
+
+    def is_bootstrap(self, peer_id: str) -> bool:
+        """One of our bootstrap peers (re-dialled by their own watchers)."""
+        return peer_id in self._bootstrap_ids
+
+    def _is_full_for(self, peer_id: str) -> bool:
+        """Whether a newcomer is past `max_peers` (our bootstrap peers always have room)."""
+        return (not self.book.is_verified(peer_id) and peer_id not in self._bootstrap_ids
+                and len(self.book.verified()) >= self._config.max_peers)
+
     # -- verdicts --------------------------------------------------------------------------
 
     def on_hello(self, peer_id: str, theirs: Hello) -> None:
@@ -83,6 +104,13 @@ class Peering:
             self.refuse(peer_id, f"on another chain: {reason}", FOREVER)
             return
         if self.is_refused(peer_id) or not self.is_connected(ID.from_base58(peer_id)):
+            return
+        if self._is_full_for(peer_id):
+            if peer_id not in self._turned_away:
+                self._turned_away.add(peer_id)
+                logger.debug("turning peer %s away: %d peers connected (max_peers)", peer_id,
+                             self._config.max_peers)
+                self._spawn(self._turn_away, peer_id)
             return
         if self.book.on_hello(peer_id, theirs):
             status = self.book.status(peer_id)
@@ -120,6 +148,8 @@ class Peering:
     def _signal_change(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        if self.on_change is not None:
+            self.on_change()
 
     def _emit(self, event: PeerEvent) -> None:
         try:
@@ -137,6 +167,12 @@ class Peering:
                 await self._host.disconnect(ID.from_base58(peer_id))
             except Exception:
                 logger.debug("disconnecting %s failed", peer_id, exc_info=True)
+
+    async def _turn_away(self, peer_id: str) -> None:
+        try:
+            await self._hang_up(peer_id, _TURN_AWAY_GRACE)
+        finally:
+            self._turned_away.discard(peer_id)
 
     async def greet(self, peer_id: str) -> None:
         """Our side of the hello; on a new connection, hang up if it fails."""

@@ -133,7 +133,7 @@ class ChainService:
         if self._local:
             ids = (t.id for t in block.txs)
             self._forget_local([tx_id for tx_id in ids if tx_id in self._local])
-        log.info("block %d %s txs=%d root=%s", block.height, block.hash.hex()[:12],
+        log.debug("block %d %s txs=%d root=%s", block.height, block.hash.hex()[:12],
                  len(block.txs), block.header.state_root.hex()[:12])
         for listener in self._listeners:
             listener(self._tip)

@@ -48,6 +48,8 @@ class NetworkSection:
     listen: str = "/ip4/0.0.0.0/tcp/30333"
     bootstrap: tuple[str, ...] = ()
     max_peers: int = 50
+    target_peers: int = 8
+    """Dial addresses that peers share (peer exchange) until this many peers are connected."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,8 @@ def _validate(config: NodeConfig) -> None:
             raise ConfigError(f"{where} must be positive")
     if config.blobs.quota_bytes < 0:
         raise ConfigError("blobs.quota_bytes must be 0 (no quota) or positive")
+    if not 0 <= config.network.target_peers <= config.network.max_peers:
+        raise ConfigError("network.target_peers must be between 0 and network.max_peers")
     if config.storage.max_bytes < 0:
         raise ConfigError("storage.max_bytes must be 0 (claim nothing) or positive")
     for where in ("rpc.bind", "metrics.bind"):

@@ -41,10 +41,11 @@ from wekacoin.node.admission import Admissions
 from wekacoin.node.chain import ChainService
 from wekacoin.node.config import NodeConfig
 from wekacoin.node.driver import ConsensusDriver
-from wekacoin.node.evaluation import EvaluationService, make_sandbox
+from wekacoin.node.evaluation import EvaluationService, TaskScores, make_sandbox
 from wekacoin.node.gossip import Validators
 from wekacoin.node.holdings import holdings_of
 from wekacoin.node.metrics import NodeMetrics
+from wekacoin.node.phases import TaskPhases
 from wekacoin.node.replication import Replicator
 from wekacoin.node.rpc_api import BlobRpc, ChainRpc, NodeRpc, TaskRpc, TxRpc, ValidatorRpc
 from wekacoin.node.storage import StorageKeeper, storage_status
@@ -96,6 +97,7 @@ class Node:
                 seed=keypair.seed, chain_id=genesis.chain_id,
                 genesis_hash=self.chain.config.genesis_hash,
                 listen_host=host, listen_port=port, bootstrap=config.network.bootstrap,
+                max_peers=config.network.max_peers, target_peers=config.network.target_peers,
                 topic_limits=TopicLimits(tx=gossip_tx_limit(genesis.params)),
             )
             self.net = Network(
@@ -105,11 +107,12 @@ class Node:
             self.syncer = Syncer(self.chain, self.net, self.verifier, self._synced, clock)
             self.driver = ConsensusDriver(
                 self.chain, self.player, self.net.publish, self.metrics, clock,
-                self.evaluation.evaluate, self.syncer.fetch_block, self.syncer.sync,
+                self._evaluate, self.syncer.fetch_block, self.syncer.sync,
                 self.net.penalize,
             )
             self.admissions = Admissions(self.chain, self.evaluation)
             self.validators = Validators(self.chain, self.admissions, self.player, clock)
+            self.phases = TaskPhases(self.chain.config.params, self.metrics)
             self.chain.on_tip(self._on_tip)
             self.replicator = Replicator(self.blobs)
             if config.consensus.validate:  # an evaluator needs every revealed blob
@@ -171,17 +174,20 @@ class Node:
             self.net.set_validator(topic, self.validators.for_topic(topic))
             nursery.start_soon(self._consume, topic)
         nursery.start_soon(self._peer_events)
+        log.info("p2p (libp2p) on %s", ", ".join(self.net.listen_addrs()))
         if self.config.rpc.enabled:
             binds = await nursery.start(serve_http, self._rpc_app(), self.config.rpc.bind,
                                         self.config.rpc.port, shutdown)
             self.rpc_url = binds[0] + "/"
-            log.info("RPC on %s", self.rpc_url)
+            log.info("RPC (JSON-RPC, for the CLI and wallets) on %s", self.rpc_url)
         if self.config.metrics.enabled:
-            await nursery.start(serve_http, self.metrics.asgi_app(), self.config.metrics.bind,
-                                self.config.metrics.port, shutdown)
-        log.info("node %s (peer %s) at height %d, listening on %s",
-                 format_address(self.keypair.address), self.net.peer_id, self.chain.height,
-                 ", ".join(self.net.listen_addrs()))
+            binds = await nursery.start(serve_http, self.metrics.asgi_app(),
+                                        self.config.metrics.bind, self.config.metrics.port,
+                                        shutdown)
+            log.info("metrics (Prometheus) on %s/metrics", binds[0])
+        log.info("node %s (peer %s) at height %d", format_address(self.keypair.address),
+                 self.net.peer_id, self.chain.height)
+        self._on_tip(self.chain.state)
         await nursery.start(self.driver.run)
         nursery.start_soon(self._housekeeping)
         nursery.start_soon(self.replicator.run)
@@ -212,10 +218,19 @@ class Node:
             self.chain.expire(self.clock())
             for raw in self.chain.local_due(self.clock()):
                 self._relay_tx(raw)
-            self.metrics.peers.set(len(self.net.peers()))
-            self.metrics.mempool.set(len(self.chain.mempool))
+            self._update_metrics()
             if self.syncer.best_peer_height() > self.chain.height + 1:
                 self._start_soon(self.syncer.sync)
+
+    def _update_metrics(self) -> None:
+        m = self.metrics
+        m.peers.set(len(self.net.peers()))
+        m.peer_addrs_known.set(self.net.known_addrs())
+        m.mempool.set(len(self.chain.mempool))
+        progress = self.syncer.progress()
+        m.syncing.set(int(progress.syncing))
+        m.sync_target_height.set(progress.target_height)
+        m.sync_progress.set(progress.local_height / max(1, progress.target_height))
 
     def _start_soon(self, fn: Callable[[*Args], Awaitable[object]], *args: *Args) -> None:
         assert self._nursery is not None, "the node is not running"
@@ -224,6 +239,11 @@ class Node:
     def _on_tip(self, state: State) -> None:
         self.net.set_tip(state.height, state.get_block_hash())
         self.metrics.height.set(state.height)
+        self.phases.on_tip(state)
+
+    def _evaluate(self, state: State, task_id: int, deadline: float) -> TaskScores:
+        with self.metrics.evaluations_running.track_inprogress():
+            return self.evaluation.evaluate(state, task_id, deadline)
 
     def _synced(self, block: Block | None) -> None:
         self.driver.on_ledger_advanced(block)
@@ -281,7 +301,8 @@ class Node:
             "height": state.height, "block_hash": state.get_block_hash().hex(),
             "state_root": state.root().hex(), "peers": len(self.net.peers()),
             "peer_id": self.net.peer_id, "listen": self.net.listen_addrs(),
-            "syncing": self.syncer.syncing, "mempool": len(self.chain.mempool),
+            "syncing": self.syncer.syncing, "sync": self.syncer.progress().to_json(),
+            "mempool": len(self.chain.mempool),
             "validator": {
                 "address": format_address(address), "key": self.keypair.public_key.hex(),
                 "stake": 0 if bond is None else bond.stake,

@@ -78,7 +78,7 @@ class StoreLedger:
         block = action.block
         self.chain.commit(block, action.state, encode(action.certificate))
         self._metrics.blocks.labels(final=str(action.final).lower()).inc()
-        log.info("round %d decided %s in %d steps (%s)", block.height, block.hash.hex()[:12],
+        log.debug("round %d decided %s in %d steps (%s)", block.height, block.hash.hex()[:12],
                  action.steps, "FINAL" if action.final else "TENTATIVE")
 
     def persist(self, action: Persist) -> None:

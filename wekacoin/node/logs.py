@@ -1,4 +1,14 @@
-"""Logging: one line per event, as text for people or JSON for log collectors."""
+"""Logging: one line per event, as text for people or JSON for log collectors.
+
+What each level shows (the node's `log_level`, for the `wekacoin.*` loggers):
+- INFO: the node's life (start-up, with the RPC, metrics and p2p ports each on a line; stop),
+  peers joining and leaving, catching up, task phases and settlement, evaluations.
+- DEBUG: everything per block or per message (each committed block, each decided round),
+  and libp2p's own chatter below WARNING (its auto-connector logs at INFO every few
+  seconds), shown as DEBUG.
+libp2p's loggers stay at WARNING; the few ERROR lines it writes whenever a peer hangs up are
+demoted to DEBUG too (our network layer reports real connection problems itself).
+"""
 
 from __future__ import annotations
 
@@ -21,20 +31,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
-class _DialNoise(logging.Filter):
-    """libp2p logs every failed dial as an ERROR, which peers that are starting or stopping
-    cause all the time; our network layer reports real connection problems itself."""
+# libp2p ERROR lines that peers starting, stopping or hanging up cause all the time.
+_PEER_CHURN = (
+    "Failed to open TCP stream", "Failed to open stream to peer",
+    "MultiselectClient handshake", "Error in handle_incoming",
+)
+
+
+class _Libp2pChatter(logging.Filter):
+    """Demote libp2p's chatter to DEBUG, shown only when the node logs at DEBUG: everything
+    below WARNING (some of its modules set their own level to INFO, below the WARNING we set
+    on `libp2p`) and the peer churn ERRORs."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self._debug = debug
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and "Failed to open TCP stream" in record.getMessage():
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
+        if record.name != "libp2p" and not record.name.startswith("libp2p."):
+            return True
+        churn = record.levelno >= logging.ERROR and any(
+            text in record.getMessage() for text in _PEER_CHURN)
+        if record.levelno >= logging.WARNING and not churn:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self._debug
 
 
 def setup_logging(level: str, fmt: str, node_name: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_DialNoise())
+    handler.addFilter(_Libp2pChatter(debug=level.lower() == "debug"))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from wekacoin.chain.tasks import Phase
+
+OPEN_PHASES = tuple(p for p in Phase if p not in (Phase.SETTLED, Phase.EXPIRED, Phase.CANCELLED))
+"""The phases of tasks still open (the others leave the open set)."""
 
 
 class NodeMetrics:
@@ -41,7 +47,36 @@ class NodeMetrics:
         self.storage_last_result = Gauge(
             "wekacoin_storage_last_challenge", "Last storage challenge: 0 none, 1 passed, "
             "2 missed", registry=r)
+        self.syncing = Gauge("wekacoin_syncing", "1 while catching up with peers", registry=r)
+        self.sync_target_height = Gauge(
+            "wekacoin_sync_target_height", "Highest tip the peers announced (at least ours)",
+            registry=r)
+        self.sync_progress = Gauge(
+            "wekacoin_sync_progress_ratio", "Our height over the sync target height (1: caught "
+            "up)", registry=r)
+        self.tasks_open = Gauge("wekacoin_tasks_open", "Open tasks by phase", ["phase"],
+                                registry=r)
+        for phase in OPEN_PHASES:
+            self.tasks_open.labels(phase=phase.name.lower())
+        self.evaluations_running = Gauge(
+            "wekacoin_evaluations_running", "Tasks being evaluated now", registry=r)
+        self.peer_addrs_known = Gauge(
+            "wekacoin_peer_addrs_known", "Peer addresses learned for dialling", registry=r)
 
     def asgi_app(self) -> Starlette:
-        """/metrics in a Starlette app (which, unlike the bare exporter, speaks ASGI lifespan)."""
-        return Starlette(routes=[Mount("/metrics", app=make_asgi_app(registry=self.registry))])
+        """/metrics (and /metrics/, answered the same, not redirected) in a Starlette app,
+        which, unlike the bare exporter, speaks ASGI lifespan."""
+        exporter = _Exporter(make_asgi_app(registry=self.registry))
+        return Starlette(routes=[Route("/metrics", exporter), Route("/metrics/", exporter)])
+
+
+class _Exporter:
+    """The exporter as an ASGI app object: a Starlette `Route` calls an object as ASGI
+    (a plain function would be taken for a request handler). A `Mount` would do the same
+    but answers /metrics with a redirect to /metrics/, which some scrapers do not follow."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)

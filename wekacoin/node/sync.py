@@ -10,11 +10,17 @@ another tip), we find the last block we share and ask the fork choice
 it prefers the peer's, we roll back to the fork and take the peer's certified blocks. Ties
 are broken deterministically, so two nodes on equal TENTATIVE branches end on one; a branch
 that would replace a FINAL block is refused and its peer penalised.
+
+Progress: `progress()` tells how far behind the node is (against the highest tip its peers
+announced) and how fast it catches up; a catch-up of `CATCH_UP_BLOCKS` or more is logged at
+INFO when it starts, every `PROGRESS_LOG_MS` while it lasts, and when it ends. Each batch is
+a DEBUG line.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import trio
@@ -37,6 +43,26 @@ from wekacoin.types.primitives import Hash
 log = logging.getLogger("wekacoin.node.sync")
 
 BATCH = 128  # blocks per request
+CATCH_UP_BLOCKS = 8  # a sync this far behind is worth INFO lines; following the tip is not
+PROGRESS_LOG_MS = 10_000
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    syncing: bool
+    target_height: int  # the highest tip peers announced (our own when they are behind)
+    local_height: int
+    blocks_per_s: float | None  # while syncing, once it has run a second and applied blocks
+
+    @property
+    def behind(self) -> int:
+        return self.target_height - self.local_height
+
+    def to_json(self) -> dict[str, object]:
+        rate = None if self.blocks_per_s is None else round(self.blocks_per_s, 2)
+        return {"syncing": self.syncing, "target_height": self.target_height,
+                "local_height": self.local_height, "behind": self.behind,
+                "blocks_per_s": rate}
 
 
 class Syncer:
@@ -50,9 +76,22 @@ class Syncer:
         self._now = now
         self._lock = trio.Lock()
         self.syncing = False
+        self._started: tuple[int, int] = (0, 0)  # (ms, height) when the running sync began
+        self._logged_ms = 0
+        self._announced_ms = -PROGRESS_LOG_MS
 
     def best_peer_height(self) -> int:
         return max((p.tip_height for p in self.net.peers()), default=0)
+
+    def progress(self) -> SyncProgress:
+        local = self.chain.height
+        rate = None
+        if self.syncing:
+            started_ms, started_height = self._started
+            seconds = (self._now() - started_ms) / 1000
+            if seconds >= 1 and local > started_height:
+                rate = (local - started_height) / seconds
+        return SyncProgress(self.syncing, max(local, self.best_peer_height()), local, rate)
 
     async def sync(self) -> None:
         """Catch up with the peers; returns when none has a next block (or none helps)."""
@@ -60,10 +99,19 @@ class Syncer:
             return
         async with self._lock:
             self.syncing = True
+            now = self._now()
+            self._started, self._logged_ms = (now, self.chain.height), now
+            behind = self.progress().behind
+            # at most one such line a PROGRESS_LOG_MS: a peer may announce a tip it never serves
+            if behind >= CATCH_UP_BLOCKS and now - self._announced_ms >= PROGRESS_LOG_MS:
+                self._announced_ms = now
+                log.info("catching up: height %d, peers at %d (%d blocks behind)",
+                         self.chain.height, self.chain.height + behind, behind)
             try:
                 await self._catch_up()
             finally:
                 self.syncing = False
+                self._log_end()
 
     async def _catch_up(self) -> None:
         # A peer's tip is what its last hello said (every status_interval, 15 s) while the
@@ -101,7 +149,29 @@ class Syncer:
                     tried.add(peer.peer_id)
                     break
             else:
-                log.info("synced to height %d from %s", self.chain.height, peer.peer_id[:16])
+                log.debug("synced to height %d from %s", self.chain.height, peer.peer_id[:16])
+                self._log_progress()
+
+    def _log_progress(self) -> None:
+        now = self._now()
+        progress = self.progress()
+        if now - self._logged_ms < PROGRESS_LOG_MS or progress.behind < CATCH_UP_BLOCKS:
+            return
+        self._logged_ms = now
+        rate = progress.blocks_per_s
+        log.info("catching up: height %d of %d%s", progress.local_height,
+                 progress.target_height, "" if rate is None else f" ({rate:.1f} blocks/s)")
+
+    def _log_end(self) -> None:
+        started_ms, started_height = self._started
+        applied = self.chain.height - started_height
+        if applied < CATCH_UP_BLOCKS:
+            return
+        seconds = (self._now() - started_ms) / 1000
+        behind = self.progress().behind
+        log.info("%s at height %d: %d blocks in %.1f s%s",
+                 "caught up" if behind < CATCH_UP_BLOCKS else "sync stopped", self.chain.height,
+                 applied, seconds, f", {behind} behind" if behind else "")
 
     def _other_tip_at_our_height(self, peer: PeerStatus) -> bool:
         """The peer's last hello puts it at our height on another block: an equal branch."""
