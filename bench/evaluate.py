@@ -1,4 +1,5 @@
-"""Benchmark: sandboxed model scoring against bare in-process scoring of the same models.
+"""Benchmark: sandboxed model scoring against bare in-process scoring of the same models, and
+a task's models scored one at a time against scored on every core.
 
     python bench/evaluate.py [--quick]
 
@@ -7,18 +8,25 @@ MLPs; classifiers and regressors), exports them to ONNX, and scores each on a 10
 set twice, alternating model by model:
 - bare: in this process, the evaluator's own loader (allow-list check, one-thread session,
   output conversion) and the metric: what scoring costs with no isolation at all;
-- sandboxed: the full path (`EvaluationSession.evaluate`): fork server request, fresh confined
-  child, frame back, decode, the same metric.
+- sandboxed: the full path (`EvaluationSession.evaluate`): fork server request, a confined
+  model process, frame back, decode, the same metric.
 Each model is timed over several rounds and its fastest run kept: the machine is shared, and
 the minimum is the run least disturbed by others. Prints `RESULT eval_sandbox_ratio`
 (sandboxed time / bare time, summed over models) and `RESULT eval_overhead_ms` (the fixed
 cost per model: sandboxed minus bare for a model that does next to nothing), with where the
 sandboxed time goes; it stops if the two paths ever give different scores.
+
+Then it scores 50 models (with --quick, the same few models over again) through the sandbox,
+one at a time (`evaluate`) and all at once (`submit`: one per core), the two alternating round
+by round, and prints `RESULT eval_parallel_speedup` (fastest one-at-a-time round / fastest
+all-cores round); it stops unless every model gets the same outcome both ways.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import statistics
 import sys
@@ -44,11 +52,13 @@ from wekacoin.evaluation import onnx_model  # noqa: E402
 from wekacoin.evaluation.data import DataSchema, encode_group  # noqa: E402
 from wekacoin.evaluation.evaluate import EvaluationSession, TaskSpec  # noqa: E402
 from wekacoin.evaluation.metrics import Needs, Predictions, compute_score, get_needs  # noqa: E402
+from wekacoin.evaluation.outcome import Outcome  # noqa: E402
 from wekacoin.evaluation.sandbox import ForkServerSandbox, Limits  # noqa: E402
 from wekacoin.types.metric import Metric, TaskKind  # noqa: E402
 
 TEST_ROWS = 10_000
 FEATURES = 20
+PARALLEL_MODELS = 50
 
 
 def classifiers(count: int) -> list[object]:
@@ -183,6 +193,49 @@ def fixed_overhead_ms(sandbox: ForkServerSandbox, runs: int) -> float:
     return (min(boxed) - min(bare)) * 1e3
 
 
+def time_parallel(sandbox: ForkServerSandbox, suites: list, rounds: int) -> dict[str, list]:
+    """Per round, seconds and CPU seconds (this process, the fork server, the model processes
+    reaped so far) to score PARALLEL_MODELS models one at a time, and all at once."""
+    jobs = list(itertools.islice(
+        itertools.cycle([(i, blob) for i, suite in enumerate(suites) for blob in suite[4]]),
+        PARALLEL_MODELS,
+    ))
+    expected = {}  # (suite, blob) -> bare score
+    measured: dict[str, list] = {"serial": [], "parallel": [], "serial cpu": [], "parallel cpu": []}
+    with contextlib.ExitStack() as stack:
+        sessions = []
+        for kind, metric, X, y, blobs, schema in suites:
+            task = TaskSpec(metric, schema, limits=Limits(wall_seconds=60))
+            group = {0: encode_group(X, y, schema)}
+            sessions.append(stack.enter_context(EvaluationSession(task, group, None, sandbox)))
+            for blob in blobs:
+                score = bare_score(blob, X, y, metric, kind)
+                expected[len(sessions) - 1, blob] = Outcome.scored(score)
+
+        def cpu_now() -> float:
+            totals = [s.last_timing for s in sessions if s.last_timing]
+            server = max((t["server_cpu_total"] for t in totals), default=0.0)
+            children = max((t["children_cpu_total"] for t in totals), default=0.0)
+            return time.process_time() + (server + children) / 1e3
+
+        for i, blob in jobs:  # once through, untimed: every session's data in place, warm
+            sessions[i].evaluate(blob, 0, check_claim=False)
+        for r in range(rounds):
+            for mode in ("serial", "parallel") if r % 2 == 0 else ("parallel", "serial"):
+                t, cpu = time.perf_counter(), cpu_now()
+                if mode == "serial":
+                    outcomes = [sessions[i].evaluate(b, 0, check_claim=False) for i, b in jobs]
+                else:
+                    runs = [sessions[i].submit(b, 0, check_claim=False) for i, b in jobs]
+                    outcomes = [run.result() for run in runs]
+                measured[mode].append(time.perf_counter() - t)
+                measured[f"{mode} cpu"].append(cpu_now() - cpu)
+                for (i, blob), outcome in zip(jobs, outcomes, strict=True):
+                    if outcome != expected[i, blob]:
+                        raise SystemExit(f"{mode}: outcome {outcome} != {expected[i, blob]}")
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer models and rounds (< 1 min)")
@@ -208,6 +261,8 @@ def main() -> None:
         )
         bare_times, boxed_times, phases = time_models(sandbox, suites, rounds)
         fixed = fixed_overhead_ms(sandbox, 30)
+        measured = time_parallel(sandbox, suites, rounds)
+        parallel = sandbox.parallel
 
     n = len(bare_times)
     bare_total, boxed_total = sum(bare_times), sum(boxed_times)
@@ -218,17 +273,31 @@ def main() -> None:
     )
     print(f"added per model on these models: {(boxed_total - bare_total) / n * 1e3:.2f} ms")
     print(cpu_line(phases))
-    shown = ("hand_over", "to_child", "confine", "model")
+    shown = ("queue", "model")
     print(
         "fork server phases, median ms per model: "
         + ", ".join(f"{p} {statistics.median(ms):.2f}" for p, ms in phases.items() if p in shown)
     )
     print(
-        "  (hand_over: server gives the job to a child; to_child: until the child has read it;"
-        " confine: the child's set-up and confinement; model: load, predict and answer)"
+        "  (queue: from the job's arrival until a confined model process has it, next to none"
+        " when a spare was ready; model: the job read, load, predict and answer)"
     )
+    serial, par = min(measured["serial"]), min(measured["parallel"])
+    print(
+        f"{PARALLEL_MODELS} models, {rounds} rounds each way, every outcome equal both ways; "
+        f"fastest round: one at a time {serial * 1e3:.0f} ms, {parallel} at once {par * 1e3:.0f} ms"
+    )
+    for mode in ("serial", "parallel"):
+        times, cpus = measured[mode], measured[f"{mode} cpu"]
+        cpu = statistics.median(cpus)
+        print(
+            f"  {'one at a time' if mode == 'serial' else 'all at once'}: median round "
+            f"{statistics.median(times) * 1e3:.0f} ms, CPU {cpu / PARALLEL_MODELS * 1e3:.2f} ms "
+            f"per model (all processes), {cpu / statistics.median(times):.2f} cores busy"
+        )
     print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
     print(f"RESULT eval_overhead_ms {fixed:.2f}")
+    print(f"RESULT eval_parallel_speedup {serial / par:.3f}")
 
 
 if __name__ == "__main__":

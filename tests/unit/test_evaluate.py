@@ -13,17 +13,21 @@ import onnxruntime as ort
 import pytest
 from sklearn import metrics as skm
 
+from tests.helpers import hostile_models as hostile
 from tests.helpers.evaluation_helpers import model_bytes, shared_sandbox, task_data, trained
 from wekacoin.errors import WekaError
 from wekacoin.evaluation import (
     BaselineMismatch,
     BaselineRejected,
     DataError,
+    EvaluationSession,
     ForkServerSandbox,
+    Limits,
     Outcome,
     PredictionFailed,
     Status,
     Submission,
+    TaskEvaluation,
     TaskSpec,
     check_baseline,
     evaluate_task,
@@ -315,3 +319,41 @@ def test_zipmap_probabilities_are_read_without_building_maps():
     expected = np.array([[row[k] for k in sorted(row)] for row in maps])
     assert np.array_equal(predictions.probabilities, expected)
     assert np.array_equal(predictions.labels, labels)
+
+
+def test_models_scored_side_by_side_get_what_they_get_one_at_a_time():
+    """`evaluate_task` runs a task's models at once (here four, whatever the cores): to the
+    unit, the outcomes are those of the same models run one after another, crashing, hanging
+    and refused neighbours included."""
+    data = task_data("diabetes")
+    baseline = model_bytes("diabetes", "linear")
+    good = [model_bytes("diabetes", n) for n in ("boosting_reg", "mlp_reg", "linear")]
+    good.append(model_bytes("diabetes", "linear", "skops"))
+    odd = [
+        hostile.time_hog(10),
+        hostile.nan_output(10),
+        hostile.memory_hog(10),
+        b"not a model",
+        hostile.wrong_output_shape(10),
+    ]
+    task = spec("diabetes", Metric.RMSE, limits=Limits(wall_seconds=3, memory_bytes=512 * 1024**2))
+    with ForkServerSandbox(parallel=4, preload=("skops.io",)) as sandbox:
+        with EvaluationSession(task, data.training_groups, None, sandbox) as training:
+            claims = [training.evaluate(m, 0, check_claim=False).score for m in good]
+        submissions = [Submission(f"good {i}", c or 0, m) for i, (c, m) in enumerate(zip(
+            claims, good, strict=True))]
+        submissions.append(Submission("wrong claim", (claims[0] or 0) + 1, good[0]))
+        submissions += [Submission(f"odd {i}", 0, m) for i, m in enumerate(odd)]
+        side_by_side = evaluate_task(
+            task, data.training_groups, data.test_groups, baseline, claims[2] or 0, submissions,
+            sandbox,
+        )
+        with EvaluationSession(task, data.training_groups, data.test_groups, sandbox) as one:
+            one_by_one = TaskEvaluation(
+                one.evaluate(baseline, claims[2] or 0),
+                tuple(one.evaluate_submission(sub) for sub in submissions),
+            )
+    assert side_by_side == one_by_one
+    statuses = [r.outcome.status for r in side_by_side.results]
+    assert statuses[:5] == [Status.SCORED] * 4 + [Status.INVALID]
+    assert Status.SCORED not in statuses[5:]

@@ -260,8 +260,11 @@ def test_a_model_over_the_work_bound_is_refused_identically_everywhere():
     group = encode_group(X, X.sum(axis=1), schema)
     task = TaskSpec(Metric.RMSE, schema, limits=Limits(wall_seconds=10))
     with pytest.raises(ModelRejected) as caught:
-        onnx_model.load(model).predict(X, TaskKind.REGRESSION, want_proba=False)
+        onnx_model.load(model, max_work=work_limit(10_000)).predict(
+            X, TaskKind.REGRESSION, want_proba=False
+        )
     assert caught.value.problems[0].startswith("work bound: the graph asks for")
+    assert "limit of 10,000,000,000 " in str(caught.value)  # the task's 10 s, not a default
     reasons = {str(caught.value)}
     for sandbox in (shared_sandbox(), None):
         with (ForkServerSandbox(parallel=2) if sandbox is None else _same(sandbox)) as box:

@@ -23,6 +23,7 @@ from wekacoin.chain.tasks import ready_height
 from wekacoin.content.cid import compute_cid
 from wekacoin.content.embedded import EmbeddedBlobStore
 from wekacoin.evaluation.evaluate import EvaluationSession
+from wekacoin.evaluation.sandbox import ForkServerSandbox
 from wekacoin.node.config import parse_config
 from wekacoin.node.evaluation import (
     DEADLINE_MARGIN_MS,
@@ -194,6 +195,35 @@ def test_nodes_with_different_node_toml_rank_a_model_near_the_memory_limit_alike
     assert entries[1].outcome is hog_outcome
     assert entries[2].outcome is Outcome.SCORED
     assert rankings[0][0] is Outcome.SCORED
+
+
+def test_a_task_scored_on_every_core_ranks_as_it_does_scored_model_by_model(tmp_path):
+    """Models run side by side (four at once, whatever the cores) each under its own limits:
+    the ranking is the one a node scoring one model at a time signs."""
+    models: dict[int, bytes | None] = {
+        1: model_bytes(DATASET, "boosting_reg"),
+        2: hostile.memory_hog(10),
+        3: model_bytes(DATASET, "mlp_reg"),
+        4: b"not a model",
+        5: None,
+        6: hostile.nan_output(10),
+        7: model_bytes(DATASET, "linear"),
+        8: model_bytes(DATASET, "linear", "skops"),
+    }
+    chain, blobs = make_chain(models)
+    rankings = []
+    for parallel in (1, 4):
+        with ForkServerSandbox(parallel=parallel) as sandbox:
+            clock = FakeClock()
+            evaluator, peers = service(tmp_path / str(parallel), clock, SandboxPool([sandbox]))
+            for cid, data in blobs.items():
+                peers.offer(cid, data)
+            scores = evaluator.evaluate(chain, 1, deadline=5.0)
+        rankings.append((scores.baseline_outcome, scores.baseline_score, scores.entries))
+    assert rankings[0] == rankings[1]
+    outcomes = [e.outcome for e in rankings[0][2]]
+    assert outcomes == [Outcome.SCORED, Outcome.INVALID, Outcome.SCORED, Outcome.INVALID,
+                        Outcome.INVALID, Outcome.INVALID, Outcome.SCORED, Outcome.SCORED]
 
 
 # -- (b) late blobs, missing blobs, wrong bytes --

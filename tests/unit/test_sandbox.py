@@ -259,11 +259,11 @@ def test_a_dead_fork_server_is_restarted_with_its_data():
         handle = sandbox.put_data(np.full((3, 1), 2.0))
         source = b"result = 'sum=%d' % int(datasets[0].sum())"
         assert text(sandbox.run(source, {}, [handle], LIMITS, 1 << 20)) == "sum=6"
-        server = sandbox._proc
+        server = sandbox.server_pid
         assert server is not None
-        os.killpg(server.pid, 9)  # whatever killed it, the node must keep evaluating
-        server.wait()
+        os.killpg(server, 9)  # whatever killed it, the node must keep evaluating
         assert text(sandbox.run(source, {}, [handle], LIMITS, 1 << 20)) == "sum=6"
+        assert sandbox.server_pid != server
 
 
 def test_limits_cannot_be_raised_again(payload_sandbox):
@@ -289,8 +289,11 @@ def test_one_model_process_cannot_reach_anothers_scratch(payload_sandbox):
         b"""
 import os
 open("note", "w").write("left for the next model")
-os.chmod("note", 0o666)
-os.chmod(".", 0o777)  # its own dir: it may open it to all
+try:  # its own dir: it may try to open it to all (seccomp says no)
+    os.chmod("note", 0o666)
+    os.chmod(".", 0o777)
+except OSError:
+    pass
 result = os.path.abspath("note") + " " + str(os.getuid())
 """,
         {},

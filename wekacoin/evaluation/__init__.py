@@ -1,8 +1,8 @@
 """Evaluation: metrics, task data, model formats, and the sandbox that runs untrusted models.
 
-Trusted side (this process): `metrics`, `data`, `formats`, `evaluate`, `sandbox`.
-Inside the sandbox (fork server and its children): `forkserver`, `confine`, `seccomp_filter`,
-`worker`, `onnx_model`, `skops_model`. Between them only `wire` frames travel.
+Trusted side (this process): `metrics`, `data`, `formats`, `evaluate`, `sandbox`, `server_link`.
+Inside the sandbox (fork server and its children): `forkserver`, `model_process`, `confine`,
+`seccomp_filter`, `worker`, `onnx_model`, `skops_model`. Between them only `wire` frames travel.
 
 The public names below load their module on first use: the fork server imports
 `wekacoin.evaluation.worker` and must not drag scikit-learn in with this package, or every

@@ -1,12 +1,16 @@
 """Confining a freshly forked model process, before it touches untrusted bytes.
 
-Runs in the child of the fork server, in three steps. `detach` right after the fork: own
-process group, die with the server, default signal handlers, only its two pipes left open.
-Then, while it waits for its job, the seccomp filter (`seccomp_filter.install_filter`).
-`confine` once the job is known: scratch dir as working directory, resource limits (set while
-still privileged), drop to the child's own unprivileged uid where we can (after which no hard
-limit can be raised again), not dumpable. Any failure raises: a child that cannot be confined
-must not run the model.
+Runs in the child of the fork server, in four steps, the first three before any job exists
+for it (see `model_process.py`). `detach` right after the fork: own process group, die with
+the server, default signal handlers, only its two pipes left open. Then the seccomp filter
+(`seccomp_filter.install_filter`). Then `confine`: scratch dir as working directory, a umask
+that keeps what it creates its own, resource limits (set while still privileged), drop to the
+child's own unprivileged uid where we can (after which no hard limit can be raised again),
+not dumpable. Last, once the job is read and
+before its model is parsed, `tighten` to the job's own limits: they can only be lowered, and
+the address-space limit is counted from what is mapped then, the job's bytes included, so it
+means what it always meant: `memory_bytes` on top of the runtime and the model's own bytes.
+Any failure raises: a child that cannot be confined must not run the model.
 """
 
 from __future__ import annotations
@@ -59,27 +63,56 @@ def detach(keep_fds: tuple[int, ...]) -> None:
 
 
 def confine(limits: ChildLimits, scratch: str, drop_to_uid: int | None) -> None:
+    """Everything but the address-space limit, which `tighten` sets once the job is read."""
     os.chdir(scratch)
-    set_limits(limits)
+    os.umask(0o077)  # what it creates, no other model may read (nor, with seccomp, ever will)
+    for which, soft, hard in (
+        (resource.RLIMIT_CORE, 0, 0),
+        (resource.RLIMIT_CPU, *_cpu_limit(limits)),
+        (resource.RLIMIT_FSIZE, limits.file_bytes, limits.file_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
+        # Counts per user, and root ignores it: it bites once we run under our own uid.
+        (resource.RLIMIT_NPROC, 0, 0),
+    ):
+        resource.setrlimit(which, (soft, hard))
     if drop_to_uid is not None:
         drop_privileges(drop_to_uid)
     _prctl(PR_SET_DUMPABLE, 0)
 
 
-def set_limits(limits: ChildLimits) -> None:
-    address_space = _mapped_bytes() + limits.memory_bytes
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = math.ceil(usage.ru_utime + usage.ru_stime) + limits.cpu_seconds  # prepare() used some
+def tighten(limits: ChildLimits, spare_heap: int = 0) -> None:
+    """The job's limits, at most the ones `confine` set (lowering needs no privilege).
+    `spare_heap`: mapped bytes that the process's own set-up left free for the model to
+    reuse (see `model_process`), which the address-space budget does not count as runtime."""
+    address_space = mapped_bytes() - spare_heap + limits.memory_bytes
     for which, soft, hard in (
-        (resource.RLIMIT_CORE, 0, 0),
-        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_CPU, *_cpu_limit(limits)),
         (resource.RLIMIT_FSIZE, limits.file_bytes, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
         (resource.RLIMIT_AS, address_space, address_space),
-        # Counts per user, and root ignores it: it bites once we run under our own uid.
-        (resource.RLIMIT_NPROC, 0, 0),
     ):
-        resource.setrlimit(which, (soft, hard))
+        old_soft, old_hard = resource.getrlimit(which)
+        resource.setrlimit(which, (_at_most(soft, old_soft), _at_most(hard, old_hard)))
+
+
+def fits(limits: ChildLimits, within: ChildLimits) -> bool:
+    """Can a child confined under `within` tighten to `limits`? (Wall time is no rlimit and
+    memory is set by `tighten` alone: any value of theirs fits.)"""
+    return (
+        limits.cpu_seconds <= within.cpu_seconds
+        and limits.file_bytes <= within.file_bytes
+        and limits.open_files <= within.open_files
+    )
+
+
+def _cpu_limit(limits: ChildLimits) -> tuple[int, int]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = math.ceil(usage.ru_utime + usage.ru_stime) + limits.cpu_seconds  # set-up used some
+    return cpu, cpu + 1
+
+
+def _at_most(value: int, limit: int) -> int:
+    return value if limit == resource.RLIM_INFINITY else min(value, limit)
 
 
 def drop_privileges(uid: int) -> None:
@@ -88,7 +121,7 @@ def drop_privileges(uid: int) -> None:
     os.setuid(uid)
 
 
-def _mapped_bytes() -> int:
+def mapped_bytes() -> int:
     with open("/proc/self/statm") as f:  # first field: total program size, in pages
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 

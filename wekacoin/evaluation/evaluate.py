@@ -14,6 +14,8 @@ another evaluator may still give.
 One model process per model computes predictions on both the training and the evaluation set,
 so each model pays for one fork and one session. The evaluation set is the test split, or the
 training split when the test set was never revealed (docs/protocol.md, "Task lifecycle").
+A task's models are scored side by side, one process per core (`EvaluationSession.submit`):
+each under its own limits, so the outcomes are the very ones a one-at-a-time run gives.
 
 Fetching stays outside: callers pass bytes, or a `fetch(cid) -> bytes` raising WekaError or
 OSError when the blob is unavailable, and optionally `verify(cid, bytes) -> bool`
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,8 +45,15 @@ from wekacoin.evaluation.metrics import (
     compute_score,
     get_needs,
 )
+from wekacoin.evaluation.onnx_work import work_limit
 from wekacoin.evaluation.outcome import Outcome, Status
-from wekacoin.evaluation.sandbox import DataHandle, ForkServerSandbox, Limits, RunStatus
+from wekacoin.evaluation.sandbox import (
+    DataHandle,
+    ForkServerSandbox,
+    Limits,
+    RunStatus,
+    get_memory_available,
+)
 from wekacoin.types.metric import Metric, TaskKind
 
 log = logging.getLogger(__name__)
@@ -120,9 +131,10 @@ def evaluate_task(
 ) -> TaskEvaluation:
     """The node's candidate ranking. Raises DataError when the task's data is invalid."""
     with EvaluationSession(task, training_groups, test_groups, sandbox) as data:
-        baseline_outcome = data.evaluate(baseline, baseline_training_score)
-        results = tuple(data.evaluate_submission(sub, fetch, verify) for sub in submissions)
-    return TaskEvaluation(baseline_outcome, results)
+        baseline_run = data.submit(baseline, baseline_training_score)
+        runs = [data.submit_submission(sub, fetch, verify) for sub in submissions]
+        results = tuple(run.result() for run in runs)
+        return TaskEvaluation(baseline_run.result(), results)
 
 
 def check_baseline(
@@ -185,7 +197,12 @@ class EvaluationSession:
     """A task's parsed splits, held by the fork server while its models are evaluated.
 
     `evaluate_task` uses one for a whole ranking; a node may also keep one open and evaluate
-    models one by one as they are revealed. Parsing raises DataError.
+    models as they are revealed. `evaluate` scores one model and waits for it; `submit` hands
+    it to the session's threads and returns at once. Up to `parallel` models are in the
+    sandbox at once: one per core, fewer if this machine's free memory cannot hold that many
+    at the task's memory limit. There are twice as many threads, so that a model's process
+    runs while another thread reads and scores the predictions of the last. Parsing raises
+    DataError.
     """
 
     def __init__(
@@ -204,14 +221,52 @@ class EvaluationSession:
         self.needs = get_needs(task.metric)
         self.handles: list[DataHandle] = []
         self.last_timing: dict[str, float] = {}  # the fork server's phases of the last run, ms
+        self._threads: ThreadPoolExecutor | None = None
+        by_memory = get_memory_available() // max(1, task.limits.memory_bytes)
+        self.parallel = max(1, min(sandbox.parallel, by_memory))
+        self._running = threading.BoundedSemaphore(self.parallel)
 
     def __enter__(self) -> EvaluationSession:
         self.handles = [self.sandbox.put_data(s.features) for s in self.splits]
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._threads is not None:  # every model submitted is done before its data goes
+            self._threads.shutdown(wait=True)
+            self._threads = None
         for handle in self.handles:
             self.sandbox.release(handle)
+
+    def submit(self, model: bytes, claimed: int, *, check_claim: bool = True) -> Future[Outcome]:
+        """`evaluate` on the session's threads."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(2 * self.parallel, thread_name_prefix="evaluate")
+        return self._threads.submit(self.evaluate, model, claimed, check_claim=check_claim)
+
+    def submit_submission(
+        self, sub: Submission, fetch: Fetch | None = None, verify: Verify | None = None
+    ) -> Future[SubmissionResult]:
+        """`evaluate_submission` with the model's run on the session's threads (fetching and
+        checking its bytes on this one)."""
+        model, outcome = _resolve(sub, fetch, verify)
+        done: Future[SubmissionResult] = Future()
+        if outcome is not None:
+            done.set_result(SubmissionResult(sub.submission_id, outcome, len(model or b"")))
+            return done
+        assert model is not None
+        size = len(model)
+
+        def finish(run: Future[Outcome]) -> None:
+            try:
+                outcome = run.result()
+            except BaseException as e:  # the sandbox's own failure: the caller's to see
+                done.set_exception(e)
+                return
+            log.debug("submission %s: %s", sub.submission_id, outcome)
+            done.set_result(SubmissionResult(sub.submission_id, outcome, size))
+
+        self.submit(model, sub.claimed_training_score).add_done_callback(finish)
+        return done
 
     def evaluate_submission(
         self, sub: Submission, fetch: Fetch | None = None, verify: Verify | None = None
@@ -237,7 +292,10 @@ class EvaluationSession:
         except ModelRejected as e:
             return Outcome.invalid(str(e))
         rows = sum(len(s.labels) for s in self.splits)
-        result = self.sandbox.run(model, args, self.handles, task.limits, _max_result_bytes(rows))
+        with self._running:
+            result = self.sandbox.run(
+                model, args, self.handles, task.limits, _max_result_bytes(rows)
+            )
         self.last_timing = result.timing
         if result.status is RunStatus.FAILED:  # the model's own doing, on any node
             return Outcome.invalid(result.detail)
@@ -293,6 +351,8 @@ def _args(model: bytes, kind: TaskKind, needs: Needs, limits: Limits) -> dict[st
         "kind": kind.value,
         "want_proba": needs is Needs.PROBABILITIES,
         "max_unpacked_bytes": limits.memory_bytes,
+        # The task's work bound: from its evaluation time in whole ms, the same on every node.
+        "max_work": work_limit(round(limits.wall_seconds * 1000)),
     }
 
 

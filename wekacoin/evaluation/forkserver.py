@@ -1,314 +1,350 @@
-"""The trusted fork server: pre-warmed once, it forks one fresh confined child per model.
+"""The trusted fork server: pre-warmed once, it keeps confined model processes ready and gives
+each of them one model.
 
     python -m wekacoin.evaluation.forkserver ENTRY_MODULE SCRATCH_ROOT [PRELOAD_MODULE...]
 
 Started by `sandbox.ForkServerSandbox`, usually inside bubblewrap. It imports the entry module
 (numpy, onnxruntime, onnx already loaded) and runs its `warm_up()`, compiles the seccomp filter,
-probes which confinement steps work here, and says hello. Then, for each request on stdin:
-- "put"/"drop": keep or forget a feature array (children get it through fork, not a pipe);
-- "run": hand the job to a fresh child (its seccomp filter already in place), which calls
-  `entry.prepare(args)`, confines itself (`confine.py`), calls `entry.run(args, blob,
-  datasets)` and writes one frame back; the server waits for that frame until the wall-clock
-  deadline, then kills the child's process group whatever happened, and relays the frame,
-  unread, to the parent. The server itself never parses model bytes or child output beyond
-  the frame length, and never runs untrusted code.
-Each child serves exactly one job. To keep set-up off the critical path, the server forks the
-next child (a "spare") while the current one runs; the spare warms up at idle priority and
-installs its seccomp filter while it waits for its job. Killed children are reaped before the
-next job. A spare that lacks a feature array put after its fork is replaced.
+probes which confinement steps work here, and says hello. Then it serves requests from stdin,
+any number of jobs at once:
+- "put"/"drop": keep or forget a feature array (processes get it through fork, not a pipe);
+- "pool": how many spare model processes to keep ready;
+- "run": a job (args, limits, keys, model bytes); its answer goes back, tagged with the job's
+  id, as soon as it is in: jobs finish in any order.
+Model processes (`model_process.py`) are forked ahead ("spares") and get ready and confined
+while no job needs them, at idle priority where the system allows, for the limits of the jobs
+so far (a job can lower a spare's limits, not raise them). A job takes a ready spare that
+fits it, else one still getting ready, else a process forked for it (as is every job that
+needs trusted imports the server did not make: `entry.prepare_key`). The server waits for
+the answer until the job's wall-clock deadline, then kills the process's group whatever
+happened, and relays the answer frame, unread, to the parent. The server never parses model
+bytes or child output beyond frame lengths, and never runs untrusted code. It refills the pool
+when it has nothing else to do, and reaps killed processes as they finish dying.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import math
 import os
 import select
-import shutil
-import signal
 import socket
-import struct
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from wekacoin.errors import WekaError
 from wekacoin.evaluation import wire
-from wekacoin.evaluation.confine import ChildLimits, child_uid, confine, detach, drop_privileges
+from wekacoin.evaluation.confine import ChildLimits, child_uid, drop_privileges
+from wekacoin.evaluation.model_process import ModelProcess, Profile, Setup, State, exit_facts
 from wekacoin.evaluation.seccomp_filter import compile_filter, install_filter
 
 MAX_REQUEST_BYTES = 2 * 1024**3
-PREPARE_SECONDS = 120.0  # trusted set-up of a child (imports) before its model's clock starts
-READY, NOT_READY = b"R", b"E"
-STAMPS = struct.Struct("<dd")  # sent with READY: when the child got its job, when confined
+PREPARE_SECONDS = 120.0  # trusted set-up of a process (imports) before its model's clock starts
+REAP_POLL_SECONDS = 0.02  # how often killed processes are looked for while some are dying
 STDIN, STDOUT = 0, 1
 
 
 @dataclass
-class _Child:
-    """A forked, detached child waiting for its job on `job_w`, answering on `result_r`."""
+class _Job:
+    meta: dict[str, Any]
+    request: wire.Frame | None  # the request frame is the job as the model process gets it
+    received: float  # perf_counter
+    process: ModelProcess | None = None
+    handed: float = 0.0
+    retried: bool = False
 
-    pid: int
-    job_w: int
-    result_r: int
-    scratch: str
-    keys: frozenset[str]  # the feature arrays it inherited
-    uid: int | None  # its own uid once confined, or None where uids cannot be dropped
+    @property
+    def limits(self) -> ChildLimits:
+        return ChildLimits(**self.meta["limits"])
 
 
 class ForkServer:
-    def __init__(
-        self,
-        entry: ModuleType,
-        scratch_root: str,
-        seccomp_program: bytes | None,
-        uid_drop: bool,
-        idle_prep: bool,
-    ) -> None:
-        self.entry = entry
-        self.scratch_root = scratch_root
-        self.seccomp_program = seccomp_program
-        self.uid_drop = uid_drop
-        self.forks = 0
-        self.children_cpu = 0.0  # seconds, of the children reaped so far
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.prepare_key = getattr(setup.entry, "prepare_key", lambda args: None)
         self.data: dict[str, np.ndarray] = {}
-        self.idle_prep = idle_prep
-        self.spare: _Child | None = None
-        self.dead: list[_Child] = []  # killed, not yet reaped
+        self.profile: Profile | None = None  # what spares are forked for
+        self.spare_target = 1
+        self.spares: list[ModelProcess] = []  # not claimed by a job, oldest first
+        self.jobs: dict[int, _Job] = {}  # by the pid of the process that has them
+        self.dead: list[ModelProcess] = []  # killed, not yet reaped
+        self.by_fd: dict[int, ModelProcess] = {}
+        self.poller = select.poll()
+        self.forks = 0
+        self.children_cpu = 0.0  # seconds, of the processes reaped so far
+        self.refill_failed = False  # a spare could not be forked: wait for the next job
 
     def serve(self) -> None:
-        while (frame := wire.read_frame(STDIN, MAX_REQUEST_BYTES)) is not None:
-            meta, arrays = wire.decode(frame)
-            if meta["op"] == "put":
-                self.data[meta["key"]] = arrays[0]
-            elif meta["op"] == "drop":
-                self.data.pop(meta["key"], None)
-            elif meta["op"] == "run":
-                self.run(meta, frame)
-            else:
-                raise ValueError(f"unknown request {meta['op']!r}")
-        if self.spare is not None:
-            self._kill(self.spare)
-        self._reap(block=True)
+        self.poller.register(STDIN, select.POLLIN)
+        while True:
+            events = self.poller.poll(self._timeout_ms())
+            for fd, _ in events:
+                if fd == STDIN:
+                    if not self._on_request():
+                        self._shut_down()
+                        return
+                elif (process := self.by_fd.get(fd)) is not None:
+                    self._on_process(process)
+            self._expire()
+            self._reap(block=False)
+            if not events:  # nothing else to do: the pool's turn
+                self._refill()
 
-    def run(self, meta: dict[str, Any], request: bytes) -> None:
-        """One job: the request frame itself is the child's job (args, limits, keys, blob)."""
-        start = time.perf_counter()
-        # Killed children finish dying on their own time (their teardown costs a few ms of
-        # CPU); their scratch dirs were locked when they were killed (see _kill).
-        self._reap(block=False)
-        limits = ChildLimits(**meta["limits"])
-        child = self._hand_over(request, set(meta["keys"]))
-        handed = time.perf_counter()
-        # The next model's child forks while this one runs, so that it is there, and warm, by
-        # the time the next job comes, even when jobs come back to back.
-        self.spare = self._fork()
-        reply: dict[str, Any] = {"job": meta["job"]}
-        frame = ready = None
-        try:
-            # The model's clock starts once the child is confined: preparing (trusted imports)
-            # must not eat into the model's time.
-            ready = wire.read_exact(child.result_r, 1, time.monotonic() + PREPARE_SECONDS)
-            got_job = confined = time.perf_counter()
-            if ready == READY:  # with when it got the job and was confined, before the model ran
-                stamps = wire.read_exact(child.result_r, STAMPS.size, time.monotonic() + 5.0)
-                if len(stamps) == STAMPS.size:
-                    got_job, confined = STAMPS.unpack(stamps)
-            deadline = time.monotonic() + (limits.wall_seconds if ready == READY else 5.0)
-            frame = wire.read_frame(child.result_r, meta["max_result"], deadline) if ready else None
-            reply["status"] = "done" if frame else "died" if ready else "sandbox_error"
-            # Where a job's time goes, as the server sees it (milliseconds).
-            reply["timing"] = {
-                "hand_over": (handed - start) * 1e3,
-                "to_child": (got_job - handed) * 1e3,
-                "confine": (confined - got_job) * 1e3,
-                "model": (time.perf_counter() - confined) * 1e3,
-                # Running totals, for benchmarks: CPU of this server, and of its reaped children.
-                "server_cpu_total": time.process_time() * 1e3,
-                "children_cpu_total": self.children_cpu * 1e3,
-            }
-        except wire.FrameTimeout:
-            reply["status"] = "timeout"
-        except wire.WireError as e:
-            reply.update(status="bad_output", detail=str(e))
-        finally:
-            self._kill(child)
-        if frame is None:  # how it ended tells why
-            reply.update(_exit_facts(self._wait(child.pid, 0)[1]))
-            self.dead.remove(child)
-            shutil.rmtree(child.scratch, ignore_errors=True)
-        # The answer goes out at once; the killed child's teardown overlaps the parent's work.
-        _send(wire.encode(reply, [np.frombuffer(frame, dtype=np.uint8)] if frame else []))
+    # -- requests --
 
-    def _hand_over(self, job: bytes, keys: set[str]) -> _Child:
-        """Give the job to the spare if it can take it, else (or if it died) to a fresh child."""
-        child, self.spare = self.spare, None
-        for _ in range(2):
-            if child is None or not keys <= child.keys:
-                if child is not None:
-                    self._kill(child)
-                child = self._fork()
+    def _on_request(self) -> bool:
+        frame = wire.read_frame(STDIN, MAX_REQUEST_BYTES)
+        if frame is None:
+            return False
+        meta, arrays = wire.decode(frame)
+        op = meta["op"]
+        if op == "put":
+            self.data[meta["key"]] = arrays[0]
+            self._retire(lambda p: True)  # none of them has it
+        elif op == "drop":
+            self.data.pop(meta["key"], None)
+        elif op == "pool":
+            self.spare_target = int(meta["spares"])
+        elif op == "run":
+            self._dispatch(_Job(meta, frame, time.perf_counter()))
+        else:
+            raise ValueError(f"unknown request {op!r}")
+        return True
+
+    def _dispatch(self, job: _Job) -> None:
+        """Give the job a process: a ready spare that fits, else one still getting ready (a
+        spare that could not get ready last: its failure is the job's answer), else a fresh
+        one."""
+        limits, keys = job.limits, frozenset(job.meta["keys"])
+        self.refill_failed = False
+        prepared = self.prepare_key(job.meta["args"])
+        if prepared is None:  # spares serve it: let them serve the jobs to come
+            self._expect(limits)
+        fitting = [p for p in self.spares if p.serves(limits, prepared, keys)]
+        rank = {State.READY: 0, State.PREPARING: 1, State.FAILED: 2}
+        fitting.sort(key=lambda p: rank[p.state])  # stable: oldest first within a state
+        if fitting:
+            process = fitting[0]
+            self.spares.remove(process)
+            if process.state is State.FAILED:
+                self._answer(job, process.failure)
+                return
+            process.claim(self.setup.idle_prep)
+        else:
             try:
-                _write_all(child.job_w, job)
-                _close(child, "job_w")
-                if self.idle_prep:  # its preparation, if unfinished, is now urgent
-                    os.sched_setscheduler(child.pid, os.SCHED_OTHER, os.sched_param(0))
-                return child
-            except OSError:  # the child died before its job (our fault, not the model's)
-                self._kill(child)
-                child = None
-        child = self._fork()
-        _close(child, "job_w")  # no job: it reads end-of-stream and exits; run() reports that
-        return child
+                process = self._fork(
+                    Profile(limits, prepared),
+                    claimed=True,
+                    prepare_args=job.meta["args"] if prepared is not None else None,
+                )
+            except OSError as e:  # out of processes or memory: this machine's trouble
+                self._answer(job, {"status": "sandbox_error", "detail": f"fork failed: {e}"})
+                return
+        job.process = process
+        self.jobs[process.pid] = job
+        if process.state is State.READY:
+            self._hand_over(process, job)
+        else:
+            process.deadline = time.monotonic() + PREPARE_SECONDS
 
-    def _fork(self) -> _Child:
-        scratch = tempfile.mkdtemp(prefix="job-", dir=self.scratch_root)
+    def _expect(self, limits: ChildLimits) -> None:
+        """Spares from now on can take jobs under `limits` (the first job's, widened as
+        needed), and those that cannot go."""
+        if self.profile is None:
+            self.profile = Profile(limits)
+        elif not self.profile.serves(limits, None):
+            profile = self.profile = self.profile.widened(limits)
+            self._retire(lambda p: p.profile != profile)
+
+    def _hand_over(self, process: ModelProcess, job: _Job) -> None:
+        assert job.request is not None
+        try:
+            process.hand_over(job.request, job.limits.wall_seconds, job.meta["max_result"])
+        except OSError:  # it died after saying READY: our fault, not the model's
+            self.jobs.pop(process.pid)
+            self._discard(process)
+            if job.retried:
+                self._answer(job, {"status": "sandbox_error"})
+            else:
+                job.retried = True
+                self._dispatch(job)
+            return
+        job.handed = time.perf_counter()
+        job.request = None  # the model's bytes are the process's now
+
+    # -- model processes --
+
+    def _on_process(self, process: ModelProcess) -> None:
+        job = self.jobs.get(process.pid)
+        try:
+            frame = process.on_readable()
+        except EOFError:
+            assert process.reader is not None and job is not None
+            if process.reader.started:
+                answer = {"status": "bad_output", "detail": "stream ended inside a frame"}
+            else:
+                answer = {"status": "died"}
+            self._finish(process, job, answer)
+            return
+        except wire.WireError as e:
+            assert job is not None
+            self._finish(process, job, {"status": "bad_output", "detail": str(e)})
+            return
+        if frame is not None:
+            assert job is not None
+            self._finish(process, job, {"status": "done"}, frame)
+        elif process.state is State.READY and job is not None:
+            self._hand_over(process, job)
+        elif process.state is State.FAILED:
+            self._fail(process, job)
+
+    def _fail(self, process: ModelProcess, job: _Job | None) -> None:
+        """A process could not get ready: why becomes the answer of its job, now or later."""
+        failure = process.failure
+        self._discard(process)
+        if failure.get("status") == "sandbox_error":  # how it ended tells why
+            failure.update(self._wait_dead(process))
+        if job is not None:
+            self.jobs.pop(process.pid)
+            self._answer(job, failure)
+
+    def _finish(
+        self,
+        process: ModelProcess,
+        job: _Job,
+        answer: dict[str, Any],
+        frame: wire.Frame | None = None,
+    ) -> None:
+        self.jobs.pop(process.pid)
+        if frame is None:
+            self._discard(process)
+            if answer["status"] != "timeout":  # how it ended tells why
+                answer.update(self._wait_dead(process))
+        else:  # it waits to be killed: its scratch dir is locked now, its teardown can wait
+            process.lock_scratch()  # until its answer is on the way
+        if job.handed:
+            answer["timing"] = {
+                # Where a job's time goes, as the server sees it (milliseconds): waiting for a
+                # process to be ready (next to none when a spare was), then the model's run.
+                "queue": (job.handed - job.received) * 1e3,
+                "model": (time.perf_counter() - job.handed) * 1e3,
+            }
+        self._answer(job, answer, frame)
+        self._discard(process)
+
+    def _answer(
+        self, job: _Job, answer: dict[str, Any], frame: wire.Frame | None = None
+    ) -> None:
+        reply = {"job": job.meta["job"], **answer}
+        frame = reply.pop("frame", frame)
+        # Running totals, for benchmarks: CPU of this server, and of its reaped processes.
+        reply.setdefault("timing", {}).update(
+            server_cpu_total=time.process_time() * 1e3, children_cpu_total=self.children_cpu * 1e3
+        )
+        relayed = [np.frombuffer(frame, np.uint8)] if frame else []  # a view: not copied
+        wire.write_parts(STDOUT, wire.encode_parts(reply, relayed))
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for job in list(self.jobs.values()):
+            process = job.process
+            assert process is not None
+            if process.state in (State.PREPARING, State.BUSY) and now >= process.deadline:
+                self._finish(process, job, {"status": "timeout"})
+
+    def _fork(
+        self,
+        profile: Profile,
+        *,
+        claimed: bool = False,
+        prepare_args: dict[str, Any] | None = None,
+    ) -> ModelProcess:
         self.forks += 1
-        uid = child_uid(self.forks) if self.uid_drop else None
-        if uid is not None:
-            os.chown(scratch, uid, uid)
-        job_r, job_w = os.pipe()
-        result_r, result_w = os.pipe()
-        wire.enlarge_pipe(job_w)
-        wire.enlarge_pipe(result_w)
-        pid = os.fork()
-        if pid == 0:
-            self._child(job_r, result_w, scratch, uid)
-        os.close(job_r)
-        os.close(result_w)
-        return _Child(pid, job_w, result_r, scratch, frozenset(self.data), uid)
+        process = ModelProcess(
+            self.setup, self.forks, profile, self.data, claimed=claimed, prepare_args=prepare_args
+        )
+        self.by_fd[process.answer_r] = process
+        self.poller.register(process.answer_r, select.POLLIN)
+        return process
 
-    def _kill(self, child: _Child) -> None:
-        _kill_group(child.pid)
-        # A SIGKILLed process runs no more code of its own, but its dir lingers until it is
-        # reaped: take the dir back (owner first, so a last chmod of its own fails), so the
-        # next model cannot find anything left for it there.
-        if child.uid is not None:
-            os.chown(child.scratch, 0, 0)
-            os.chmod(child.scratch, 0o700)
-        _close(child, "job_w")
-        _close(child, "result_r")
-        self.dead.append(child)
+    def _refill(self) -> None:
+        if self.profile is not None and self._pool_short():
+            try:
+                self.spares.append(self._fork(self.profile))
+            except OSError as e:
+                print(f"fork server: no spare forked ({e}); next try at the next job",
+                      file=sys.stderr)
+                self.refill_failed = True
 
-    def _wait(self, pid: int, options: int) -> tuple[int, int]:
-        """waitpid, counting the CPU time of the children it reaps."""
-        pid, status, usage = os.wait4(pid, options)
-        self.children_cpu += usage.ru_utime + usage.ru_stime
+    def _pool_short(self) -> bool:
+        return (
+            self.profile is not None
+            and len(self.spares) < self.spare_target
+            and not self.refill_failed
+        )
+
+    def _retire(self, which: Any) -> None:
+        for process in [p for p in self.spares if which(p)]:
+            self.spares.remove(process)
+            self._discard(process)
+
+    def _discard(self, process: ModelProcess) -> None:
+        """Kill it and leave it to be reaped."""
+        if process.killed:
+            return
+        if self.by_fd.pop(process.answer_r, None) is not None:
+            self.poller.unregister(process.answer_r)
+        process.kill()
+        self.dead.append(process)
+
+    def _wait_dead(self, process: ModelProcess) -> dict[str, Any]:
+        """Reap one killed process now, for its exit status."""
+        self.dead.remove(process)
+        _, status = self._wait(process, 0)
+        return exit_facts(status)
+
+    def _wait(self, process: ModelProcess, options: int) -> tuple[int, int]:
+        """waitpid, counting the CPU time of the process it reaps."""
+        pid, status, usage = os.wait4(process.pid, options)
+        if pid:
+            self.children_cpu += usage.ru_utime + usage.ru_stime
+            process.remove_scratch()
         return pid, status
 
     def _reap(self, *, block: bool) -> None:
-        for child in list(self.dead):
-            pid, _ = self._wait(child.pid, 0 if block else os.WNOHANG)
-            if pid:
-                self.dead.remove(child)
-                shutil.rmtree(child.scratch, ignore_errors=True)
+        for process in list(self.dead):
+            if self._wait(process, 0 if block else os.WNOHANG)[0]:
+                self.dead.remove(process)
 
-    def _get_ready(self, job_r: int) -> None:
-        """Idle work of a spare, off the critical path: the copy-on-write faults that the
-        first inference of a fresh process takes on onnxruntime's and Python's pages, the
-        spare takes here, before its job comes. It runs as SCHED_IDLE, so it never takes a
-        core from anyone; the server promotes it when it hands it a job, and if the job is
-        there before the warm-up began, the warm-up is skipped: on the critical path it would
-        cost about what it saves.
+    def _timeout_ms(self) -> int:
+        if self._pool_short():
+            return 0
+        due = [
+            job.process.deadline
+            for job in self.jobs.values()
+            if job.process is not None and job.process.state in (State.PREPARING, State.BUSY)
+        ]
+        wait = max(0.0, min(due) - time.monotonic()) if due else math.inf
+        if self.dead:
+            wait = min(wait, REAP_POLL_SECONDS)
+        return -1 if wait == math.inf else math.ceil(wait * 1000)
 
-        (Faulting in fresh heap pages ahead of time as well was measured: it saved less CPU
-        in the model's run than it cost, so it is not done.)"""
-        if self.idle_prep:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        try:
-            warm_up = getattr(self.entry, "warm_up", None)
-            if warm_up is not None and not select.select([job_r], [], [], 0)[0]:
-                warm_up()
-        finally:
-            if self.idle_prep:
-                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-
-    def _child(self, job_r: int, w: int, scratch: str, uid: int | None) -> None:
-        try:
-            detach((job_r, w))
-            self._get_ready(job_r)
-            lockdown_error = None
-            if self.seccomp_program is not None:
-                try:
-                    install_filter(self.seccomp_program)
-                except OSError as e:  # reported once the job comes: fail closed
-                    lockdown_error = e
-            job = wire.read_frame(job_r, MAX_REQUEST_BYTES)  # from the server: trusted
-            got_job = time.perf_counter()
-            if job is None:
-                return  # the server let this spare go
-            meta, (blob,) = wire.decode(job)
-            args, limits = meta["args"], ChildLimits(**meta["limits"])
-            datasets = [self.data[key] for key in meta["keys"]]
-            prepare = getattr(self.entry, "prepare", None)
-            if prepare is not None:
-                prepare(args)
-            try:
-                if lockdown_error is not None:
-                    raise lockdown_error
-                confine(limits, scratch, uid)
-            except BaseException as e:  # fail closed: never run a model unconfined
-                _write_all(
-                    w, NOT_READY + wire.encode({"status": "sandbox_error", "detail": _describe(e)})
-                )
-                return
-            _write_all(w, READY + STAMPS.pack(got_job, time.perf_counter()))
-            try:
-                frame = wire.encode(
-                    {"status": "ok"}, self.entry.run(args, blob.tobytes(), datasets)
-                )
-            except MemoryError:
-                frame = wire.encode({"status": "memory"})
-            except BaseException as e:  # whatever the model did, report it as its failure
-                frame = wire.encode({"status": "error", "detail": _describe(e)})
-            _write_all(w, frame)
-        finally:
-            os._exit(0)
-
-
-def _close(child: _Child, which: str) -> None:
-    """Close one of the child's pipe ends once: a stale number may already be someone else's."""
-    fd = getattr(child, which)
-    if fd >= 0:
-        os.close(fd)
-        setattr(child, which, -1)
-
-
-def _describe(e: BaseException) -> str:
-    if isinstance(e, WekaError):  # our own refusals already say what went wrong
-        return str(e)[:300]
-    return f"{type(e).__name__}: {e}"[:300]
+    def _shut_down(self) -> None:
+        for job in list(self.jobs.values()):
+            if job.process is not None:
+                self._discard(job.process)
+        self._retire(lambda p: True)
+        self._reap(block=True)
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _send(frame: bytes) -> None:
-    _write_all(STDOUT, frame)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:  # group already gone (or never formed: kill the pid itself)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # already dead: nothing left to stop
-
-
-def _exit_facts(status: int) -> dict[str, Any]:
-    if os.WIFSIGNALED(status):
-        return {"signal": signal.Signals(os.WTERMSIG(status)).name}
-    return {"exit_code": os.WEXITSTATUS(status)}
 
 
 def probe(seccomp_program: bytes | None) -> dict[str, Any]:
@@ -370,15 +406,17 @@ def main(argv: list[str]) -> None:
         pid=os.getpid(),
     )
     server = ForkServer(
-        entry,
-        scratch_root,
-        program if facts["seccomp"] else None,
-        facts["uid_drop"],
-        facts["idle_prep"],
+        Setup(
+            entry,
+            scratch_root,
+            program if facts["seccomp"] else None,
+            facts["uid_drop"],
+            facts["idle_prep"],
+        )
     )
     gc.collect()
     gc.freeze()  # keep the collector from touching, and so copying, the server's pages per child
-    _send(wire.encode({"op": "hello", **facts}))
+    _write_all(STDOUT, wire.encode({"op": "hello", **facts}))
     server.serve()
 
 

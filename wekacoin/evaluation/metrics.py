@@ -26,6 +26,7 @@ are. The integer score is `round(score * SCORE_SCALE)`: the product is a float64
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from wekacoin.evaluation.data import DataError
 from wekacoin.types.metric import SCORE_SCALE, Metric, TaskKind
 
 PROBABILITY_TOLERANCE = 1e-4
+_QUIET = threading.Lock()
 
 
 class InvalidPrediction(WekaError):
@@ -126,7 +128,9 @@ def compute_float_score(metric: Metric, y_true: np.ndarray, predictions: Predict
     """The metric as scikit-learn computes it, after checking the predictions it reads."""
     spec = REGISTRY[metric]
     check_predictions(spec.needs, len(y_true), predictions)
-    with warnings.catch_warnings():
+    # catch_warnings swaps the process's filters in and out: one thread at a time (models are
+    # scored on several), or one thread's exit would restore filters under another's feet.
+    with _QUIET, warnings.catch_warnings():
         # Our own checks above decide validity; scikit-learn's advisory warnings add nothing.
         warnings.simplefilter("ignore")
         try:

@@ -2,16 +2,21 @@
 
 `ForkServerSandbox` owns one fork server process (see `forkserver.py`), started inside the
 strongest isolation that works here (see `isolation.py`) and restarted if it ever dies. Every
-job runs in a fresh child of that server; the parent only ever receives frames (`wire.py`),
-which it decodes strictly. Calls are blocking and serialised by a lock: one model at a time,
-so runs do not compete for the cores and time limits mean the same thing for every model.
+job runs in a fresh confined child of that server; the parent only ever receives frames
+(`wire.py`), which it decodes strictly. `run` blocks its caller and may be called from many
+threads: up to `parallel` jobs (one per core by default) run at once, each in its own process
+under its own limits, and a thread of the sandbox's reads the server's answers and hands each
+to the caller waiting for it. How many run at once changes how fast, never what a model gets.
 
-What isolation costs (bench/evaluate.py, 2-core machine): a fresh process per model spends
-about 12-16 ms of CPU beyond the inference itself: ~2-4 ms forking the server (page tables
-for its ~30 MB of anonymous memory), ~2 ms of set-up and confinement in the child, and ~6-7 ms
-tearing the killed child down. Fork, warm-up and teardown run beside the critical path when a
-core is free; on a machine whose cores are busy with other work, they show up in wall time.
-Starting bubblewrap is paid once per fork server, not per model.
+What isolation costs (bench/evaluate.py, 2-core VM): a fresh process per model spends some
+15-20 ms of CPU beyond the inference itself: forking the server (page tables for its ~40 MB
+of anonymous memory, ~2 ms, and the copy-on-write faults the server then takes, ~4 ms in all
+for the server), the child's set-up, confinement and warm-up, and tearing it down (~4 ms).
+The server forks, warms and confines spare children ahead of their jobs at idle priority, so
+with a core to spare little of that is on a model's critical path (scoring takes about
+1.15-1.3 times as long as bare in-process scoring there); with every core scoring it is CPU
+the models do not get, and spares skip what they can once a job claims them. Starting
+bubblewrap is paid once per fork server.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import logging
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +43,7 @@ from wekacoin.evaluation import wire
 from wekacoin.evaluation.confine import ChildLimits
 from wekacoin.evaluation.forkserver import PREPARE_SECONDS
 from wekacoin.evaluation.isolation import Isolation, Namespaces, candidates, is_verified, launcher
+from wekacoin.evaluation.server_link import ServerLink
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +100,42 @@ class DataHandle:
     key: str
 
 
+def available_cores() -> int:
+    """The cores this process may run on: how many models run at once by default."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def get_memory_available() -> int:
+    """Bytes of memory this machine can still give (MemAvailable), or a huge number where
+    it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass  # not Linux, or no such line: no limit from here
+    return 2**62
+
+
 class ForkServerSandbox:
     def __init__(
-        self, *, mode: str = "auto", entry: str = MODEL_ENTRY, preload: Sequence[str] = ()
+        self,
+        *,
+        mode: str = "auto",
+        entry: str = MODEL_ENTRY,
+        preload: Sequence[str] = (),
+        parallel: int | None = None,
     ) -> None:
+        """`parallel`: how many jobs may run at once (default: one per core)."""
         self._mode, self._entry, self._preload = mode, entry, tuple(preload)
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.parallel = max(1, parallel if parallel is not None else available_cores())
+        self._slots = threading.BoundedSemaphore(self.parallel)
+        self._lock = threading.Lock()  # the server's lifecycle, and every write to it
+        self._server: ServerLink | None = None
         self._isolation: Isolation | None = None
         self._scratch: str | None = None
         self._data: dict[str, np.ndarray] = {}
@@ -121,10 +155,15 @@ class ForkServerSandbox:
         assert self._isolation is not None
         return self._isolation
 
+    @property
+    def server_pid(self) -> int | None:
+        """The pid of the running server's process (bubblewrap's, under bubblewrap)."""
+        server = self._server
+        return server.proc.pid if server is not None else None
+
     def start(self) -> None:
         with self._lock:
-            if self._proc is None:
-                self._start()
+            self._running()
 
     def close(self) -> None:
         with self._lock:
@@ -138,20 +177,20 @@ class ForkServerSandbox:
         with self._lock:
             key = f"d{next(self._ids)}"
             self._data[key] = features
-            self._tell(wire.encode({"op": "put", "key": key}, [features]))
+            self._tell(wire.encode_parts({"op": "put", "key": key}, [features]))
         return DataHandle(key)
 
     def release(self, handle: DataHandle) -> None:
         with self._lock:
             if self._data.pop(handle.key, None) is not None:
-                self._tell(wire.encode({"op": "drop", "key": handle.key}))
+                self._tell(wire.encode_parts({"op": "drop", "key": handle.key}))
 
-    def _tell(self, frame: bytes) -> None:
+    def _tell(self, frame: list[memoryview]) -> None:
         """Send a request that has no answer; a dead server is restarted, with all data, later."""
-        if self._proc is None:
+        if self._server is None:
             return
         try:
-            self._send(frame)
+            self._server.send(frame)
         except OSError as e:
             log.error("model sandbox: fork server gone (%s); it restarts at the next job", e)
             self._stop(kill=True)
@@ -164,51 +203,64 @@ class ForkServerSandbox:
         limits: Limits,
         max_result_bytes: int,
     ) -> RunResult:
-        """Run the entry point on `blob` and the given data in a fresh confined child."""
+        """Run the entry point on `blob` and the given data in a fresh confined child.
+        Blocks until the answer is in; callable from several threads at once."""
         child = limits.for_child()
-        job = next(self._ids)
-        request = wire.encode(
-            {
-                "op": "run",
-                "job": job,
-                "keys": [h.key for h in data],
-                "args": args,
-                "limits": child.__dict__,
-                "max_result": max_result_bytes,
-            },
-            [np.frombuffer(blob, dtype=np.uint8)],
-        )
-        with self._lock:
+        with self._slots:
             for attempt in (1, 2):  # a server that died on us gets one fresh start
+                job = next(self._ids)
+                request = wire.encode_parts(
+                    {
+                        "op": "run",
+                        "job": job,
+                        "keys": [h.key for h in data],
+                        "args": args,
+                        "limits": child.__dict__,
+                        "max_result": max_result_bytes,
+                    },
+                    [np.frombuffer(blob, dtype=np.uint8)],
+                )
+                server = None
                 try:
-                    if self._proc is None or self._proc.poll() is not None:
-                        self._stop(kill=True)
-                        self._start()
-                    self._send(request)
+                    with self._lock:
+                        server = self._running()
+                        answer = server.expect(job, max_result_bytes + (1 << 20))
+                        server.send(request)
+                    del request
                     deadline = time.monotonic() + child.wall_seconds + SERVER_GRACE_SECONDS
-                    reply = wire.read_frame(
-                        self._stdout_fd(), max_result_bytes + (1 << 20), deadline
-                    )
-                    if reply is None:
-                        raise wire.WireError("fork server closed its output")
-                    meta, arrays = wire.decode(reply)
+                    meta, arrays = answer.wait(deadline)
                     break
                 except (OSError, wire.WireError) as e:
                     log.error("model sandbox: fork server failed (%s); restarting it", e)
-                    self._stop(kill=True)
+                    with self._lock:
+                        if server is not None and server is self._server:
+                            self._stop(kill=True)
                     if attempt == 2 or isinstance(e, wire.FrameTimeout):
                         return RunResult(RunStatus.SANDBOX_ERROR, detail=f"fork server failed: {e}")
         return _interpret(meta, arrays)
 
     # -- server lifecycle (callers hold the lock) --
 
+    def _running(self) -> ServerLink:
+        """The running server, (re)started if need be, with every feature array put so far."""
+        if self._server is not None and (
+            self._server.proc.poll() is not None or self._server.failure is not None
+        ):
+            self._stop(kill=True)
+        if self._server is None:
+            self._start()
+        assert self._server is not None
+        return self._server
+
     def _start(self) -> None:
         failures = []
         for ns in candidates(self._mode):
             try:
-                self._launch(ns)
+                server = self._launch(ns)
+                server.send(wire.encode_parts({"op": "pool", "spares": self.parallel + 1}))
                 for key, features in self._data.items():
-                    self._send(wire.encode({"op": "put", "key": key}, [features]))
+                    server.send(wire.encode_parts({"op": "put", "key": key}, [features]))
+                server.start_reading()
                 log.info(
                     "model sandbox isolation: %s", self._isolation and self._isolation.describe()
                 )
@@ -218,7 +270,7 @@ class ForkServerSandbox:
                 self._stop(kill=True)
         raise SandboxError("could not start the model sandbox: " + "; ".join(failures))
 
-    def _launch(self, ns: Namespaces) -> None:
+    def _launch(self, ns: Namespaces) -> ServerLink:
         # An empty directory of our own; under bwrap a private tmpfs is mounted over it, which
         # hides nothing (a tmpfs over /tmp would hide a virtualenv or checkout living there).
         if self._scratch is None:
@@ -233,53 +285,27 @@ class ForkServerSandbox:
             scratch,
             *self._preload,
         ]
-        self._proc = subprocess.Popen(
+        proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=_server_env(),
             start_new_session=True,
         )
-        assert self._proc.stdin is not None
-        wire.enlarge_pipe(self._proc.stdin.fileno())
-        wire.enlarge_pipe(self._stdout_fd())
-        hello = wire.read_frame(
-            self._stdout_fd(), 1 << 16, time.monotonic() + START_TIMEOUT_SECONDS
-        )
+        self._server = server = ServerLink(proc)
+        hello = wire.read_frame(server.out_fd, 1 << 16, time.monotonic() + START_TIMEOUT_SECONDS)
         if hello is None:
-            raise SandboxError(f"fork server exited at start (code {self._proc.wait()})")
+            raise SandboxError(f"fork server exited at start (code {proc.wait()})")
         facts, _ = wire.decode(hello)
         if facts.get("op") != "hello" or not is_verified(ns, facts):
             raise SandboxError(f"fork server does not confirm {ns.value}: {facts}")
         self._isolation = Isolation(ns, bool(facts["seccomp"]), bool(facts["uid_drop"]))
+        return server
 
     def _stop(self, *, kill: bool = False) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        try:
-            if kill:
-                raise subprocess.TimeoutExpired(proc.args, 0)
-            proc.stdin.close()  # a clean end of input lets the server exit by itself
-            proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it exited between the timeout and the kill
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    def _send(self, frame: bytes) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(frame)
-        self._proc.stdin.flush()
-
-    def _stdout_fd(self) -> int:
-        assert self._proc is not None and self._proc.stdout is not None
-        return self._proc.stdout.fileno()
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(kill=kill)
 
 
 def _server_env() -> dict[str, str]:
@@ -322,7 +348,7 @@ def _interpret(meta: dict[str, Any], arrays: list[np.ndarray]) -> RunResult:
     if status != "done" or len(arrays) != 1:
         return RunResult(RunStatus.SANDBOX_ERROR, detail=f"unexpected reply {str(meta)[:100]}")
     try:
-        inner, results = wire.decode(arrays[0].tobytes())
+        inner, results = wire.decode(arrays[0].data)
     except wire.WireError as e:
         return RunResult(RunStatus.FAILED, detail=f"unusable output: {e}")
     kind = inner.get("status")

@@ -7,7 +7,10 @@ child installs those bytes with one prctl, so no child pays for compiling it.
 The filter allows by default and makes dangerous calls fail with EPERM: no sockets (so no
 network, even on loopback), no new processes or programs (fork, vfork, clone, execve: a model
 process is single-threaded, so even thread creation is refused), no tracing, no namespace or
-mount tricks, no io_uring (its operations bypass seccomp).
+mount tricks, no io_uring (its operations bypass seccomp). Models run side by side, so nothing
+that could open a channel from one to another either: no changing permissions (chmod, ACLs
+and other extended attributes: what a model creates stays its own, see `confine`'s umask), no
+System V or POSIX message queues, semaphores or shared memory, whose modes are set at creation.
 
 It leaves setrlimit/prlimit64 alone: a spare child installs the filter before it knows its
 job's limits (installing costs ~0.4 ms, off the critical path that way), and sets them after.
@@ -33,6 +36,13 @@ _DENIED = (
     # namespaces, mounts, roots
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
     "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr",
+    # channels to a model running beside it: permissions, extended attributes (ACLs), IPC
+    "chmod", "fchmod", "fchmodat", "fchmodat2",
+    "setxattr", "lsetxattr", "fsetxattr", "setxattrat",
+    "removexattr", "lremovexattr", "fremovexattr", "removexattrat",
+    "shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
+    "semget", "semop", "semtimedop", "semctl",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
     # kernel facilities a model never needs
     "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
     "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
@@ -40,6 +50,9 @@ _DENIED = (
     "acct", "quotactl", "name_to_handle_at", "open_by_handle_at", "iopl", "ioperm",
     "personality", "settimeofday", "clock_settime", "adjtimex",
 )
+# Newer than some libseccomp releases know by name; numbered alike on every architecture
+# (the common table, from 424 on), so they are denied by number when the name is unknown.
+_BY_NUMBER = {"fchmodat2": 452, "setxattrat": 463, "removexattrat": 466}
 # fmt: on
 
 PR_SET_NO_NEW_PRIVS = 38
@@ -64,10 +77,14 @@ def compile_filter() -> bytes | None:
         return None
     f = sc.SyscallFilter(sc.ALLOW)
     for name in _DENIED:
-        try:
-            f.add_rule(sc.ERRNO(errno.EPERM), name)
-        except (OSError, ValueError, RuntimeError):  # not a syscall on this architecture
-            continue
+        for syscall in (name, _BY_NUMBER.get(name)):
+            if syscall is None:
+                break
+            try:
+                f.add_rule(sc.ERRNO(errno.EPERM), syscall)
+                break
+            except (OSError, ValueError, RuntimeError):  # not a syscall on this architecture
+                continue
     # clone3 passes its flags in memory the filter cannot read: say "not implemented".
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     with tempfile.TemporaryFile() as out:

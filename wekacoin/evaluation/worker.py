@@ -1,8 +1,9 @@
 """The code a model process runs: load the model from its bytes, predict on each dataset.
 
-The fork server calls `warm_up()` once, `prepare(args)` in each fresh child before confining
-it, and `run(args, blob, datasets)` after. `run` returns the arrays the parent will check;
-it raises ModelRejected for anything the trainer got wrong.
+The fork server calls `warm_up()` once, and in each child `warm_up()` again while it waits,
+`prepare(args)` before confining it (only in a child forked for a job whose `prepare_key` is
+not None), and `run(args, blob, datasets)` once its job came. `run` returns the arrays the
+parent will check; it raises ModelRejected for anything the trainer got wrong.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 # importing the codec on first use. Import it here, before fork: a confined child under its
 # own uid may not be able to read the standard library's directory (e.g. under /root).
 import encodings.cp437  # noqa: F401
+import sys
 from typing import Any
 
 import numpy as np
@@ -66,6 +68,14 @@ def warm_up() -> None:
     predictor.predict(np.zeros((2, 1)), TaskKind.CLASSIFICATION, want_proba=True)
 
 
+def prepare_key(args: dict[str, Any]) -> str | None:
+    """What `prepare(args)` would import that the fork server has not (None: nothing). Spare
+    processes prepare for nothing; a job that needs more gets a process of its own."""
+    if args.get("format") == ModelFormat.SKOPS.value and "skops.io" not in sys.modules:
+        return "skops"
+    return None
+
+
 def prepare(args: dict[str, Any]) -> None:
     if args.get("format") == ModelFormat.SKOPS.value:
         import skops.io  # noqa: F401  (trusted import, before confinement)
@@ -75,7 +85,9 @@ def run(args: dict[str, Any], blob: bytes, datasets: list[np.ndarray]) -> list[n
     kind = TaskKind(args["kind"])
     want_proba = bool(args["want_proba"])
     if ModelFormat(args["format"]) is ModelFormat.ONNX:
-        predictor: onnx_model.OnnxPredictor | skops_model.SkopsPredictor = onnx_model.load(blob)
+        predictor: onnx_model.OnnxPredictor | skops_model.SkopsPredictor = onnx_model.load(
+            blob, max_work=int(args["max_work"]) if "max_work" in args else None
+        )
     else:
         predictor = skops_model.load(blob, int(args["max_unpacked_bytes"]))
     arrays: list[np.ndarray] = []

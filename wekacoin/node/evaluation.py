@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -71,8 +72,8 @@ class TaskScores:
 
 class SandboxPool:
     """`workers` fork servers. Each task's evaluation session goes to the least busy one,
-    whose own lock runs its models one at a time; so up to `workers` tasks' models are
-    scored at once. How many there are changes throughput, never an outcome."""
+    which scores the session's models side by side, one per core. How many servers there are
+    changes throughput, never an outcome."""
 
     def __init__(self, sandboxes: Sequence[ForkServerSandbox]) -> None:
         if not sandboxes:
@@ -212,7 +213,10 @@ class EvaluationService:
         try:
             with self.sandboxes.sandbox() as sandbox, \
                     EvaluationSession(spec, training, test, sandbox) as session:
-                baseline = session.evaluate(data[task.baseline_cid], task.baseline_score)
+                # Models are scored on the session's threads, one per core, while the next
+                # ones are fetched; the results are collected in submission order below.
+                baseline_run = session.submit(data[task.baseline_cid], task.baseline_score)
+                runs: dict[int, Future[SubmissionResult]] = {}
                 for s in submissions:
                     if s.model_cid is None:  # never revealed: INVALID
                         results[s.id] = session.evaluate_submission(_submission(s))
@@ -223,7 +227,10 @@ class EvaluationService:
                                 f"model {cid} is {len(model)} bytes; its reveal states"
                                 f" {s.model_size}"), 0)
                             continue
-                        results[s.id] = session.evaluate_submission(_submission(s, model))
+                        runs[s.id] = session.submit_submission(_submission(s, model))
+                baseline = baseline_run.result()
+                for sid, run in runs.items():
+                    results[sid] = run.result()
         except WekaError as e:  # malformed task data, or our sandbox failed
             return unevaluated(str(e))
         for cid, subs in by_cid.items():  # never arrived
