@@ -42,7 +42,15 @@ from wekacoin.consensus.messages import (
 from wekacoin.consensus.player import Player
 from wekacoin.consensus.verify import RoundContext, Verifier, step_committee, verify_vote
 from wekacoin.crypto.keys import KeyPair
-from wekacoin.net.messages import BlobRequest, BlockRange, BlockRangeRequest, Hello, SyncedBlock
+from wekacoin.net.messages import (
+    BlobRequest,
+    BlockRange,
+    BlockRangeRequest,
+    Hello,
+    PeerAddrs,
+    PeersRequest,
+    SyncedBlock,
+)
 from wekacoin.sortition import Role, compute_block_seed, select, sortition_alpha
 from wekacoin.testing.certify import certify_block
 from wekacoin.testing.chain import FAKE_BLOB_SIZE, FAST_PARAMS, LocalChain, TaskData, fake_cid
@@ -212,6 +220,10 @@ def build_scenario() -> Scenario:
         built,
         Hello(state.config.chain_id, chain.genesis_hash, state.height, tip.hash, "0.1.0"),
         BlockRangeRequest(1, 64),
+        PeersRequest(4001, 16),
+        PeerAddrs((
+            "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWDWR8RgzJKtU9CaYwEaJjkdh17e8NDWiL3T4D26gm3aMH",
+        )),
         BlockRange(tuple(SyncedBlock(codec.encode(b), codec.encode(c))
                          for b, c in list(zip(chain.blocks, certs, strict=True))[-3:])),
         BlobRequest(fake_cid("fuzz-blob")),
