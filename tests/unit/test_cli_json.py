@@ -5,14 +5,14 @@ client's errors, against a real HTTP server."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.helpers.http_stub import serving
 from wekacoin.cli.common import ReadClient, Settings
 from wekacoin.cli.main import app
 from wekacoin.crypto.keys import KeyPair, format_address
@@ -160,11 +160,8 @@ class Node(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Node)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serving(Node) as served:
+        yield served
 
 
 def test_the_read_client_speaks_json_rpc_with_rpc_clients_errors(url):

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.helpers.http_stub import serving
 from wekacoin.cli.main import LAZY_GROUPS, app
 
 HEAVY = ("numpy", "scipy", "sklearn", "onnx", "onnxruntime", "skl2onnx", "skops", "libp2p",
@@ -69,11 +69,8 @@ class StatusNode(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def node_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StatusNode)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serving(StatusNode) as served:
+        yield served
 
 
 def test_status_asks_the_node_without_importing_a_heavy_module(node_url):
