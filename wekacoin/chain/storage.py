@@ -46,8 +46,8 @@ from wekacoin.chain.accounts import schedule_stake_change
 from wekacoin.chain.context import BlockContext
 from wekacoin.chain.errors import InvalidField, InvalidStorageProof, LimitExceeded, StorageError
 from wekacoin.chain.state import State
-from wekacoin.content.cid import CHUNK_SIZE, leaf_count, parse_cid
-from wekacoin.content.errors import InvalidCidError, StorageProofError
+from wekacoin.content.cid import CHUNK_SIZE, is_canonical_cid, leaf_count
+from wekacoin.content.errors import StorageProofError
 from wekacoin.content.proof import verify_leaf_proof
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import (
@@ -163,11 +163,7 @@ def _bond_owner(state: State, vtx: VerifiedTx) -> Address:
 
 def _check_cid_list(cids: tuple[str, ...], name: str) -> None:
     for cid in cids:
-        try:
-            canonical = str(parse_cid(cid))
-        except InvalidCidError:
-            canonical = None
-        if canonical != cid:
+        if not is_canonical_cid(cid):
             raise InvalidField(f"{name}: {cid!r:.80} is not a CID in canonical form")
     if list(cids) != sorted(set(cids)):
         raise InvalidField(f"{name}: list the CIDs in ascending order, each once")

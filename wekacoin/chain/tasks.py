@@ -39,8 +39,7 @@ from wekacoin.chain.errors import (
 )
 from wekacoin.chain.state import State
 from wekacoin.chain.storage import check_blob_size, register_blob
-from wekacoin.content.cid import parse_cid
-from wekacoin.content.errors import InvalidCidError
+from wekacoin.content.cid import is_canonical_cid
 from wekacoin.types.codec import MAX_INT
 from wekacoin.types.genesis import Params
 from wekacoin.types.ledger import Account, Submission, Task, TaskStatus
@@ -120,10 +119,7 @@ def count_test_groups(groups: int, params: Params) -> int:
 def is_cid_text(text: str) -> bool:
     """A CID this network can fetch and verify (sha2-256, raw or dag-pb), spelled canonically
     so that one piece of content has one spelling per CID version."""
-    try:
-        return str(parse_cid(text)) == text
-    except InvalidCidError:
-        return False
+    return is_canonical_cid(text)
 
 
 # -- heights --

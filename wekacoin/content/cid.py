@@ -133,6 +133,14 @@ def _parse_base32_v1(text: str) -> Cid | None:
     return None
 
 
+def is_canonical_cid(text: str) -> bool:
+    """True iff `text` parses and is the canonical spelling of its CID (`str(parse_cid)`)."""
+    try:
+        return str(parse_cid(text)) == text
+    except InvalidCidError:
+        return False
+
+
 def verify_cid(cid: str | Cid, data: bytes) -> bool:
     """True iff `data` is the content `cid` addresses.
 
