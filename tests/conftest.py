@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import pytest
 
-from wekacoin.node import testnet as tn
 from wekacoin.testing.functional import LOG_TAIL_LINES, NodeGroup, started_nodes
 
 
@@ -25,14 +23,7 @@ def network(tmp_path_factory: pytest.TempPathFactory,
     """Four validator processes making blocks, shared by the functional tests.
 
     Tests may stop, kill and restart its nodes but must leave all four running."""
-    # Without storage weight: a node restarted after SIGKILL on a chain carrying storage
-    # proofs once had every peer's pubsub stream reset with a protobuf DecodeError and kept
-    # catching up by sync instead of gossip (test_sigkilled_validator_restarts_catches_up_and_
-    # votes); until that is understood, storage runs in its own testnet
-    # (test_functional_storage.py), the demo and the chaos testnet.
-    params = dataclasses.replace(tn.LOCAL_PARAMS, storage_weight_per_mib=0)
-    group = NodeGroup.generate(tmp_path_factory.mktemp("functional") / "testnet", 4,
-                               params=params)
+    group = NodeGroup.generate(tmp_path_factory.mktemp("functional") / "testnet", 4)
     keep = request.config.getoption("--keep-testnet")
     try:
         group.start()

@@ -188,3 +188,43 @@ def test_overflow_is_counted_and_logged_never_silent() -> None:
 
     lines = run_net_test(scenario)
     assert sum("not reading tx messages" in line for line in lines) == 15
+
+
+def test_two_large_rpcs_written_at_once_to_one_peer_arrive_whole() -> None:
+    """The router writes recent messages to a peer that just subscribed while the peer's queue
+    task writes too; yamux interleaves writes over its 256 KiB window unless the whole RPC is
+    written under one lock (unguarded, the receiver resets the stream: protobuf DecodeError)."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import PUBSUB_SIGNING_PREFIX
+
+    async def scenario() -> None:
+        a, b = Network(net_config(40)), Network(net_config(41))
+        async with running(a, b):
+            got: list[bytes] = []
+            b.set_validator(Topic.PROPOSAL, lambda data: Accept)
+            await b.connect(a.listen_addrs()[0])
+            await wait_for_mesh([a, b], Topic.PROPOSAL)
+            pubsub = a._gossip.pubsub
+            stream = pubsub.peers[ID.from_base58(b.peer_id)]
+
+            def signed(data: bytes) -> rpc_pb2.RPC:
+                msg = rpc_pb2.Message(data=data, topicIDs=[a._gossip.names[Topic.PROPOSAL]],
+                                      from_id=pubsub.my_id.to_bytes(),
+                                      seqno=pubsub._next_seqno())
+                msg.signature = pubsub.sign_key.sign(
+                    PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+                msg.key = pubsub.host.get_public_key().serialize()
+                return rpc_pb2.RPC(publish=[msg])
+
+            blobs = [bytes([i]) * 700_000 for i in range(1, 5)]
+            async with trio.open_nursery() as nursery:
+                for blob in blobs:
+                    nursery.start_soon(pubsub.write_msg, stream, signed(blob))
+            with trio.fail_after(20):
+                while len(got) < len(blobs):
+                    got.append((await b.messages(Topic.PROPOSAL).receive()).data)
+            assert sorted(got) == blobs
+            assert a.peer_id in peer_ids(b)
+
+    run_net_test(scenario)

@@ -19,6 +19,11 @@ py-libp2p 0.8.1 defaults that lose messages or misbehave, and what this module d
   publishes several messages a second and restarts reuses numbers its peers saw, and they
   stop relaying its messages as "equivocation" (same sender and number, other bytes) ->
   started at the time in nanoseconds.
+- writes: the per-peer queue task and the router (recent messages to a peer that just
+  subscribed, pending messages flushed) write RPCs to the same stream from different tasks,
+  and yamux locks per window-sized chunk, not per write, so two RPCs over the flow-control
+  window (256 KiB: blocks carrying storage proofs) interleave and the receiver resets the
+  stream with a protobuf DecodeError -> one lock per stream around each whole RPC.
 Kept: strict signing (origin authenticated), eclipse protection (prefers mesh peers on distinct
 IPs), mesh degree 6/4/12, IDONTWANT (GossipSub 1.2).
 """
@@ -29,12 +34,13 @@ import hashlib
 import inspect
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import trio
-from libp2p.abc import IHost
+from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
@@ -83,6 +89,15 @@ class _Pubsub(Pubsub):
         self.counter = time.time_ns()  # seqnos never repeat across restarts (see above)
         self.peer_queues = _SizedQueues(queue_size)
         self._deliver = deliver
+        self._write_locks: weakref.WeakKeyDictionary[INetStream, trio.Lock] = (
+            weakref.WeakKeyDictionary())
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            return await super().write_msg(stream, rpc_msg)
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         self._deliver(publish_message)
