@@ -9,17 +9,24 @@ from dataclasses import replace
 
 from wekacoin.chain.accounts import credit, process_stake_agenda
 from wekacoin.chain.context import BlockContext
-from wekacoin.chain.errors import BlockError, InvalidBlockTx, StateRootMismatch, TxError
+from wekacoin.chain.errors import (
+    BadSignature,
+    BlockError,
+    InvalidBlockTx,
+    StateRootMismatch,
+    TxError,
+)
 from wekacoin.chain.rankings import process_rankings
 from wekacoin.chain.settlement import process_settlements
 from wekacoin.chain.state import State
 from wekacoin.chain.storage import process_storage_epoch
 from wekacoin.chain.tasks import process_task_deadlines
-from wekacoin.chain.transactions import apply_tx, verify_tx
+from wekacoin.chain.transactions import apply_tx, unchecked_tx
+from wekacoin.crypto.parallel import SignatureChecks
 from wekacoin.types.block import Block, BlockHeader, BlockMeta, block_hash
 from wekacoin.types.codec import hash_of
 from wekacoin.types.primitives import Hash, Height, Millis, PublicKey
-from wekacoin.types.tx import Tx, VerifiedTx
+from wekacoin.types.tx import Tx, VerifiedTx, id_signing_message
 
 _TX_ROOT_DOMAIN = b"wekacoin/tx-root/v1"
 
@@ -39,20 +46,32 @@ def apply_block(state: State, block: Block) -> State:
     header = block.header
     _check_header(state, block)
     new = state.child()
+    # The signatures are checked on the other cores while this thread applies the block to a
+    # child state (thrown away unless every signature holds). The outcome is the serial one:
+    # a bad signature is reported first, at its lowest index, whatever the rules say.
     genesis_hash = state.config.genesis_hash
-    vtxs = []
-    for i, tx in enumerate(block.txs):
-        try:
-            vtxs.append(verify_tx(tx, genesis_hash))
-        except TxError as e:
-            raise InvalidBlockTx(i, e) from None
-    execute_block(new, header.height, header.seed, header.proposer, vtxs, block.meta)
-    root = new.root()
-    if root != header.state_root:
-        raise StateRootMismatch(
-            f"block {header.height} claims state root {header.state_root.hex()}, "
-            f"applying it gives {root.hex()}"
-        )
+    checks = SignatureChecks([
+        (tx.unsigned.sender, id_signing_message(genesis_hash, tx.id), tx.signature)
+        for tx in block.txs
+    ])
+    error: BlockError | None = None
+    try:
+        vtxs = [unchecked_tx(tx) for tx in block.txs]
+        execute_block(new, header.height, header.seed, header.proposer, vtxs, block.meta)
+        root = new.root()
+        if root != header.state_root:
+            error = StateRootMismatch(
+                f"block {header.height} claims state root {header.state_root.hex()}, "
+                f"applying it gives {root.hex()}"
+            )
+    except BlockError as e:
+        error = e
+    finally:
+        bad = checks.first_failure()
+    if bad is not None:
+        raise InvalidBlockTx(bad, BadSignature("the signature does not match the sender's key"))
+    if error is not None:
+        raise error
     new.block_hash = block_hash(header)
     return new
 

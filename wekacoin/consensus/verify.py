@@ -4,12 +4,14 @@ Everything is checked against a `RoundContext`, the ledger tip that the round ex
 seed draws the committees, its weights (stake lagging `stake_lookback` blocks) and total stake
 weigh them. The functions are pure; `Verifier` puts caches in front of them, keyed by message
 and tip, so that a node (or every node of a simulation sharing one `Verifier`) checks a
-message once: an ECVRF verification costs about eight signature verifications.
+message once: an ECVRF verification costs about eight signature verifications. A batch, such
+as a certificate's votes, is checked on every core (`verify_votes`, `Verifier.check_votes`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,6 +34,7 @@ from wekacoin.consensus.messages import (
     vote_signing_message,
 )
 from wekacoin.crypto.keys import verify_signature
+from wekacoin.crypto.parallel import parallel_map
 from wekacoin.errors import WekaError
 from wekacoin.sortition import (
     Role,
@@ -110,6 +113,43 @@ def check_vote_signature(uv: UnverifiedVote, genesis_hash: bytes) -> None:
 
 
 def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
+    return _verify_vote_proofs(uv, _vote_draw(uv, ctx), ctx.genesis_hash)
+
+
+def verify_votes(uvs: Sequence[UnverifiedVote], ctx: RoundContext) -> list[Vote | InvalidVote]:
+    """`verify_vote` of each vote, the signatures and credentials checked on every core: each
+    entry is the Vote, or the InvalidVote that `verify_vote` raises for it."""
+    def proofs(item: tuple[UnverifiedVote, _Draw | InvalidVote]) -> Vote | InvalidVote:
+        uv, draw = item
+        if isinstance(draw, InvalidVote):
+            return draw
+        try:
+            return _verify_vote_proofs(uv, draw, ctx.genesis_hash)
+        except InvalidVote as e:
+            return e
+
+    # The ledger is read here, in this thread; the other threads see only bytes and numbers.
+    draws: list[_Draw | InvalidVote] = []
+    for uv in uvs:
+        try:
+            draws.append(_vote_draw(uv, ctx))
+        except InvalidVote as e:
+            draws.append(e)
+    return parallel_map(proofs, list(zip(uvs, draws, strict=True)), min_chunk=2)
+
+
+@dataclass(frozen=True, slots=True)
+class _Draw:
+    """What the ledger says about a vote: the voter's weight and its committee's lottery."""
+
+    weight: int
+    total: int
+    tau: int
+    alpha: bytes
+
+
+def _vote_draw(uv: UnverifiedVote, ctx: RoundContext) -> _Draw:
+    """The checks of a vote against the ledger, before its proofs."""
     b = uv.body
     params = ctx.params
     if b.round != ctx.round or b.prev_hash != ctx.prev_hash:
@@ -119,11 +159,17 @@ def verify_vote(uv: UnverifiedVote, ctx: RoundContext) -> Vote:
     weight = ctx.state.get_weight(b.voter)
     if weight == 0:
         raise InvalidVote("the voter has no stake")
-    if not verify_signature(b.voter, vote_signing_message(ctx.genesis_hash, b), uv.signature):
-        raise InvalidVote("bad signature")
     role, tau, _ = step_committee(params, b.step)
     alpha = sortition_alpha(ctx.state.tip.seed, role, b.round, b.period, b.step)
-    seat = verify(b.voter, b.credential, alpha, weight, ctx.state.tip.total_weight, tau)
+    return _Draw(weight, ctx.state.tip.total_weight, tau, alpha)
+
+
+def _verify_vote_proofs(uv: UnverifiedVote, draw: _Draw, genesis_hash: bytes) -> Vote:
+    """The signature, then the credential: pure, so any thread may run it."""
+    b = uv.body
+    if not verify_signature(b.voter, vote_signing_message(genesis_hash, b), uv.signature):
+        raise InvalidVote("bad signature")
+    seat = verify(b.voter, b.credential, draw.alpha, draw.weight, draw.total, draw.tau)
     if seat is None:
         raise InvalidVote("the credential does not select the voter")
     return Vote(uv, seat.subusers, seat.output)
@@ -238,18 +284,39 @@ class Verifier:
             try:
                 result = compute()
             except WekaError as e:
-                failures = self._failures.get(tip, 0)
-                if failures >= FAILURES_PER_TIP:
+                result = self._refusal(tip, e)
+                if result is None:
                     raise
-                self._failures[tip] = failures + 1
-                result = _Refusal(type(e), str(e))
             cache[(kind, key)] = result
         if isinstance(result, _Refusal):
             raise result.error()
         return result
 
+    def _refusal(self, tip: bytes, error: WekaError) -> _Refusal | None:
+        """The failure to cache, or None past FAILURES_PER_TIP for this tip."""
+        failures = self._failures.get(tip, 0)
+        if failures >= FAILURES_PER_TIP:
+            return None
+        self._failures[tip] = failures + 1
+        return _Refusal(type(error), str(error))
+
     def vote(self, uv: UnverifiedVote, ctx: RoundContext) -> Vote:
         return self._memo("vote", ctx.prev_hash, uv, lambda: verify_vote(uv, ctx))
+
+    def check_votes(self, uvs: Sequence[UnverifiedVote], ctx: RoundContext) -> None:
+        """Verify at once, on every core, the votes not cached for this tip, and cache each
+        outcome, so that `vote` answers them from the cache (a certificate's votes)."""
+        cache = self._cache(ctx.prev_hash)
+        fresh = list(dict.fromkeys(uv for uv in uvs if ("vote", uv) not in cache))
+        for uv, result in zip(fresh, verify_votes(fresh, ctx), strict=True):
+            self.counts["vote"] += 1
+            if isinstance(result, InvalidVote):
+                refusal = self._refusal(ctx.prev_hash, result)
+                if refusal is None:
+                    continue  # not kept: `vote` checks it again and raises
+                cache[("vote", uv)] = refusal
+            else:
+                cache[("vote", uv)] = result
 
     def proposal_priority(self, up: UnverifiedProposal, ctx: RoundContext) -> bytes:
         return self._memo("credential", ctx.prev_hash, up,
@@ -290,6 +357,7 @@ def verify_certificate(
     empty_hash = verifier.empty_block(ctx)[0].hash
     if not is_terminating(cert.step, cert.value, empty_hash):
         raise InvalidCertificate(f"a quorum in step {cert.step} decides nothing")
+    verifier.check_votes(cert.votes, ctx)
     voters = set()
     weight = 0
     for uv in cert.votes:

@@ -1,4 +1,9 @@
 """Types of the C extension built from csrc/ecvrf.c (see setup.py); docs in wekacoin.crypto.vrf."""
 
+from collections.abc import Sequence
+
 def verify(pk: bytes, pi: bytes, alpha: bytes, /) -> bytes | None: ...
 def proof_to_hash(pi: bytes, /) -> bytes | None: ...
+def verify_signatures(
+    crypto_sign_open: int, items: Sequence[tuple[bytes, bytes, bytes]], /
+) -> bytes: ...
