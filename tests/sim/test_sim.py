@@ -37,6 +37,23 @@ def test_one_seed_reproduces_a_run_exactly():
     assert Simulation(adversarial(4)).run().commits != a.commits
 
 
+def test_an_observer_hosts_one_user_and_pays_only_for_what_it_verifies():
+    """Node 0 as an observer: one user, its own verification cache, its CPU apart. It checks
+    each vote at most once and skips votes whose step is over, so it verifies fewer votes
+    than the network holds, yet enough to decide every round with the others."""
+    config = SimConfig(seed=2, nodes=6, users=60, target_height=3, observer=True)
+    sim = Simulation(config)
+    assert [len(n.keys) for n in sim.nodes] == [1, 12, 12, 12, 12, 11]
+    assert len({k.public_key for n in sim.nodes for k in n.keys}) == 60
+    result = sim.run()
+    assert not check(result, config) and result.final_heights[0] >= 3
+    mine, everyone = result.observer_verifications["vote"], result.verifications["vote"]
+    assert 0 < mine < everyone
+    assert 0 < result.observer_cpu_seconds < result.cpu_seconds
+    plain = Simulation(dataclasses.replace(config, observer=False))
+    assert [len(n.keys) for n in plain.nodes] == [10] * 6
+
+
 def test_the_common_case_takes_four_steps_and_is_final():
     result = run_checked(SimConfig(seed=1, nodes=7, target_height=6))
     assert set(result.steps) == {4}

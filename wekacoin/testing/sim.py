@@ -93,6 +93,11 @@ class SimConfig:
     (set it to the heal of a partition to measure liveness after it)."""
     competition: Competition | None = None
     """A competition to run through the chain, or None."""
+    observer: bool = False
+    """Make node 0 an observer to measure what one node pays: it hosts one user (the others
+    are spread over the other nodes), verifies with a `Verifier` of its own rather than the
+    one the rest share, and the CPU time of its driver core is measured apart
+    (`SimResult.observer_cpu_seconds`)."""
 
 
 class SimNode:
@@ -166,6 +171,10 @@ class SimResult:
     honest_equivocations: int = 0
     """Two different values signed by an honest node for one (voter, round, period, step)."""
     honest_nodes: list[int] = field(default_factory=list)
+    observer_cpu_seconds: float = 0.0
+    """With `SimConfig.observer`: CPU time of node 0's driver core (its own sortition,
+    signing, the verifications it asked for, counting, blocks)."""
+    observer_verifications: dict[str, int] = field(default_factory=dict)
 
     def first_commits_after(self, t: int) -> dict[int, int]:
         """Honest node -> time of its first commit at or after `t` (nodes that never did are
@@ -190,6 +199,8 @@ class Simulation:
         """(time, sequence, node, node's epoch, kind, payload), in time then sending order."""
         self._seq = 0
         self.verifier = Verifier()
+        self.observer_verifier = Verifier() if config.observer else self.verifier
+        self.observer_cpu = 0.0
         users = config.users or config.nodes
         keys = [_user_key(config.seed, i) for i in range(users)]
         extra = config.competition.accounts() if config.competition else []
@@ -203,7 +214,7 @@ class Simulation:
         for i in range(config.nodes):
             ledger = MemoryLedger(self.genesis, self._commit_listener(i))
             behaviour = config.behaviours.get(i, Behaviour())
-            self.nodes.append(SimNode(i, keys[i::config.nodes], behaviour, ledger))
+            self.nodes.append(SimNode(i, _hosted(keys, i, config), behaviour, ledger))
         self.final_at: dict[int, bytes] = {}
         self.conflicting_final = 0
         self.commits: list[tuple[int, int, int, bool, int]] = []
@@ -249,6 +260,8 @@ class Simulation:
             verifications=dict(self.verifier.counts), settled=self.settled,
             honest_equivocations=self.honest_equivocations,
             honest_nodes=[n.index for n in honest if n.up],
+            observer_cpu_seconds=self.observer_cpu,
+            observer_verifications=dict(self.observer_verifier.counts),
         )
 
     def _done(self) -> bool:
@@ -271,7 +284,8 @@ class Simulation:
         node.up = True
         node.ledger.restart()
         ports = SimPorts(self, node)
-        node.core = DriverCore(Player(node.keys, self.verifier), node.ledger, ports, ports,
+        verifier = self.observer_verifier if node.index == 0 else self.verifier
+        node.core = DriverCore(Player(node.keys, verifier), node.ledger, ports, ports,
                                lambda: self.now)
         self._drive(node, node.core.start)
 
@@ -306,7 +320,12 @@ class Simulation:
     def _drive(self, node: SimNode, step: Callable[[], object]) -> None:
         """Run one input through the node's core, then send what it said, as one bundle,
         and arm its timer."""
-        step()
+        if node.index == 0 and self.config.observer:
+            start = time.process_time()
+            step()
+            self.observer_cpu += time.process_time() - start
+        else:
+            step()
         if node.outbox:
             outgoing, node.outbox = node.outbox, []
             if not node.behaviour.byzantine:
@@ -420,6 +439,16 @@ def _received(message: Message, now: int) -> Event:
     if isinstance(message, UnverifiedProposal):
         return ProposalReceived(message, now)
     return RankingReceived(message, now)
+
+
+def _hosted(keys: list[KeyPair], index: int, config: SimConfig) -> list[KeyPair]:
+    """The users node `index` hosts: round-robin, or with an observer, one on node 0 and the
+    rest round-robin over the others."""
+    if not config.observer:
+        return keys[index::config.nodes]
+    if index == 0:
+        return keys[:1]
+    return keys[index::config.nodes - 1] if config.nodes > 1 else []
 
 
 def _user_key(seed: int, i: int) -> KeyPair:
