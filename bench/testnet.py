@@ -1,11 +1,11 @@
-"""A 4-validator localhost testnet under a steady transfer load.
+"""A localhost testnet of validators (4, or `--nodes N`) under a steady transfer load.
 
 Four wallets each send transfers at a steady rate to the nodes' RPC (round robin); a watcher
 polls a node for new blocks. Prints the latency from submitting a transfer to its block being
 committed (FINAL) on that node, blocks per minute, and how long votes take to reach the other
 nodes (from each node's record of votes sent and received, on one machine's clock).
 
-    python bench/testnet.py [--quick] [--seconds S] [--rate TX_PER_S]
+    python bench/testnet.py [--quick] [--nodes N] [--seconds S] [--rate TX_PER_S]
 
 RESULT tx_final_p50_s, tx_final_p95_s, vote_propagation_p50_ms, vote_propagation_p99_ms.
 """
@@ -99,12 +99,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20 s of load (under a minute)")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rate", type=float, default=8.0, help="transfers per second in total")
+    parser.add_argument("--nodes", type=int, default=4, help="validator processes (default 4)")
     args = parser.parse_args()
     seconds = args.seconds or (20.0 if args.quick else 90.0)
     root = Path(tempfile.mkdtemp(prefix="wekacoin-bench-testnet-"))
     nodes: list[NodeProcess] = []
     try:
-        tn.generate(root, 4)
+        tn.generate(root, args.nodes)
         nodes = tn.processes(root)
         start_all(nodes, wait=False)
         tn.wait_until_producing(nodes, height=3, timeout=120)
@@ -141,6 +142,7 @@ def main() -> None:
         span = heights[-1][0] - heights[0][0] if len(heights) > 1 else 0
         blocks = heights[-1][1] - heights[0][1] if len(heights) > 1 else 0
         delays = vote_delays(rpcs)
+        print(f"validators: {args.nodes}, load: {args.rate:g} transfers/s for {seconds:g} s")
         print(f"transfers: {len(submitted)} submitted, {len(latencies)} committed, {missing} not")
         print(f"blocks: {blocks} in {span:.1f} s = {60 * blocks / span:.1f} per minute; "
               f"{sum(finals)}/{len(finals)} FINAL")

@@ -79,7 +79,7 @@ def test_sigkilled_validator_restarts_catches_up_and_votes(network: NodeGroup) -
     killed_at = victim.height()
     assert victim.kill() == -9
     # three of four validators hold more than the step threshold of stake: blocks go on
-    behind = network.wait_for_blocks(20, others, timeout=90)
+    behind = network.wait_for_blocks(8, others, timeout=90)
     marks = network.log_marks()
     victim.start()
     top = network.sync_all(timeout=90)
@@ -95,14 +95,14 @@ def test_sigkilled_validator_restarts_catches_up_and_votes(network: NodeGroup) -
 
 
 def test_frozen_validator_resumes_in_step(network: NodeGroup) -> None:
-    """A validator stopped (SIGSTOP) for ten blocks, as a long GC pause or a suspended VM
+    """A validator stopped (SIGSTOP) for five blocks, as a long GC pause or a suspended VM
     would: resumed, it sees the others' votes for later rounds, syncs, and is in step."""
     victim = network.nodes[1]
     others = [n for n in network.nodes if n is not victim]
     marks = network.log_marks()
     victim.pause()
     try:
-        behind = network.wait_for_blocks(10, others, timeout=60)
+        behind = network.wait_for_blocks(5, others, timeout=60)
     finally:
         victim.resume()
     network.wait_for_height(behind, [victim], timeout=30)
@@ -125,7 +125,7 @@ def test_follower_started_after_50_blocks_syncs_from_genesis(network: NodeGroup)
         # and it follows, in step: a node left a round behind cannot finish that round from
         # gossip, so it must sync again at once, not when its peers next announce their tips
         lags: list[int] = []
-        end = max(network.heights(validators).values()) + 15
+        end = max(network.heights(validators).values()) + 8
 
         def validators_at_end() -> bool:
             top = max(network.heights(validators).values())

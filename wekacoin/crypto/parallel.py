@@ -138,47 +138,44 @@ def parallel_map(check: Callable[[T], R], items: Sequence[T], *, min_chunk: int 
 _SIGN_OPEN = int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "crypto_sign_open")))
 """The address of the libsodium function PyNaCl calls for one signature."""
 
-SIGNATURES_PER_CHUNK = 64
-"""About 3 ms of work: enough to hide the cost of a future, small enough to share well."""
+MIN_SHARED_SIGNATURES = 16
+"""Fewer signatures than this are checked in the calling thread: not worth a pool task."""
 
 
 def verify_signatures(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """`[verify_signature(pk, message, signature) for ...]` in one call without the GIL, on
     this thread."""
-    return [flag == 1 for flag in _ecvrf.verify_signatures(_SIGN_OPEN, items)]
+    batch = _ecvrf.SignatureBatch(_SIGN_OPEN, items)
+    batch.run()
+    return [flag == 1 for flag in batch.flags()]
 
 
 class SignatureChecks:
     """Ed25519 checks started on the pool's threads, to run while the caller does other work;
-    `first_failure()` then finishes them (in this thread too) and answers which failed first.
+    `first_failure()` then joins them (this thread takes whatever is left) and answers which
+    failed first.
 
         checks = SignatureChecks([(public_key, message, signature), ...])
         ...  # the rest of the work, in this thread
         bad = checks.first_failure()  # the lowest failing index, or None
+
+    Each thread makes one call into C that takes the next unchecked signature until none is
+    left, so the threads share the work whatever the machine's load, and none of them waits
+    for the GIL between signatures.
     """
 
     def __init__(self, items: Sequence[tuple[bytes, bytes, bytes]]) -> None:
-        self._items = list(items)
-        n = len(self._items)
-        self._bounds = [(lo, min(lo + SIGNATURES_PER_CHUNK, n))
-                        for lo in range(0, n, SIGNATURES_PER_CHUNK)]
-        pool = _get_pool() if len(self._bounds) > 1 else None
-        self._futures: list[Future[bytes]] | None = None
+        self._batch = _ecvrf.SignatureBatch(_SIGN_OPEN, items)
+        pool = _get_pool() if len(items) >= MIN_SHARED_SIGNATURES else None
+        self._futures: list[Future[int]] = []
         if pool is not None:
-            self._futures = [pool.submit(self._run, k) for k in range(len(self._bounds))]
-
-    def _run(self, k: int) -> bytes:
-        lo, hi = self._bounds[k]
-        return _ecvrf.verify_signatures(_SIGN_OPEN, self._items[lo:hi])
+            self._futures = [pool.submit(self._batch.run) for _ in range(get_workers())]
 
     def first_failure(self) -> int | None:
         """The lowest index whose signature is invalid, or None if all are valid."""
-        flags = bytearray()
-        for k in range(len(self._bounds)):
-            future = self._futures[k] if self._futures is not None else None
-            if future is None or future.cancel():
-                flags += self._run(k)  # not started by a worker: run it here
-            else:
-                flags += future.result()
-        bad = flags.find(0)
+        self._batch.run()
+        for future in self._futures:
+            if not future.cancel():
+                future.result()
+        bad = self._batch.flags().find(0)
         return None if bad < 0 else bad

@@ -8,6 +8,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ed25519.h"
@@ -154,82 +156,159 @@ static PyObject *py_proof_to_hash(PyObject *module, PyObject *args) {
 /* --- Ed25519 signatures in batches, through libsodium ------------------------------------- */
 
 /* libsodium's crypto_sign_open, the very function PyNaCl calls for one signature (its address
- * comes from PyNaCl's compiled module): the batch accepts exactly what one call accepts. */
+ * comes from PyNaCl's compiled module): a batch accepts exactly what one call accepts. */
 typedef int (*sign_open_fn)(unsigned char *m, unsigned long long *mlen_p,
                             const unsigned char *sm, unsigned long long smlen,
                             const unsigned char *pk);
 
 #define SIG_BYTES 64
 
-static PyObject *py_verify_signatures(PyObject *module, PyObject *args) {
+/* SignatureBatch: the items, a shared cursor and one flag per item. Any number of threads may
+ * call run() at once: each takes the next unchecked item until none is left, without the GIL,
+ * so one call per thread does all its share and never waits for the interpreter. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *items;           /* the tuple of (pk, message, signature), keeps the bytes alive */
+    sign_open_fn open_fn;
+    Py_ssize_t n, longest;
+    const unsigned char **pks, **msgs, **sigs;
+    Py_ssize_t *lens;
+    unsigned char *ok;
+    atomic_size_t next;
+    atomic_size_t done;
+} SignatureBatch;
+
+static void batch_dealloc(SignatureBatch *self) {
+    PyMem_Free(self->pks);
+    PyMem_Free(self->msgs);
+    PyMem_Free(self->sigs);
+    PyMem_Free(self->lens);
+    PyMem_Free(self->ok);
+    Py_XDECREF(self->items);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *batch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     unsigned long long address;
-    PyObject *items, *fast = NULL, *result = NULL;
-    const unsigned char **pks = NULL, **msgs = NULL, **sigs = NULL;
-    Py_ssize_t *lens = NULL, n, i, longest = 0;
-    unsigned char *ok = NULL, *sm = NULL, *m = NULL;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "KO:verify_signatures", &address, &items)) return NULL;
+    PyObject *items;
+    SignatureBatch *self;
+    Py_ssize_t i, n;
+    static char *kwlist[] = {"crypto_sign_open", "items", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KO:SignatureBatch", kwlist, &address, &items))
+        return NULL;
     if (address == 0) {
-        PyErr_SetString(PyExc_ValueError, "verify_signatures: no crypto_sign_open address");
+        PyErr_SetString(PyExc_ValueError, "SignatureBatch: no crypto_sign_open address");
         return NULL;
     }
-    fast = PySequence_Fast(items, "verify_signatures: items must be a sequence");
-    if (fast == NULL) return NULL;
-    n = PySequence_Fast_GET_SIZE(fast);
-    pks = PyMem_Calloc((size_t)n + 1, sizeof *pks);
-    msgs = PyMem_Calloc((size_t)n + 1, sizeof *msgs);
-    sigs = PyMem_Calloc((size_t)n + 1, sizeof *sigs);
-    lens = PyMem_Calloc((size_t)n + 1, sizeof *lens);
-    ok = PyMem_Calloc((size_t)n + 1, 1);
-    if (!pks || !msgs || !sigs || !lens || !ok) { PyErr_NoMemory(); goto done; }
-    /* Only bytes (immutable, kept alive by `fast`), so nothing changes while the GIL is out. */
+    self = (SignatureBatch *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->open_fn = (sign_open_fn)(uintptr_t)address;
+    self->items = PySequence_Tuple(items);
+    if (self->items == NULL) goto fail;
+    n = self->n = PyTuple_GET_SIZE(self->items);
+    self->pks = PyMem_Calloc((size_t)n + 1, sizeof *self->pks);
+    self->msgs = PyMem_Calloc((size_t)n + 1, sizeof *self->msgs);
+    self->sigs = PyMem_Calloc((size_t)n + 1, sizeof *self->sigs);
+    self->lens = PyMem_Calloc((size_t)n + 1, sizeof *self->lens);
+    self->ok = PyMem_Calloc((size_t)n + 1, 1);
+    if (!self->pks || !self->msgs || !self->sigs || !self->lens || !self->ok) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    atomic_init(&self->next, 0);
+    atomic_init(&self->done, 0);
+    /* Only bytes (immutable, kept alive by self->items), so nothing changes meanwhile. */
     for (i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i), *pk, *msg, *sig;
+        PyObject *item = PyTuple_GET_ITEM(self->items, i), *pk, *msg, *sig;
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
             PyErr_SetString(PyExc_TypeError,
-                            "verify_signatures: each item is (public_key, message, signature)");
-            goto done;
+                            "SignatureBatch: each item is (public_key, message, signature)");
+            goto fail;
         }
         pk = PyTuple_GET_ITEM(item, 0);
         msg = PyTuple_GET_ITEM(item, 1);
         sig = PyTuple_GET_ITEM(item, 2);
         if (!PyBytes_Check(pk) || !PyBytes_Check(msg) || !PyBytes_Check(sig)) {
-            PyErr_SetString(PyExc_TypeError, "verify_signatures: keys, messages and "
-                                             "signatures are bytes");
-            goto done;
+            PyErr_SetString(PyExc_TypeError,
+                            "SignatureBatch: keys, messages and signatures are bytes");
+            goto fail;
         }
         if (PyBytes_GET_SIZE(pk) != PK_BYTES || PyBytes_GET_SIZE(sig) != SIG_BYTES) continue;
-        pks[i] = (const unsigned char *)PyBytes_AS_STRING(pk);
-        msgs[i] = (const unsigned char *)PyBytes_AS_STRING(msg);
-        sigs[i] = (const unsigned char *)PyBytes_AS_STRING(sig);
-        lens[i] = PyBytes_GET_SIZE(msg);
-        if (lens[i] > longest) longest = lens[i];
+        self->pks[i] = (const unsigned char *)PyBytes_AS_STRING(pk);
+        self->msgs[i] = (const unsigned char *)PyBytes_AS_STRING(msg);
+        self->sigs[i] = (const unsigned char *)PyBytes_AS_STRING(sig);
+        self->lens[i] = PyBytes_GET_SIZE(msg);
+        if (self->lens[i] > self->longest) self->longest = self->lens[i];
     }
-    sm = PyMem_Malloc((size_t)longest + SIG_BYTES);
-    m = PyMem_Malloc((size_t)longest + SIG_BYTES);
-    if (!sm || !m) { PyErr_NoMemory(); goto done; }
-    Py_BEGIN_ALLOW_THREADS
-    sign_open_fn open_fn = (sign_open_fn)(uintptr_t)address;
-    for (i = 0; i < n; i++) {
-        unsigned long long mlen;
-        if (pks[i] == NULL) continue;  /* wrong length: refused, as verify_signature does */
-        memcpy(sm, sigs[i], SIG_BYTES);
-        memcpy(sm + SIG_BYTES, msgs[i], (size_t)lens[i]);
-        ok[i] = open_fn(m, &mlen, sm, (unsigned long long)lens[i] + SIG_BYTES, pks[i]) == 0;
-    }
-    Py_END_ALLOW_THREADS
-    result = PyBytes_FromStringAndSize((const char *)ok, n);
-done:
-    PyMem_Free(pks);
-    PyMem_Free(msgs);
-    PyMem_Free(sigs);
-    PyMem_Free(lens);
-    PyMem_Free(ok);
-    PyMem_Free(sm);
-    PyMem_Free(m);
-    Py_DECREF(fast);
-    return result;
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
 }
+
+static PyObject *batch_run(SignatureBatch *self, PyObject *unused) {
+    unsigned char *sm, *m;
+    size_t checked = 0, n = (size_t)self->n;
+    (void)unused;
+    sm = PyMem_RawMalloc((size_t)self->longest + SIG_BYTES);
+    m = PyMem_RawMalloc((size_t)self->longest + SIG_BYTES);
+    if (!sm || !m) {
+        PyMem_RawFree(sm);
+        PyMem_RawFree(m);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        size_t i = atomic_fetch_add(&self->next, 1);
+        unsigned long long mlen;
+        if (i >= n) break;
+        if (self->pks[i] != NULL) {  /* wrong lengths stay refused, as verify_signature does */
+            memcpy(sm, self->sigs[i], SIG_BYTES);
+            memcpy(sm + SIG_BYTES, self->msgs[i], (size_t)self->lens[i]);
+            self->ok[i] = self->open_fn(m, &mlen, sm,
+                                        (unsigned long long)self->lens[i] + SIG_BYTES,
+                                        self->pks[i]) == 0;
+        }
+        checked++;
+    }
+    atomic_fetch_add(&self->done, checked);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(sm);
+    PyMem_RawFree(m);
+    return PyLong_FromSize_t(checked);
+}
+
+static PyObject *batch_flags(SignatureBatch *self, PyObject *unused) {
+    (void)unused;
+    if (atomic_load(&self->done) != (size_t)self->n) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "SignatureBatch.flags: some items are unchecked or still being checked");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)self->ok, self->n);
+}
+
+static PyMethodDef batch_methods[] = {
+    {"run", (PyCFunction)batch_run, METH_NOARGS,
+     "run() -> int: check items no thread has taken yet, until none is left, without the GIL; "
+     "the number this call checked. Any number of threads may run at once."},
+    {"flags", (PyCFunction)batch_flags, METH_NOARGS,
+     "flags() -> bytes: one byte per item, 1 if libsodium's crypto_sign_open accepts "
+     "signature || message under the key, 0 if not (wrong lengths included). RuntimeError "
+     "until every item has been checked."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SignatureBatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wekacoin.crypto._ecvrf.SignatureBatch",
+    .tp_basicsize = sizeof(SignatureBatch),
+    .tp_dealloc = (destructor)batch_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "SignatureBatch(crypto_sign_open_address, [(pk, message, signature), ...])",
+    .tp_methods = batch_methods,
+    .tp_new = batch_new,
+};
 
 static PyMethodDef methods[] = {
     {"verify", py_verify, METH_VARARGS,
@@ -238,15 +317,16 @@ static PyMethodDef methods[] = {
     {"proof_to_hash", py_proof_to_hash, METH_VARARGS,
      "proof_to_hash(pi) -> beta (64 bytes), or None if pi is malformed (wrong length, Gamma not a "
      "curve point, s >= L). Does not verify the proof."},
-    {"verify_signatures", py_verify_signatures, METH_VARARGS,
-     "verify_signatures(crypto_sign_open_address, [(pk, message, signature), ...]) -> bytes, one "
-     "byte per item: 1 if libsodium's crypto_sign_open accepts signature || message under pk, "
-     "0 if not (including wrong lengths). Runs without the GIL."},
     {NULL, NULL, 0, NULL},
 };
 
 static int exec_module(PyObject *module) {
-    (void)module;
+    if (PyType_Ready(&SignatureBatchType) < 0) return -1;
+    Py_INCREF(&SignatureBatchType);
+    if (PyModule_AddObject(module, "SignatureBatch", (PyObject *)&SignatureBatchType) < 0) {
+        Py_DECREF(&SignatureBatchType);
+        return -1;
+    }
     if (ed25519_init() != 0) {
         PyErr_SetString(PyExc_ImportError,
                         "wekacoin.crypto._ecvrf: edwards25519 self-check failed (miscompiled?)");
