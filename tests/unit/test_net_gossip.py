@@ -228,3 +228,80 @@ def test_two_large_rpcs_written_at_once_to_one_peer_arrive_whole() -> None:
             assert a.peer_id in peer_ids(b)
 
     run_net_test(scenario)
+
+
+def test_a_peers_record_is_verified_once_not_with_every_message(monkeypatch) -> None:
+    """Every RPC carries the sender's signed peer record; the receiver checks it the first
+    time and accepts the same bytes again without another signature check. Anything else
+    (another record, garbage) still goes through libp2p's check, and a refusal is not kept."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from wekacoin.net import gossip
+
+    checked: list[bytes] = []
+    library = gossip.maybe_consume_signed_record
+
+    def counting(msg, host, peer_id):  # type: ignore[no-untyped-def]
+        checked.append(msg.senderRecord)
+        return library(msg, host, peer_id)
+
+    monkeypatch.setattr(gossip, "maybe_consume_signed_record", counting)
+    gossip._accepted_records.clear()
+
+    async def scenario() -> None:
+        a, b = Network(net_config(42)), Network(net_config(43))
+        async with running(a, b):
+            await b.connect(a.listen_addrs()[0])
+            await wait_for_mesh([a, b], Topic.TX)
+            before = len(checked)
+            for i in range(40):
+                await a.publish(Topic.TX, b"tx %d" % i)
+            with trio.fail_after(15):
+                for _ in range(40):
+                    await b.messages(Topic.TX).receive()
+            assert len(checked) - before <= 2, "each RPC's record was verified again"
+            # garbage is checked each time and never taken for a known record
+            from libp2p.peer.id import ID
+
+            rpc = rpc_pb2.RPC(senderRecord=b"not an envelope")
+            sender = ID.from_base58(a.peer_id)
+            for _ in range(2):
+                assert gossip._consume_sender_record(rpc, b._host, sender) is False
+            assert checked[-2:] == [b"not an envelope"] * 2
+
+    run_net_test(scenario)
+
+
+def test_idontwant_goes_out_for_large_messages_only() -> None:
+    """A notice for a 300-byte vote costs what the duplicate would; go-libp2p sends IDONTWANT
+    from 1 KiB up, and so do we."""
+    async def scenario() -> None:
+        nets = [Network(net_config(44 + i)) for i in range(3)]
+        async with running(*nets):
+            a, b, c = nets
+            for n in (b, c):
+                await n.connect(a.listen_addrs()[0])
+            await b.connect(c.listen_addrs()[0])
+            await wait_for_mesh(nets, Topic.PROPOSAL)
+            sent: list[int] = []
+            router = a._gossip.router
+            original = router.emit_idontwant
+
+            async def counting(msg_ids, to_peer):  # type: ignore[no-untyped-def]
+                sent.append(len(msg_ids))
+                await original(msg_ids, to_peer)
+
+            router.emit_idontwant = counting  # type: ignore[method-assign]
+            for size, data in ((300, b"v" * 300), (4096, b"b" * 4096)):
+                before = len(sent)
+                await b.publish(Topic.PROPOSAL, data)
+                with trio.fail_after(15):
+                    got = await a.messages(Topic.PROPOSAL).receive()
+                assert got.data == data
+                await trio.sleep(0.2)  # the notices go out right after the relay
+                if size < 1024:
+                    assert len(sent) == before
+                else:
+                    assert len(sent) > before
+
+    run_net_test(scenario)

@@ -24,6 +24,14 @@ py-libp2p 0.8.1 defaults that lose messages or misbehave, and what this module d
   and yamux locks per window-sized chunk, not per write, so two RPCs over the flow-control
   window (256 KiB: blocks carrying storage proofs) interleave and the receiver resets the
   stream with a protobuf DecodeError -> one lock per stream around each whole RPC.
+- sender records: every RPC carries the sender's signed peer record, and the receiver checks
+  its signature and stores it each time (one Ed25519 verification per RPC, a sixth of a relay's
+  CPU) -> a record already accepted from that peer, byte for byte, is accepted again without
+  the check for `_RECORD_RECHECK_S`. And the sender rebuilds its own record for each RPC
+  (its addresses parsed, the cached envelope re-serialised) -> kept for `_OWN_RECORD_S`.
+- IDONTWANT (GossipSub 1.2) goes to every mesh peer for every message received, whatever its
+  size; for a 300-byte vote the notice costs as much as the duplicate it saves -> only for
+  messages of `IDONTWANT_MIN_BYTES` or more, go-libp2p's threshold.
 Kept: strict signing (origin authenticated), eclipse protection (prefers mesh peers on distinct
 IPs), mesh degree 6/4/12, IDONTWANT (GossipSub 1.2).
 """
@@ -36,15 +44,19 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.peer.id import ID
+from libp2p.peer.peerstore import env_to_send_in_RPC
+from libp2p.pubsub import gossipsub as _gossipsub_module
+from libp2p.pubsub import pubsub as _pubsub_module
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.utils import maybe_consume_signed_record
 
 from wekacoin.net.api import GossipMessage, Topic, Validator, Verdict, topic_name
 from wekacoin.net.config import GossipTuning, TopicLimits
@@ -53,6 +65,53 @@ from wekacoin.net.errors import MessageTooLargeError
 logger = logging.getLogger("wekacoin.net.gossip")
 
 _REMEMBERED_IDS = 16384  # forwarders of validated messages / delivered ids kept for dedup
+
+
+_RECORD_RECHECK_S = 600.0  # well inside the 2 h the peerstore keeps a consumed record
+_RECORDS_KEPT = 4096
+_accepted_records: OrderedDict[tuple[ID, bytes], float] = OrderedDict()
+
+
+def _consume_sender_record(msg: rpc_pb2.RPC, host: IHost, peer_id: ID) -> bool:
+    """libp2p's `maybe_consume_signed_record`, skipped for a record this peer sent before and
+    that passed (the same bytes: the same signature, the same verdict)."""
+    if not msg.HasField("senderRecord"):
+        return True
+    key = (peer_id, msg.senderRecord)
+    now = time.monotonic()
+    accepted_at = _accepted_records.get(key)
+    if accepted_at is not None and now - accepted_at < _RECORD_RECHECK_S:
+        return True
+    if not maybe_consume_signed_record(msg, host, peer_id):
+        return False
+    _accepted_records[key] = now
+    _accepted_records.move_to_end(key)
+    while len(_accepted_records) > _RECORDS_KEPT:
+        _accepted_records.popitem(last=False)
+    return True
+
+
+_OWN_RECORD_S = 5.0
+_own_records: weakref.WeakKeyDictionary[IHost, tuple[float, tuple[bytes, bool]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _own_record(host: IHost) -> tuple[bytes, bool]:
+    """libp2p's `env_to_send_in_RPC`, recomputed at most every `_OWN_RECORD_S` per host."""
+    now = time.monotonic()
+    cached = _own_records.get(host)
+    if cached is None or now - cached[0] >= _OWN_RECORD_S:
+        cached = _own_records[host] = (now, env_to_send_in_RPC(host))
+    return cached[1]
+
+
+# Both modules imported these functions by name; their RPC paths call these globals.
+_pubsub_module.maybe_consume_signed_record = _consume_sender_record
+_gossipsub_module.maybe_consume_signed_record = _consume_sender_record
+_pubsub_module.env_to_send_in_RPC = _own_record
+_gossipsub_module.env_to_send_in_RPC = _own_record
+
+IDONTWANT_MIN_BYTES = 1024
 
 
 def message_id(msg: rpc_pb2.Message) -> bytes:
@@ -107,6 +166,16 @@ class _GossipSub(GossipSub):
     """GossipSub that counts the messages its outbound queues drop, and says so."""
 
     dropped_messages = 0
+    _idontwant_worth = True
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        # Read by _emit_idontwant_for_message, which publish calls before its first await.
+        self._idontwant_worth = len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES
+        await super().publish(msg_forwarder, pubsub_msg)
+
+    async def _emit_idontwant_for_message(self, msg_id: bytes, topic_ids: Iterable[str]) -> None:
+        if self._idontwant_worth:
+            await super()._emit_idontwant_for_message(msg_id, topic_ids)
 
     def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
         if rpc.publish:

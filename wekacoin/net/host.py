@@ -4,12 +4,18 @@ and stream handlers that a misbehaving peer cannot use to stop the node.
 `new_host`'s default security list also offers TLS, SECIO and *plaintext*, so a peer could
 negotiate an unencrypted, unauthenticated connection; here Noise is the only choice and a
 dialer that cannot speak it fails negotiation. Mplex, the default fallback muxer, is left out.
+
+Yamux flow control: py-libp2p 0.8.1 by default sends a WINDOW_UPDATE frame after every read
+(`PY_YAMUX_RELEASE_ON_READ=1`), one extra encrypted write for each message received. Off, it
+sends one when half the window has been consumed, as go-yamux does: set here, for the process,
+unless the operator set it.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import weakref
 from collections.abc import Awaitable, Callable
@@ -46,6 +52,7 @@ def _reattach_libp2p_logs() -> None:
 
 
 _reattach_libp2p_logs()
+os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")  # read by yamux at each update
 
 
 def key_pair_from_seed(seed: bytes) -> KeyPair:
