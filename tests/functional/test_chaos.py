@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_a_short_fault_storm_loses_nothing_final_and_the_nodes_agree(tmp_path):
     partitions = unavailable() is None
     config = ChaosConfig(root=tmp_path / "chaos", seed=3, nodes=4, byzantine=("flood",),
-                         duration_s=45, competition=False, partitions=partitions,
+                         duration_s=35, competition=False, partitions=partitions,
                          partition_share=0.4)
     report = ChaosRun(config).run()
     assert not report.problems, report.problems
