@@ -5,9 +5,12 @@ publishes 200-byte votes stamped with the send time; the hub sees them after one
 other leaves after two. Then a leaf fetches a 1 MiB blob from the hub over a stream, several
 times. Reported, not asserted: the numbers depend on the machine and its load.
 
-    python bench/netprobe.py [--messages 300] [--rate 50] [--burst 200] [--fetches 10]
+    python bench/netprobe.py [--quick] [--messages 300] [--rate 50] [--burst 200] [--fetches 10]
 
-RESULT gossip_latency_ms p50/p99 (paced and burst), blob_1mib_ms median.
+Each phase prints a JSON line with its details, then:
+RESULT gossip_paced_p50_ms, gossip_paced_p99_ms, gossip_burst_p50_ms, gossip_burst_p99_ms
+(every delivery, one and two hops), gossip_lost (messages never delivered, both phases), and
+blob_1mib_ms (median fetch).
 """
 
 from __future__ import annotations
@@ -171,7 +174,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="paced messages per second")
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--fetches", type=int, default=10)
+    parser.add_argument("--quick", action="store_true",
+                        help="100 paced messages, a burst of 100, 3 fetches (under a minute)")
     args = parser.parse_args()
+    if args.quick:
+        args.messages, args.burst, args.fetches = 100, 100, 3
     if args.worker is not None:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
         trio.run(worker, args.worker, args.bootstrap)
@@ -185,12 +192,19 @@ def main() -> None:
             w.send("ready 1")
         for w in workers:
             w.expect("ready")
-        print(json.dumps(gossip_round(workers, "paced", args.messages, args.rate)))
-        print(json.dumps(gossip_round(workers, "burst", args.burst, 0.0)))
+        rounds = [gossip_round(workers, "paced", args.messages, args.rate),
+                  gossip_round(workers, "burst", args.burst, 0.0)]
+        for r in rounds:
+            print(json.dumps(r))
         workers[2].send(f"fetch {hub.up['peer']} {args.fetches}")
         ms = workers[2].expect("fetched", timeout=120)["ms"]
         print(json.dumps({"blob_1mib_ms_median": round(statistics.median(ms), 1),
                           "min": round(min(ms), 1), "max": round(max(ms), 1)}))
+        for r in rounds:
+            print(f"RESULT gossip_{r['tag']}_p50_ms {r['p50_ms']}")
+            print(f"RESULT gossip_{r['tag']}_p99_ms {r['p99_ms']}")
+        print(f"RESULT gossip_lost {sum(r['lost'] for r in rounds)}")
+        print(f"RESULT blob_1mib_ms {statistics.median(ms):.1f}")
     finally:
         for w in reversed(workers):  # leaves first: no re-dial of a stopped hub
             try:
