@@ -305,3 +305,35 @@ def test_idontwant_goes_out_for_large_messages_only() -> None:
                     assert len(sent) > before
 
     run_net_test(scenario)
+
+
+def test_a_burst_leaves_in_few_writes_and_arrives_whole() -> None:
+    """RPCs already queued for a peer go out in one write, each still its own frame: every
+    message of a burst arrives, in fewer writes than messages."""
+    from libp2p.peer.id import ID
+
+    async def scenario() -> None:
+        a, b = Network(net_config(48)), Network(net_config(49))
+        async with running(a, b):
+            await b.connect(a.listen_addrs()[0])
+            await wait_for_mesh([a, b], Topic.TX)
+            stream = a._gossip.pubsub.peers[ID.from_base58(b.peer_id)]
+            writes: list[int] = []
+            original = stream.write
+
+            async def counting(data: bytes) -> None:
+                writes.append(len(data))
+                await original(data)
+
+            stream.write = counting  # type: ignore[method-assign]
+            sent = [b"tx %03d " % i + bytes(200) for i in range(150)]
+            for data in sent:
+                await a.publish(Topic.TX, data)
+            got = []
+            with trio.fail_after(20):
+                while len(got) < len(sent):
+                    got.append((await b.messages(Topic.TX).receive()).data)
+            assert sorted(got) == sorted(sent)
+            assert 0 < len(writes) < len(sent), f"{len(writes)} writes for {len(sent)} messages"
+
+    run_net_test(scenario)
