@@ -93,3 +93,12 @@ def test_a_lazy_group_is_its_modules_typer_with_the_same_help(name):
     assert all(command in result.output for command in registered)
     listed = CliRunner().invoke(app, ["--help"]).output
     assert any(line.split()[:1] == [name] and help[:30] in line for line in listed.splitlines())
+
+
+def test_the_node_starts_without_loading_what_only_scoring_needs():
+    """scikit-learn and onnx take 2.5 s to import together: a node loads them when it first
+    scores a model, not at start-up (a 4-node testnet makes its first block in about 10 s
+    instead of 16)."""
+    loaded = heavy_imports("import wekacoin.node.daemon")
+    assert "libp2p" in loaded  # the probe sees what the node does load
+    assert not {"sklearn", "onnx", "skl2onnx", "skops"} & {m.split(".")[0] for m in loaded}

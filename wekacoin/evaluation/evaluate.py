@@ -45,7 +45,6 @@ from wekacoin.evaluation.metrics import (
     compute_score,
     get_needs,
 )
-from wekacoin.evaluation.onnx_work import work_limit
 from wekacoin.evaluation.outcome import Outcome, Status
 from wekacoin.evaluation.sandbox import (
     DataHandle,
@@ -346,6 +345,8 @@ def _needs_for(kind: TaskKind, want_probabilities: bool) -> Needs:
 
 
 def _args(model: bytes, kind: TaskKind, needs: Needs, limits: Limits) -> dict[str, object]:
+    from wekacoin.evaluation.onnx_work import work_limit  # onnx: 1 s to import, on first use
+
     return {
         "format": detect_format(model).value,
         "kind": kind.value,

@@ -31,13 +31,26 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from wekacoin.errors import WekaError
 from wekacoin.evaluation.data import DataError
 from wekacoin.types.metric import SCORE_SCALE, Metric, TaskKind
+
+
+class _SklearnMetrics:
+    """`sklearn.metrics`, imported on first use: scikit-learn takes 1.5 s to import, and a
+    node that never scores a model (or not yet) should not start that much slower."""
+
+    def __getattr__(self, name: str) -> Any:
+        from sklearn import metrics
+
+        return getattr(metrics, name)
+
+
+skm = _SklearnMetrics()
 
 PROBABILITY_TOLERANCE = 1e-4
 _QUIET = threading.Lock()
