@@ -12,11 +12,12 @@ any more, and lose the weight.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from wekacoin.chain.genesis import load_genesis
+from wekacoin.chain.genesis import MAX_STORAGE_WEIGHT_PER_MIB, load_genesis
 from wekacoin.client import competition as comp
 from wekacoin.client.chainclient import ChainClient
 from wekacoin.client.datasets import dataset_from_arrays, prepare_dataset, train_baseline
@@ -24,6 +25,7 @@ from wekacoin.consensus.messages import Certificate
 from wekacoin.consensus.verify import step_committee
 from wekacoin.evaluation.data import parse_split
 from wekacoin.evaluation.sandbox import ForkServerSandbox
+from wekacoin.node import testnet as tn
 from wekacoin.sortition import sortition_alpha
 from wekacoin.sortition import verify as verify_seat
 from wekacoin.store.chainstore import ChainStore
@@ -51,7 +53,10 @@ def weights(node) -> dict[str, dict]:
 
 
 def test_keeping_the_data_earns_selection_and_losing_it_loses_the_weight(tmp_path: Path):
-    group = NodeGroup.generate(tmp_path / "testnet", 4, chain_id="wekacoin-storage")
+    # the paper's mode: storage weight as high as genesis allows, so the data outweighs stake
+    params = dataclasses.replace(tn.LOCAL_PARAMS, storage_weight_per_mib=MAX_STORAGE_WEIGHT_PER_MIB)
+    group = NodeGroup.generate(tmp_path / "testnet", 4, chain_id="wekacoin-storage",
+                               params=params)
     nodes = group.nodes
     idle = nodes[3]
     idle.update_config("storage", max_bytes=0)
