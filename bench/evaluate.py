@@ -16,10 +16,14 @@ the minimum is the run least disturbed by others. Prints `RESULT eval_sandbox_ra
 cost per model: sandboxed minus bare for a model that does next to nothing), with where the
 sandboxed time goes; it stops if the two paths ever give different scores.
 
-Then it scores 50 models (with --quick, the same few models over again) through the sandbox,
-one at a time (`evaluate`) and all at once (`submit`: one per core), the two alternating round
-by round, and prints `RESULT eval_parallel_speedup` (fastest one-at-a-time round / fastest
-all-cores round); it stops unless every model gets the same outcome both ways.
+Then it scores 50 models (with --quick, the same few models over again) through the sandbox
+three ways, rotating round by round: on one core (a second sandbox whose fork server, and so
+every model process, is pinned to one CPU, with the calling thread pinned there too), one at a
+time on every core (`evaluate`), and all at once on every core (`submit`: one per core). It
+prints `RESULT eval_parallel_speedup` (fastest one-core round / fastest all-cores round), and
+the all-at-once gain over one at a time, which is smaller: one at a time already uses part of
+a second core, where the next confined spare process starts while a model runs. It stops
+unless every model gets the same outcome every way.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -193,43 +198,69 @@ def fixed_overhead_ms(sandbox: ForkServerSandbox, runs: int) -> float:
     return (min(boxed) - min(bare)) * 1e3
 
 
-def time_parallel(sandbox: ForkServerSandbox, suites: list, rounds: int) -> dict[str, list]:
+@contextlib.contextmanager
+def pinned(cpu: int) -> Iterator[None]:
+    """This thread, and every process and thread it starts meanwhile, on one core."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+MODES = ("one core", "one at a time", "all at once")
+
+
+def time_parallel(wide: ForkServerSandbox, narrow: ForkServerSandbox, cpu: int, suites: list,
+                  rounds: int) -> dict[str, list]:
     """Per round, seconds and CPU seconds (this process, the fork server, the model processes
-    reaped so far) to score PARALLEL_MODELS models one at a time, and all at once."""
+    reaped so far) to score PARALLEL_MODELS models: on one core (`narrow`, whose server was
+    started pinned to `cpu`, with this thread pinned there too), one at a time on every core,
+    and all at once on every core (`wide`)."""
     jobs = list(itertools.islice(
         itertools.cycle([(i, blob) for i, suite in enumerate(suites) for blob in suite[4]]),
         PARALLEL_MODELS,
     ))
     expected = {}  # (suite, blob) -> bare score
-    measured: dict[str, list] = {"serial": [], "parallel": [], "serial cpu": [], "parallel cpu": []}
+    measured: dict[str, list] = {m: [] for m in MODES} | {f"{m} cpu": [] for m in MODES}
     with contextlib.ExitStack() as stack:
-        sessions = []
+        sessions: dict[str, list] = {"narrow": [], "wide": []}
         for kind, metric, X, y, blobs, schema in suites:
             task = TaskSpec(metric, schema, limits=Limits(wall_seconds=60))
             group = {0: encode_group(X, y, schema)}
-            sessions.append(stack.enter_context(EvaluationSession(task, group, None, sandbox)))
+            for name, sandbox in (("narrow", narrow), ("wide", wide)):
+                sessions[name].append(
+                    stack.enter_context(EvaluationSession(task, group, None, sandbox)))
             for blob in blobs:
                 score = bare_score(blob, X, y, metric, kind)
-                expected[len(sessions) - 1, blob] = Outcome.scored(score)
+                expected[len(sessions["wide"]) - 1, blob] = Outcome.scored(score)
 
-        def cpu_now() -> float:
-            totals = [s.last_timing for s in sessions if s.last_timing]
+        def cpu_now(mine: list) -> float:
+            totals = [s.last_timing for s in mine if s.last_timing]
             server = max((t["server_cpu_total"] for t in totals), default=0.0)
             children = max((t["children_cpu_total"] for t in totals), default=0.0)
             return time.process_time() + (server + children) / 1e3
 
-        for i, blob in jobs:  # once through, untimed: every session's data in place, warm
-            sessions[i].evaluate(blob, 0, check_claim=False)
+        def score(mode: str) -> list:
+            if mode == "one core":
+                with pinned(cpu):
+                    return [sessions["narrow"][i].evaluate(b, 0, check_claim=False)
+                            for i, b in jobs]
+            if mode == "one at a time":
+                return [sessions["wide"][i].evaluate(b, 0, check_claim=False) for i, b in jobs]
+            runs = [sessions["wide"][i].submit(b, 0, check_claim=False) for i, b in jobs]
+            return [run.result() for run in runs]
+
+        for mode in MODES:  # once through, untimed: every session's data in place, warm
+            score(mode)
         for r in range(rounds):
-            for mode in ("serial", "parallel") if r % 2 == 0 else ("parallel", "serial"):
-                t, cpu = time.perf_counter(), cpu_now()
-                if mode == "serial":
-                    outcomes = [sessions[i].evaluate(b, 0, check_claim=False) for i, b in jobs]
-                else:
-                    runs = [sessions[i].submit(b, 0, check_claim=False) for i, b in jobs]
-                    outcomes = [run.result() for run in runs]
+            for mode in MODES[r % 3:] + MODES[:r % 3]:  # rotate: noise hits every mode alike
+                mine = sessions["narrow" if mode == "one core" else "wide"]
+                t, c = time.perf_counter(), cpu_now(mine)
+                outcomes = score(mode)
                 measured[mode].append(time.perf_counter() - t)
-                measured[f"{mode} cpu"].append(cpu_now() - cpu)
+                measured[f"{mode} cpu"].append(cpu_now(mine) - c)
                 for (i, blob), outcome in zip(jobs, outcomes, strict=True):
                     if outcome != expected[i, blob]:
                         raise SystemExit(f"{mode}: outcome {outcome} != {expected[i, blob]}")
@@ -261,7 +292,12 @@ def main() -> None:
         )
         bare_times, boxed_times, phases = time_models(sandbox, suites, rounds)
         fixed = fixed_overhead_ms(sandbox, 30)
-        measured = time_parallel(sandbox, suites, rounds)
+        cpu = min(os.sched_getaffinity(0))
+        with pinned(cpu):  # the one-core sandbox: its server and every model process on `cpu`
+            narrow = ForkServerSandbox()
+            narrow.start()
+        with narrow:
+            measured = time_parallel(sandbox, narrow, cpu, suites, rounds)
         parallel = sandbox.parallel
 
     n = len(bare_times)
@@ -282,22 +318,29 @@ def main() -> None:
         "  (queue: from the job's arrival until a confined model process has it, next to none"
         " when a spare was ready; model: the job read, load, predict and answer)"
     )
-    serial, par = min(measured["serial"]), min(measured["parallel"])
+    best = {mode: min(measured[mode]) for mode in MODES}
     print(
-        f"{PARALLEL_MODELS} models, {rounds} rounds each way, every outcome equal both ways; "
-        f"fastest round: one at a time {serial * 1e3:.0f} ms, {parallel} at once {par * 1e3:.0f} ms"
+        f"{PARALLEL_MODELS} models, {rounds} rounds each way, every outcome equal every way; "
+        "fastest round: "
+        f"one core {best['one core'] * 1e3:.0f} ms, "
+        f"one at a time on {parallel} cores {best['one at a time'] * 1e3:.0f} ms, "
+        f"{parallel} at once {best['all at once'] * 1e3:.0f} ms"
     )
-    for mode in ("serial", "parallel"):
+    for mode in MODES:
         times, cpus = measured[mode], measured[f"{mode} cpu"]
         cpu = statistics.median(cpus)
         print(
-            f"  {'one at a time' if mode == 'serial' else 'all at once'}: median round "
-            f"{statistics.median(times) * 1e3:.0f} ms, CPU {cpu / PARALLEL_MODELS * 1e3:.2f} ms "
-            f"per model (all processes), {cpu / statistics.median(times):.2f} cores busy"
+            f"  {mode}: median round {statistics.median(times) * 1e3:.0f} ms, CPU "
+            f"{cpu / PARALLEL_MODELS * 1e3:.2f} ms per model (all processes), "
+            f"{cpu / statistics.median(times):.2f} cores busy"
         )
+    print(
+        "  all at once against one at a time (the next confined spare already starts on the"
+        f" other core while a model runs): {best['one at a time'] / best['all at once']:.3f}"
+    )
     print(f"RESULT eval_sandbox_ratio {boxed_total / bare_total:.3f}")
     print(f"RESULT eval_overhead_ms {fixed:.2f}")
-    print(f"RESULT eval_parallel_speedup {serial / par:.3f}")
+    print(f"RESULT eval_parallel_speedup {best['one core'] / best['all at once']:.3f}")
 
 
 if __name__ == "__main__":
