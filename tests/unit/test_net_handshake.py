@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import hashlib
+import time
+import types
 
 import pytest
 import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.network import auto_connector
+from multiaddr import Multiaddr
 
 from tests.helpers.net_helpers import net_config, peer_ids, run_net_test, running, wait_until
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.net import Network, PeerConnected, PeerDisconnected, Topic, peer_id_from_seed
 from wekacoin.net.errors import DialError, NetConfigError, NetError, NotRunningError
 from wekacoin.net.host import key_pair_from_seed
+
+
+class CountConnections(INotifee):
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self.count += 1
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        return None
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
 
 
 def test_peer_identity_is_the_node_key() -> None:
@@ -23,7 +51,7 @@ def test_peer_identity_is_the_node_key() -> None:
 
 
 @pytest.mark.parametrize("mismatch", ["chain_id", "genesis_hash"])
-def test_a_peer_on_another_chain_is_refused_and_not_redialled(mismatch: str) -> None:
+def test_a_peer_on_another_chain_is_refused_and_not_redialled(mismatch: str, monkeypatch) -> None:
     other = {"chain_id": dict(chain_id="otherchain"),
              "genesis_hash": dict(genesis_hash=hashlib.sha256(b"other").digest())}[mismatch]
 
@@ -41,6 +69,19 @@ def test_a_peer_on_another_chain_is_refused_and_not_redialled(mismatch: str) -> 
                 await trio.sleep(1.5)  # several reconnect delays (0.2 s..1 s) go by
                 assert not stranger.is_connected(ours.peer_id)
                 assert not ours.peers() and not stranger.peers()
+                # py-libp2p's connection manager dials every peer in the peerstore while it
+                # has fewer than 50 connections, every 10 s, once a minute has passed since a
+                # peer hung up: here, one pass of it an hour later. Our peering alone decides
+                # whom to dial.
+                later = types.SimpleNamespace(time=lambda: time.time() + 3600)
+                monkeypatch.setattr(auto_connector, "time", later)
+                opened = CountConnections()
+                for network in (ours, stranger):
+                    network._host.get_network().register_notifee(opened)
+                for network in (ours, stranger):
+                    await network._host.get_network().auto_connector.maybe_connect()
+                await trio.sleep(0.2)
+                assert opened.count == 0, "a refused peer was dialled again"
 
     lines = run_net_test(scenario)
     refusals = [line for line in lines if "for good: on another chain" in line]

@@ -28,7 +28,9 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.auto_connector import AutoConnector
 from libp2p.network.config import ConnectionConfig
+from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -68,12 +70,23 @@ def peer_id_from_seed(seed: bytes) -> str:
     return ID.from_pubkey(key_pair_from_seed(seed).public_key).to_base58()
 
 
+class _PeeringDecides(AutoConnector):
+    """py-libp2p's connection manager, left to itself, dials every peer in the peerstore while
+    fewer than `min_connections` (50) connections are open: every 10 s, and again a minute
+    after any peer hangs up, so a peer our peering refused (another chain, a ban) or turned
+    away (`max_peers`) got a fresh handshake a minute, and a node dialled past `target_peers`.
+    `Network`'s peering alone decides whom to dial; this one never starts."""
+
+    async def start(self) -> None:
+        return None
+
+
 def build_host(seed: bytes, *, dial_timeout: float) -> IHost:
     key_pair = key_pair_from_seed(seed)
     # The Noise static key only lives for this process: the handshake signs it with the
     # identity key, which is what peers authenticate.
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
@@ -81,6 +94,10 @@ def build_host(seed: bytes, *, dial_timeout: float) -> IHost:
         enable_mDNS=False,
         bootstrap=None,  # dialled by `Network`, which also re-dials them when they drop
     )
+    swarm = host.get_network()
+    if isinstance(swarm, Swarm):
+        swarm.auto_connector = _PeeringDecides(swarm)
+    return host
 
 
 async def dial(host: IHost, info: PeerInfo) -> None:
