@@ -74,8 +74,9 @@ class NodeGroup:
 
     @classmethod
     def generate(cls, root: Path, nodes: int = 4, *, chain_id: str = "wekacoin-functional",
-                 wallets: tuple[str, ...] = WALLETS, params: Params = tn.LOCAL_PARAMS) -> NodeGroup:
-        """A fresh testnet in `root` (free ports, the fast local parameters), not started."""
+                 wallets: tuple[str, ...] = WALLETS, params: Params | None = None) -> NodeGroup:
+        """A fresh testnet in `root` (free ports, the fast local parameters for `nodes`), not
+        started."""
         tn.generate(Path(root), nodes, wallets=wallets, params=params, chain_id=chain_id)
         return cls(root)
 
