@@ -77,7 +77,9 @@ def test_stake_bonded_after_the_evaluation_seed_buys_no_seat():
     public evaluation seed, matures before the task is ready (look-back 1 < evaluation window
     6). Weighed at the settling block it would take more sub-users than k; weighed at the seed
     block, as the rules do, it has no seat, and its block is refused."""
-    params = dataclasses.replace(FAST_PARAMS, stake_lookback=1, evaluation_window=6)
+    # a small committee (tau 20), so that grinding 200 keys finds a seat worth k alone
+    params = dataclasses.replace(FAST_PARAMS, stake_lookback=1, evaluation_window=6,
+                                 tau_evaluators=20)
     chain = LocalChain(n_keys=10, params=params)
     task_id = open_task(chain)
     chain.advance_to(upload_end(task_of(chain, task_id), params))

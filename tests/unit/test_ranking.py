@@ -5,6 +5,7 @@ scores. Settling from the merge is tested in test_settlement."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 
 import pytest
@@ -23,24 +24,28 @@ from wekacoin.chain.rankings import (
     verify_ranking,
 )
 from wekacoin.chain.tasks import ready_height
-from wekacoin.consensus.assemble import select_recordable
+from wekacoin.consensus.assemble import BLOCK_RANKING_BYTES, select_recordable
 from wekacoin.consensus.rankings import RankingBook
+from wekacoin.node.testnet import LOCAL_PARAMS
 from wekacoin.sortition import select
 from wekacoin.testing.chain import FAST_PARAMS
+from wekacoin.types.codec import encode
+from wekacoin.types.genesis import Params
 from wekacoin.types.ranking import CandidateRanking, EvaluatorShare, Outcome, RankEntry
 from wekacoin.types.tx import Unstake
 
 S, X, U = Outcome.SCORED, Outcome.INVALID, Outcome.UNEVALUATED
+SMALL_COMMITTEE = dataclasses.replace(FAST_PARAMS, tau_evaluators=20)
 TRUTH = {1: (S, 900_000, 100), 2: (S, 950_000, 120), 3: (S, 800_000, 90)}
 
 
 class Committee:
     """A task with submissions 1, 2, 3 whose uploads just closed, and the four validators'
-    seats on its evaluation committee (sub-users 7, 6, 8, 8 with this chain's seeds; tau 20,
-    so k = max(10, present // 2) + 1)."""
+    seats on its evaluation committee (sub-users 7, 6, 8, 8 with this chain's seeds; a small
+    committee, tau 20, so that every case is checked by hand: k = max(10, present // 2) + 1)."""
 
     def __init__(self, **kw):
-        self.comp = ready_competition(params=FAST_PARAMS, **kw)
+        self.comp = ready_competition(params=SMALL_COMMITTEE, **kw)
         self.chain = self.comp.chain
         self.params = self.chain.params
         self.keys = self.chain.keys[:4]
@@ -105,6 +110,34 @@ def test_the_fixture_committee(committee):
 def test_k_is_the_larger_of_the_expected_and_the_present_committees(tau, percent, present, k):
     params = dataclasses.replace(FAST_PARAMS, tau_evaluators=tau, ranking_quorum_percent=percent)
     assert compute_ranking_quorum(params, present) == k
+
+
+def poisson_cdf(mean: float, n: int) -> float:
+    """P(X <= n) for X ~ Poisson(mean): a committee's drawn sub-users, Binomial(W, tau / W)
+    with W (the total weight) in the millions."""
+    term = total = math.exp(-mean)
+    for i in range(1, n + 1):
+        term *= mean / i
+        total += term
+    return min(total, 1.0)
+
+
+@pytest.mark.parametrize("params", [Params(), LOCAL_PARAMS], ids=["genesis default", "local"])
+def test_the_committee_is_large_enough_to_settle_and_to_resist_a_third(params):
+    """k never falls under floor(tau * q / 100) + 1, however few seats the draw gave. At
+    tau_evaluators = 20 an honest committee, all present and unanimous, drew 10 or fewer
+    sub-users once in a hundred tasks and could not settle (the demo's task expired that way,
+    with 9 sub-users among 4 agreeing validators), and with one validator of four offline
+    one in eight; a third of the weight alone reached k in 7 tasks of 100."""
+    floor = params.tau_evaluators * params.ranking_quorum_percent // 100
+    tau = params.tau_evaluators
+    assert compute_ranking_quorum(params, 0) == floor + 1
+    assert poisson_cdf(tau, floor) < 1e-6  # everyone present, unanimous, and still stuck
+    assert poisson_cdf(tau * 3 / 4, floor) < 1e-2  # a quarter of the weight offline
+    assert 1 - poisson_cdf(tau / 3, floor) < 1e-2  # a third alone, the honest absent
+    # what tau_evaluators = 20 gave
+    assert poisson_cdf(20, 10) > 1e-2 and poisson_cdf(15, 10) > 0.1
+    assert 1 - poisson_cdf(20 / 3, 10) > 0.05
 
 
 def test_honest_rankings_merge_into_the_truth_and_settle():
@@ -344,3 +377,26 @@ def test_a_proposer_records_only_what_its_block_can_hold():
     assert recordable(s[1]) == ()
     chain.commit(rankings=recordable(s[1]))
     assert chain.state.get_settlement(c.task.id).height == chain.height
+
+
+def test_a_block_records_rankings_up_to_its_byte_budget_and_later_blocks_the_rest():
+    """A big task's rankings (up to 1,000 entries each, one per evaluator) would not fit one
+    proposal's 1 MiB gossip frame beside the transactions: a builder keeps them under
+    BLOCK_RANKING_BYTES, and the blocks after it record the rest."""
+    c = Committee()
+    chain = c.chain
+    signed = sorted((c.ranking(i) for i in range(4)), key=lambda s: s.ranking.evaluator)
+    size = len(encode(signed[0]))
+    assert all(len(encode(s)) == size for s in signed)
+    assert size * 100 * 1_000 // len(c.task.submissions) > BLOCK_RANKING_BYTES  # the case
+    budget = size + size // 2  # room for one a block
+    recorded = []
+    for _ in range(2):  # one ranking (at most 8 sub-users) is under k = 11: nothing settles
+        block = select_recordable(chain.state, chain.seed_for(chain.height + 1), tuple(signed),
+                                  max_bytes=budget)
+        assert len(block) == 1 and block[0] not in recorded
+        chain.commit(rankings=block)
+        recorded.extend(block)
+    assert recorded == signed[:2]  # in the order given, each in the next block
+    assert set(chain.state.get_existing_task(c.task.id).rankers) \
+        == {s.ranking.evaluator for s in recorded}

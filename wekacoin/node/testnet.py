@@ -61,7 +61,7 @@ LOCAL_PARAMS = Params(
     min_training_period=20, test_split_delay=2, training_reveal_window=16, test_reveal_window=12,
     upload_window=12, evaluation_window=12, settlement_window=40, stake_lookback=5, min_groups=5,
     settlement_reward=1_000_000, lambda_priority_ms=300, lambda_stepvar_ms=200,
-    lambda_block_ms=3_000, lambda_step_ms=3_000, tau_evaluators=20, min_participation_fee=100,
+    lambda_block_ms=3_000, lambda_step_ms=3_000, min_participation_fee=100,
     storage_weight_per_mib=2**19, storage_epoch=10, storage_response_window=6,
     storage_challenges=1,
 )

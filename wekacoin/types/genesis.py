@@ -66,7 +66,10 @@ class Params:
     step_threshold_permille: int = 685
     tau_final: int = 10_000
     final_threshold_permille: int = 740
-    tau_evaluators: int = 20
+    tau_evaluators: int = 100
+    """Expected evaluation sub-users a task. The drawn total is about Poisson(tau), and k
+    below never falls under half of tau: at 20, one honest committee in a hundred drew too few
+    seats to settle even unanimously (docs/protocol.md, "Ranking agreement")."""
     ranking_quorum_percent: int = 50
     """k = max(floor(tau_evaluators * percent / 100), floor(present * percent / 100)) + 1
     sub-users must agree on a value, `present` being the weight of the recorded rankings."""
