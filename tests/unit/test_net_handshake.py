@@ -8,18 +8,18 @@ import types
 
 import pytest
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import INetConn, INetwork
 from libp2p.network import auto_connector
-from multiaddr import Multiaddr
 
 from tests.helpers.net_helpers import net_config, peer_ids, run_net_test, running, wait_until
 from wekacoin.crypto.keys import KeyPair
 from wekacoin.net import Network, PeerConnected, PeerDisconnected, Topic, peer_id_from_seed
 from wekacoin.net.errors import DialError, NetConfigError, NetError, NotRunningError
 from wekacoin.net.host import key_pair_from_seed
+from wekacoin.net.peering import ConnectionNotifee
 
 
-class CountConnections(INotifee):
+class CountConnections(ConnectionNotifee):
     def __init__(self) -> None:
         self.count = 0
 
@@ -27,18 +27,6 @@ class CountConnections(INotifee):
         self.count += 1
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        return None
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
         return None
 
 

@@ -246,17 +246,8 @@ class Peering:
         self._signal_change()
 
 
-class _Notifee(INotifee):
-    """Connection events from the swarm (never raises, never blocks: work is spawned)."""
-
-    def __init__(self, peering: Peering) -> None:
-        self._peering = peering
-
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._peering.on_connected(conn.muxed_conn.peer_id)
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._peering.on_disconnected(conn.muxed_conn.peer_id)
+class ConnectionNotifee(INotifee):
+    """A swarm listener for connections only: the stream and listen events are ignored."""
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         return None
@@ -269,3 +260,16 @@ class _Notifee(INotifee):
 
     async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
         return None
+
+
+class _Notifee(ConnectionNotifee):
+    """Connection events from the swarm (never raises, never blocks: work is spawned)."""
+
+    def __init__(self, peering: Peering) -> None:
+        self._peering = peering
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._peering.on_connected(conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._peering.on_disconnected(conn.muxed_conn.peer_id)
