@@ -15,7 +15,10 @@ pytestmark = pytest.mark.slow
 
 def test_a_short_fault_storm_loses_nothing_final_and_the_nodes_agree(tmp_path):
     partitions = unavailable() is None
-    config = ChaosConfig(root=tmp_path / "chaos", seed=3, nodes=4, byzantine=("flood",),
+    # Seed 4: the storm's first fault is a partition (the fault thread draws from its own
+    # generator, and nothing else is pending then), so one partition is certain wherever
+    # network namespaces are available.
+    config = ChaosConfig(root=tmp_path / "chaos", seed=4, nodes=4, byzantine=("flood",),
                          duration_s=35, competition=False, partitions=partitions,
                          partition_share=0.4)
     report = ChaosRun(config).run()

@@ -153,7 +153,11 @@ class ChaosRun:
         if unknown:
             raise ValueError(f"unknown behaviours {sorted(unknown)}: one of {BEHAVIOURS}")
         self.config = config
+        # One generator per thread, each from the seed: the storm's draws (the victims, the
+        # partitions) must not depend on how the load and the watcher threads interleave.
         self.rng = random.Random(config.seed)
+        self._load_rng = random.Random(f"{config.seed}/load")
+        self._watch_rng = random.Random(f"{config.seed}/watch")
         self.report = ChaosReport()
         self.root = Path(config.root)
         self._stop = threading.Event()
@@ -421,13 +425,13 @@ class ChaosRun:
             nodes = self._honest_up()
             if not nodes:
                 continue
-            node = self.rng.choice(nodes)
-            payer = self.rng.choice(payers)
+            node = self._load_rng.choice(nodes)
+            payer = self._load_rng.choice(payers)
             try:
                 with RpcClient(node.rpc_url, token=node.token, timeout=5) as rpc:
                     account = rpc.call("chain.account", address=format_address(payer.address))
                     tx = sign_tx(payer, self.genesis.hash, account["next_nonce"], 10,
-                                 Transfer(to, self.rng.randint(1, 1000)))
+                                 Transfer(to, self._load_rng.randint(1, 1000)))
                     tx_id = rpc.call("tx.submit", tx=encode(tx).hex())["id"]
             except (NodeUnreachable, RpcCallError, OSError):
                 continue
@@ -445,7 +449,7 @@ class ChaosRun:
             nodes = self._honest_up()
             if not nodes:
                 continue
-            node = self.rng.choice(nodes)
+            node = self._watch_rng.choice(nodes)
             try:
                 with RpcClient(node.rpc_url, timeout=5) as rpc:
                     tip = rpc.call("node.status")["height"]
