@@ -292,12 +292,12 @@ def main() -> None:
         )
         bare_times, boxed_times, phases = time_models(sandbox, suites, rounds)
         fixed = fixed_overhead_ms(sandbox, 30)
-        cpu = min(os.sched_getaffinity(0))
-        with pinned(cpu):  # the one-core sandbox: its server and every model process on `cpu`
+        one_cpu = min(os.sched_getaffinity(0))
+        with pinned(one_cpu):  # the one-core sandbox: its server and every model process there
             narrow = ForkServerSandbox()
             narrow.start()
         with narrow:
-            measured = time_parallel(sandbox, narrow, cpu, suites, rounds)
+            measured = time_parallel(sandbox, narrow, one_cpu, suites, rounds)
         parallel = sandbox.parallel
 
     n = len(bare_times)

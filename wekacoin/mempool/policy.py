@@ -9,7 +9,8 @@ from wekacoin.types.genesis import Params
 DEFAULT_BLOCK_BYTES = 768 * 2**10
 """Genesis bounds a block's transaction count, not its bytes; a block travels to every peer
 inside a proposal, one gossip frame of at most 1 MiB, so its builder keeps the transactions
-to 768 KiB and leaves the rest to the rankings the block records. A storage proof (a 256 KiB
+to 768 KiB and leaves the rest to the rankings the block records (at most
+`consensus.assemble.BLOCK_RANKING_BYTES`, 192 KiB). A storage proof (a 256 KiB
 leaf per challenge, at most two) fits."""
 
 

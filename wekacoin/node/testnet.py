@@ -171,7 +171,8 @@ def generate(
     if nodes < 1:
         raise TestnetError("a testnet needs at least one node")
     layout = layout or Layout.local(nodes)
-    params = params or local_params(nodes)
+    if params is None:
+        params = local_params(nodes)
     root.mkdir(parents=True, exist_ok=True)
     (root / "password").write_text(PASSWORD + "\n")
     keys = [KeyPair.generate() for _ in range(nodes)]
