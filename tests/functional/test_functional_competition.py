@@ -96,8 +96,9 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
     accounts = {n: network.address(n) for n in names}
     accounts.update({f"validator{i}": network.address(f"validator{i}") for i in range(len(nodes))})
     network.sync_all()
-    first = nodes[0].height()  # no transaction is pending: blocks after this hold only ours
-    before = {name: nodes[0].balance(a) for name, a in accounts.items()}
+    # blocks after `first` hold only our transactions and the validators' storage claims and
+    # proofs; the balances are read as of that one block, whatever lands meanwhile
+    first, before = nodes[0].balances(accounts)
 
     with ForkServerSandbox() as sandbox:
         supplier = ChainClient(nodes[0].rpc, network.wallet("supplier"))
@@ -130,15 +131,15 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
         supplier.wait_for_phase(task_id, ("settled", "expired"), timeout_s=300)
 
     network.sync_all()
-    after = {name: nodes[0].balance(a) for name, a in accounts.items()}
-    last = nodes[0].height()
+    # every node tells the same story: the same balances at one height, the same blocks
+    last, balances = network.balances_at_one_height(accounts)
+    after = balances[0]
+    for node, theirs in zip(nodes[1:], balances[1:], strict=True):
+        assert theirs == after, node.name
     task = nodes[0].call("tasks.get", task_id=task_id)
     assert task["phase"] == "settled", task["phase"]
-
-    # every node tells the same story
     for node in nodes[1:]:
         assert node.call("tasks.get", task_id=task_id) == task, node.name
-        assert {name: node.balance(a) for name, a in accounts.items()} == after, node.name
     network.assert_same_blocks(range(first, last + 1))
 
     # the scores are the models' accuracy on the test groups, and the best one wins

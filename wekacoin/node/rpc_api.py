@@ -116,14 +116,15 @@ class ChainRpc:
 
     @rpc_method
     def account(self, address: str) -> dict[str, Any]:
-        """Balance, nonce, the next nonce to use (pending transactions counted) and stake."""
+        """Balance, nonce, the next nonce to use (pending transactions counted) and stake, as
+        of the tip block at `height`."""
         raw = _address(address)
         state = self._chain.state
         account = state.get_account(raw)
         bond = state.get_bond(raw)
         out = {
-            "address": format_address(raw), "balance": account.balance, "nonce": account.nonce,
-            "next_nonce": self._chain.mempool.next_nonce(raw), "stake": 0,
+            "address": format_address(raw), "height": state.height, "balance": account.balance,
+            "nonce": account.nonce, "next_nonce": self._chain.mempool.next_nonce(raw), "stake": 0,
         }
         if bond is not None:
             out.update(stake=bond.stake, validator_key=bond.validator_key.hex(),

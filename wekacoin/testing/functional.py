@@ -24,7 +24,7 @@ libp2p hosts in `functional_gossip`; import them all from here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from wekacoin.testing.functional_cli import CliResult, child_env, package_root, 
 from wekacoin.testing.functional_node import (
     DEFAULT_TIMEOUT,
     LOG_TAIL_LINES,
+    SNAPSHOT_TRIES,
     FunctionalNode,
     log_tails,
     started_nodes,
@@ -184,6 +185,25 @@ class NodeGroup:
         self.wait_for_height(target, chosen, timeout)
         self.assert_same_blocks([target], chosen)
         return target
+
+    def balances_at_one_height(
+        self, addresses: Mapping[str, str], nodes: Iterable[FunctionalNode] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> tuple[int, list[dict[str, int]]]:
+        """Every chosen node's balances of the named accounts, all as of one height:
+        `(height, [balances per node])`. A node a block ahead of the others makes them catch
+        up and everyone read again (at most `SNAPSHOT_TRIES` times)."""
+        chosen = self._chosen(nodes)
+        heights: set[int] = set()
+        for _ in range(SNAPSHOT_TRIES):
+            read = [n.balances(addresses) for n in chosen]
+            heights = {h for h, _ in read}
+            if len(heights) == 1:
+                return heights.pop(), [b for _, b in read]
+            self.wait_for_height(max(heights), chosen, timeout)
+        raise AssertionError(f"blocks kept landing while reading balances on "
+                             f"{', '.join(n.name for n in chosen)} ({SNAPSHOT_TRIES} tries, last "
+                             f"at heights {sorted(heights)})")
 
     def assert_same_blocks(self, heights: Iterable[int],
                            nodes: Iterable[FunctionalNode] | None = None) -> None:

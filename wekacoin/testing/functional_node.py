@@ -7,7 +7,7 @@ waiting. See `wekacoin.testing.functional`.
 from __future__ import annotations
 
 import atexit
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 60.0
 POLL_S = 0.25
+SNAPSHOT_TRIES = 20
+"""How often a reader of several values tries to read them all at one height."""
 NOT_YET = (WekaError, OSError, httpx.HTTPError)
 """What a predicate may raise while a node is still starting or catching up: "not yet"."""
 
@@ -147,6 +149,20 @@ class FunctionalNode(NodeProcess):
 
     def balance(self, address: str) -> int:
         return self.call("chain.account", address=address)["balance"]
+
+    def balances(self, addresses: Mapping[str, str]) -> tuple[int, dict[str, int]]:
+        """The named accounts' balances as of one block: `(height, {name: balance})`. Blocks
+        keep coming while we read; a block landing between two reads makes it read them all
+        again (at most `SNAPSHOT_TRIES` times)."""
+        heights: set[int] = set()
+        for _ in range(SNAPSHOT_TRIES):
+            read = {name: self.call("chain.account", address=a) for name, a in addresses.items()}
+            heights = {r["height"] for r in read.values()}
+            if len(heights) <= 1:
+                return (heights.pop() if heights else self.height(),
+                        {name: r["balance"] for name, r in read.items()})
+        raise AssertionError(f"{self.name}: blocks kept landing while reading {len(addresses)} "
+                             f"balances ({SNAPSHOT_TRIES} tries, last at {sorted(heights)})")
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus samples, keyed `name{labels}` as exposed."""
