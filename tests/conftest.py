@@ -51,6 +51,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 1 if "sim" in parts else 0
 
     items.sort(key=tier)  # stable: the order within a tier is the collection order
+    # Under pytest-xdist (`-n auto --dist loadgroup`, the README's command) the tests that
+    # run testnets go to one worker, one after another in that order, while the other
+    # workers take everything else: two testnets at once would overload a small machine.
+    for item in items:
+        if tier(item) >= 2 and item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("testnets"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The files tests left for people to look at (`record_property("artifact", ...)`),
+    listed at the end: printing them from a test is lost under xdist."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])]
+    artifacts = [(r.nodeid, value) for r in reports
+                 for name, value in r.user_properties if name == "artifact"]
+    if artifacts:
+        terminalreporter.section("artifacts")
+        for nodeid, value in artifacts:
+            terminalreporter.write_line(f"{nodeid}: {value}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -24,7 +24,7 @@ import select
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -293,7 +293,7 @@ def browser(work: Path) -> Iterator[Browser]:
 
 
 def test_explorer_shows_the_chain_a_competition_and_the_validators(
-    network: NodeGroup, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    network: NodeGroup, tmp_path: Path, record_property: Callable[[str, object], None],
 ) -> None:
     node = network.nodes[0]
     base = node.rpc_url + "explorer/"
@@ -311,8 +311,7 @@ def test_explorer_shows_the_chain_a_competition_and_the_validators(
             check_block_and_tx(b, base, network, task)
             assert not b.problems(), "\n".join(b.problems())  # no exception, no CSP refusal
         finally:
-            with capsys.disabled():
-                print(f"\nscreenshots saved to {b.shots}")
+            record_property("artifact", f"screenshots: {b.shots}")  # listed at the end
 
 
 SCRIPT_ROWS = """[...document.querySelectorAll(%s)].map((r) => ({
