@@ -38,25 +38,33 @@ def network(tmp_path_factory: pytest.TempPathFactory,
         group.stop()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests in tiers (unit, then sim, then functional), and the functional tests
-    that share the `network` testnet last: its four nodes run until the session ends, and
-    every test after its first user would otherwise share the CPU with them."""
+    """Run the tests in tiers (unit, then sim, then functional), the functional tests that
+    start node processes (marked slow) after the others, and those that share the `network`
+    testnet last: its four nodes run until the session ends, and every test after its first
+    user would otherwise share the CPU with them.
+
+    Under pytest-xdist (`-n auto`, the README's command; `--dist loadgroup` and
+    `--no-loadscope-reorder` are in pyproject.toml) the tests that start nodes form one
+    group, handed to one worker once every other test is handed out and run there in this
+    order: a testnet never shares the machine with another test, as when run serially."""
     def tier(item: pytest.Item) -> int:
         parts = item.path.parts
-        if "functional" in parts:
-            if "network" not in getattr(item, "fixturenames", ()):
-                return 2
-            return 4 if item.get_closest_marker("after_competition") else 3
-        return 1 if "sim" in parts else 0
+        if "functional" not in parts:
+            return 1 if "sim" in parts else 0
+        if not item.get_closest_marker("slow"):
+            return 2
+        if "network" not in getattr(item, "fixturenames", ()):
+            return 3
+        return 5 if item.get_closest_marker("after_competition") else 4
 
     items.sort(key=tier)  # stable: the order within a tier is the collection order
-    # Under pytest-xdist (`-n auto --dist loadgroup`, the README's command) the tests that
-    # run testnets go to one worker, one after another in that order, while the other
-    # workers take everything else: two testnets at once would overload a small machine.
     for item in items:
-        if tier(item) >= 2 and item.get_closest_marker("slow"):
+        if tier(item) >= 3:
             item.add_marker(pytest.mark.xdist_group("testnets"))
+        elif "network" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid} runs the shared testnet: mark it slow")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -5,8 +5,11 @@ without a line per block or libp2p's chatter."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from wekacoin.testing.functional import NodeGroup, wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_follower_bootstrapped_to_one_validator_finds_them_all(network: NodeGroup) -> None:
