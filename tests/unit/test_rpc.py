@@ -1,16 +1,18 @@
 """JSON-RPC: dispatch, error objects, the token, and a real HTTP server on 127.0.0.1."""
 
+import http.client
 import json
 import os
 import stat
 import threading
+import time
 
 import httpx
 import pytest
 import trio
 
 from wekacoin.errors import WekaError
-from wekacoin.rpc.client import NodeUnreachable, RpcCallError, RpcClient
+from wekacoin.rpc.client import KEEPALIVE_EXPIRY_S, NodeUnreachable, RpcCallError, RpcClient
 from wekacoin.rpc.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -25,7 +27,7 @@ from wekacoin.rpc.protocol import (
     NotFound,
     rpc_method,
 )
-from wekacoin.rpc.server import load_or_create_token, make_app, serve_http
+from wekacoin.rpc.server import KEEP_ALIVE_S, load_or_create_token, make_app, serve_http
 
 
 class Counter:
@@ -192,6 +194,28 @@ def test_over_http():
         # The server is still fine after all that.
         with RpcClient(server.url) as client:
             assert client.call("counter.get") == 4
+
+
+def test_an_idle_connection_outlives_the_clients_reuse_of_it():
+    """A client reuses an idle connection for up to KEEPALIVE_EXPIRY_S; the server must not
+    close it sooner. With both at 5 s, a demo's trainer got "no node answers (ReadError)":
+    its request went out on a connection the server was closing at that instant."""
+    assert KEEPALIVE_EXPIRY_S < KEEP_ALIVE_S
+    with LiveServer(_dispatcher()) as server:
+        host, port = server.url.removeprefix("http://").rstrip("/").split(":")
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "counter.get"})
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request("POST", "/", body, {"Content-Type": "application/json"})
+            assert conn.getresponse().read() == b'{"jsonrpc":"2.0","id":1,"result":0}'
+            first = conn.sock
+            time.sleep(KEEPALIVE_EXPIRY_S + 0.5)  # past the longest a client leaves it idle
+            conn.request("POST", "/", body, {"Content-Type": "application/json"})
+            # RemoteDisconnected here if the server had closed the connection
+            assert conn.getresponse().read() == b'{"jsonrpc":"2.0","id":1,"result":0}'
+            assert conn.sock is first  # the same connection, not a new one
+        finally:
+            conn.close()
 
 
 def test_unreachable_node_is_a_clear_error():

@@ -25,11 +25,17 @@ class NodeUnreachable(WekaError):
     """No node answered at the RPC address."""
 
 
+KEEPALIVE_EXPIRY_S = 5.0
+"""How long the client reuses an idle connection: well under the server's keep-alive
+(`wekacoin.rpc.server.KEEP_ALIVE_S`), so the server never closes one the client still uses."""
+
+
 class RpcClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.url = url
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(headers=headers, timeout=timeout)
+        self._http = httpx.Client(headers=headers, timeout=timeout,
+                                  limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S))
         self._ids = itertools.count(1)
 
     def call(self, method: str, **params: Any) -> Any:

@@ -95,6 +95,13 @@ def _refuse(status: int, message: str) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
+KEEP_ALIVE_S = 30
+"""How long the server keeps an idle HTTP connection open. Longer than any client keeps one
+for reuse (`wekacoin.rpc.client.KEEPALIVE_EXPIRY_S`, browsers' a few seconds more): when both
+were Hypercorn's and httpx's 5 s, a client could send its next request on a connection the
+server was closing that instant, and get a ReadError for a request the node never read."""
+
+
 async def serve_http(
     app: Starlette, bind: str, port: int, shutdown: trio.Event, *,
     # trio-typing's stale stubs (a libp2p dependency) shadow trio's own types and hide TaskStatus
@@ -107,6 +114,7 @@ async def serve_http(
     config.accesslog = None
     config.errorlog = logging.getLogger("wekacoin.rpc.http")
     config.graceful_timeout = 2
+    config.keep_alive_timeout = KEEP_ALIVE_S
     # hypercorn's ASGI types refuse Starlette's equivalent ones (pgjones/hypercorn#353)
     await serve(
         app, config,  # type: ignore[arg-type]
