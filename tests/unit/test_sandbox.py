@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from wekacoin.evaluation.sandbox import (
     RunStatus,
     SandboxError,
 )
+from wekacoin.waiting import wait_until
 
 LIMITS = Limits(wall_seconds=20, memory_bytes=256 * 1024**2, file_bytes=1024**2, open_files=32)
 
@@ -262,8 +264,21 @@ def test_a_dead_fork_server_is_restarted_with_its_data():
         server = sandbox.server_pid
         assert server is not None
         os.killpg(server, 9)  # whatever killed it, the node must keep evaluating
+        # SIGKILL lands asynchronously: a run sent before the server is dead may be answered
+        # by it, so wait until it has exited (a zombie until the sandbox reaps it)
+        wait_until(lambda: process_state(server) in ("Z", "X", None), timeout=10,
+                   what="the killed fork server to exit")
         assert text(sandbox.run(source, {}, [handle], LIMITS, 1 << 20)) == "sum=6"
         assert sandbox.server_pid != server
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, Z, ...), None once the pid is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def test_limits_cannot_be_raised_again(payload_sandbox):
