@@ -21,13 +21,14 @@ import pytest
 
 from wekacoin.client import competition as comp
 from wekacoin.client.chainclient import ChainClient
-from wekacoin.client.datasets import dataset_from_arrays, prepare_dataset, train_baseline
+from wekacoin.client.datasets import dataset_from_arrays, prepare_dataset
 from wekacoin.client.demo import to_onnx_bytes
 from wekacoin.crypto.keys import parse_address
 from wekacoin.evaluation.data import parse_split
 from wekacoin.evaluation.sandbox import ForkServerSandbox
 from wekacoin.testing.functional import NodeGroup
 from wekacoin.types.metric import Metric, TaskKind
+from wekacoin.types.tx import DataSchema
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,7 @@ HOSTING_FEE = 100_000
 PARTICIPATION_FEE = 1_000
 TRAINING_BLOCKS = 40
 LABEL = "malignant"
+WEAK_COLUMN = "mean_smoothness"
 
 
 def breast_cancer_csv() -> bytes:
@@ -44,6 +46,22 @@ def breast_cancer_csv() -> bytes:
     ds = load_breast_cancer()
     names = [n.replace(" ", "_") for n in ds.feature_names]
     return dataset_from_arrays(ds.data, ds.target, names, LABEL, TaskKind.CLASSIFICATION)
+
+
+def uninformative_baseline(features: np.ndarray, labels: np.ndarray, schema: DataSchema) -> bytes:
+    """The supplier's baseline: a decision stump that may only split on `mean_smoothness`,
+    which alone predicts the majority class (63 % of the data). The chain draws the test
+    groups at random, and a stump free to pick its column once scored as well as the best
+    model on the draw (the baseline was kept); this one every real model beats."""
+    from skl2onnx import to_onnx
+    from sklearn.tree import DecisionTreeClassifier
+
+    column = schema.feature_columns.index(WEAK_COLUMN)
+    only = np.zeros_like(features)
+    only[:, column] = features[:, column]
+    stump = DecisionTreeClassifier(max_depth=1, random_state=0).fit(only, labels)
+    return to_onnx(stump, features[:1].astype(np.float32), options={"zipmap": False},
+                   target_opset=17).SerializeToString()
 
 
 def models_of_three_qualities(features: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -105,7 +123,7 @@ def test_competition_pays_the_best_model_on_every_node(network: NodeGroup, tmp_p
         trainers = [ChainClient(nodes[i].rpc, network.wallet(f"trainer{i}")) for i in (1, 2, 3)]
         prepared = prepare_dataset(breast_cancer_csv(), LABEL, TaskKind.CLASSIFICATION, 10, seed=7)
         whole = parse_split(dict(enumerate(prepared.groups)), prepared.schema)
-        baseline = train_baseline(TaskKind.CLASSIFICATION, whole.features, whole.labels)
+        baseline = uninformative_baseline(whole.features, whole.labels, prepared.schema)
         supplier_ws = comp.Workspace(tmp_path / "supplier")
         task_id = comp.publish_task(
             supplier, supplier_ws, prepared, baseline, title="breast cancer, functional test",
