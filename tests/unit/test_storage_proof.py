@@ -30,6 +30,7 @@ from wekacoin.content.proof import (
     LeafPath,
     build_leaf_proof,
     build_leaf_proof_from_blocks,
+    clear_path_node_cache,
     leaf_count,
     verify_leaf_proof,
 )
@@ -300,6 +301,27 @@ def test_wrong_index_is_refused(js: JsDags, case_id: tuple[str, int]) -> None:
         others = {index - 1, index + 1, 0, last, last + 1, -1, 2**64} - {index}
         for other in sorted(others):
             assert _refused(case.cid, case.size, other, proof.nodes, proof.leaf), (index, other)
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS, ids=CASE_NAMES)
+def test_a_cached_path_node_changes_no_verdict(js: JsDags, case_id: tuple[str, int]) -> None:
+    """Decoded path nodes are cached by their digest: every check that depends on the proof
+    (the index, the size, the link followed, the leaf) still runs on a cached node."""
+    case = js.cases[case_id]
+    last = leaf_count(case.size) - 1
+    variants: list[tuple[object, object, object, object, object]] = []
+    for index, proof in case.proofs.items():
+        variants.append((case.cid, case.size, index, proof.nodes, proof.leaf))
+        for other in sorted({index - 1, index + 1, 0, last} - {index}):
+            variants.append((case.cid, case.size, other, proof.nodes, proof.leaf))
+        variants.append((case.cid, case.size + K, index, proof.nodes, proof.leaf))
+    cold = []
+    for variant in variants:
+        clear_path_node_cache()
+        cold.append(_refused(*variant))
+    warm = [_refused(*variant) for variant in variants]  # every node decoded once already
+    assert cold == warm
+    assert not cold[0] and any(cold)
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS, ids=CASE_NAMES)

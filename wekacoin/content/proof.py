@@ -28,7 +28,9 @@ Link Tsize values are bound by the hashes but not re-derived: they describe bloc
 which file bytes sit where.
 """
 
+import functools
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeGuard
@@ -188,7 +190,10 @@ def _check_node(
     if hashlib.sha256(block).digest() != digest:
         named_by = f"the link in path node {level - 1}" if level else "the CID"
         raise StorageProofError(f"{where} does not hash to the digest {named_by} names")
-    node = _decoded(block, where)
+    node = _PATH_NODES.get(digest)
+    if node is None:
+        node = _decoded(block, where)
+        _PATH_NODES.put(digest, node)
     height = depth - level  # leaves are at height 0
     want = _child_sizes(size, height, leaf_index // MAX_LINKS**height)
     if len(node.links) != len(want):
@@ -206,6 +211,44 @@ def _check_node(
     return link[-32:]
 
 
+class _NodeCache:
+    """Decoded path nodes by the SHA-256 digest their bytes were just checked against, so a
+    node is decoded once however many proofs pass through it (every validator challenged on
+    a popular blob sends its root). Content-addressed, so a hit is the same node; only nodes
+    that decoded are kept, and the checks that depend on the proof still run every time.
+    Oldest out first; shared by the threads that check proofs."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._nodes: dict[bytes, FileNode] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> FileNode | None:
+        with self._lock:
+            return self._nodes.get(digest)
+
+    def put(self, digest: bytes, node: FileNode) -> None:
+        with self._lock:
+            if len(self._nodes) >= self._capacity:
+                del self._nodes[next(iter(self._nodes))]
+            self._nodes[digest] = node
+
+    def clear(self) -> None:
+        with self._lock:
+            self._nodes.clear()
+
+
+PATH_NODE_CACHE = 4096
+"""Decoded path nodes kept (at most about 10 KB each)."""
+_PATH_NODES = _NodeCache(PATH_NODE_CACHE)
+
+
+def clear_path_node_cache() -> None:
+    """Forget every decoded path node (benchmarks measure a cold block)."""
+    _PATH_NODES.clear()
+
+
+@functools.lru_cache(maxsize=4096)
 def _child_sizes(size: int, height: int, index: int) -> tuple[int, ...]:
     """File bytes under each child of node `index` at `height` in the balanced layout."""
     child_bytes = MAX_LINKS ** (height - 1) * CHUNK_SIZE
